@@ -1,0 +1,1 @@
+"""The reasoning agent: plain Python, no Ray imports."""

@@ -1,0 +1,1 @@
+"""Benchmarks: the voice pipeline, speech-to-text models, and (later) coding."""

@@ -1,0 +1,103 @@
+"""Every failure the API reports, as `{"error": {"message", "type", "code"}}` with the right status."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray.serve.exceptions import BackPressureError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from deployments.audio import AudioTooLong, UndecodableAudio
+from deployments.llm import LanguageModelError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+
+    @property
+    def type(self) -> str:
+        return "invalid_request_error" if self.status < 500 else "server_error"
+
+
+def bad_request(message: str, code: str = "bad_request") -> ApiError:
+    return ApiError(400, message, code)
+
+
+def too_large(message: str) -> ApiError:
+    return ApiError(413, message, "too_large")
+
+
+def unsupported_media(message: str) -> ApiError:
+    return ApiError(415, message, "unsupported_media_type")
+
+
+def unprocessable(message: str) -> ApiError:
+    return ApiError(422, message, "invalid_fields")
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, "a valid API key is required (Authorization: Bearer <key>)", "unauthorized",
+                    {"WWW-Authenticate": "Bearer"})
+
+
+def busy(retry_after_s: int) -> ApiError:
+    return ApiError(503, "June is busy; retry shortly", "busy", {"Retry-After": str(retry_after_s)})
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    body = {"error": {"message": error.message, "type": error.type, "code": error.code}}
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+def as_api_error(exc: BaseException, retry_after_s: int) -> ApiError | None:
+    """Map a domain exception, also one re-raised through a Ray handle, to an API error."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, AudioTooLong):
+        return too_large(str(exc.args[0]) if exc.args else "the audio is too long")
+    if isinstance(exc, UndecodableAudio):
+        return bad_request(str(exc.args[0]) if exc.args else "the audio could not be decoded", "undecodable_audio")
+    if isinstance(exc, BackPressureError):
+        return busy(retry_after_s)
+    if isinstance(exc, LanguageModelError):
+        status = exc.status_code if 400 <= exc.status_code < 600 else 502
+        return ApiError(status, str(exc), "language_model_error")
+    return None
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(unprocessable(_validation_message(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(ApiError(exc.status_code, str(exc.detail), code, dict(exc.headers or {})))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        mapped = as_api_error(exc, retry_after_s)
+        if mapped is None:
+            log.exception("unhandled error")
+            mapped = ApiError(500, "internal error", "internal_error")
+        return error_response(mapped)

@@ -1,0 +1,84 @@
+"""Conversation history in SQLite, so a restarted graph keeps its context."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS turns (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+    content TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (user_id, conversation_id, id);
+"""
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str
+    content: str
+
+
+class ConversationStore:
+    """Turns keyed by (user, conversation): one user can never read another's conversation."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def append(self, user_id: str, conversation_id: str, user_text: str, assistant_text: str) -> None:
+        """Store one exchange atomically: a question is never kept without its answer."""
+        now = time.time()
+        with self._lock, self._db:
+            self._db.executemany(
+                "INSERT INTO turns (user_id, conversation_id, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (user_id, conversation_id, "user", user_text, now),
+                    (user_id, conversation_id, "assistant", assistant_text, now),
+                ],
+            )
+
+    def recent(self, user_id: str, conversation_id: str, max_turns: int, max_chars: int) -> list[Turn]:
+        """The newest turns, oldest first, within both budgets, starting on a user turn."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT role, content FROM turns WHERE user_id = ? AND conversation_id = ? ORDER BY id DESC LIMIT ?",
+                (user_id, conversation_id, max_turns),
+            ).fetchall()
+        kept: list[Turn] = []
+        used = 0
+        for role, content in rows:
+            used += len(content)
+            if used > max_chars:
+                break
+            kept.append(Turn(role, content))
+        kept.reverse()
+        while kept and kept[0].role != "user":
+            kept.pop(0)
+        return kept
+
+    def forget(self, user_id: str, conversation_id: str) -> int:
+        with self._lock, self._db:
+            cursor = self._db.execute(
+                "DELETE FROM turns WHERE user_id = ? AND conversation_id = ?", (user_id, conversation_id)
+            )
+        return cursor.rowcount
+
+    def close(self) -> None:
+        self._db.close()
+
+    def ping(self) -> None:
+        with self._lock:
+            self._db.execute("SELECT 1").fetchone()

@@ -1,0 +1,75 @@
+"""Sentence splitting for speech: whole texts, and text that arrives a token at a time."""
+
+from __future__ import annotations
+
+import re
+
+# A sentence ends at . ! ? or … followed by space, unless the dot ends a common abbreviation
+# or sits inside a number ("3.5"); blank lines and list items also end one.
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "no", "jr", "sr", "approx"}
+_BOUNDARY = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+_MARKDOWN = re.compile(r"(```[a-z]*|`|\*\*|__|^#+\s*|^\s*[-*•]\s+)", re.MULTILINE)
+MAX_SENTENCE_CHARS = 400
+
+
+def _ends_in_abbreviation(text: str) -> bool:
+    word = text.rstrip().rstrip(".").rsplit(None, 1)[-1].lower() if text.strip() else ""
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text into speakable sentences; very long ones are cut at commas or spaces."""
+    sentences: list[str] = []
+    pending = ""
+    position = 0
+    for match in _BOUNDARY.finditer(text):
+        piece = text[position : match.start()]
+        position = match.end()
+        pending = f"{pending} {piece}".strip() if pending else piece.strip()
+        if pending and not _ends_in_abbreviation(pending):
+            sentences.append(pending)
+            pending = ""
+    tail = f"{pending} {text[position:]}".strip()
+    if tail:
+        sentences.append(tail)
+    return [chunk for sentence in sentences for chunk in _cut_long(sentence)]
+
+
+def _cut_long(sentence: str) -> list[str]:
+    chunks: list[str] = []
+    while len(sentence) > MAX_SENTENCE_CHARS:
+        cut = sentence.rfind(", ", 0, MAX_SENTENCE_CHARS)
+        cut = cut + 1 if cut > 0 else sentence.rfind(" ", 0, MAX_SENTENCE_CHARS)
+        cut = cut if cut > 0 else MAX_SENTENCE_CHARS
+        chunks.append(sentence[:cut].strip())
+        sentence = sentence[cut:].strip()
+    if sentence:
+        chunks.append(sentence)
+    return chunks
+
+
+def speakable(text: str) -> str:
+    """Drop markdown marks that a voice would otherwise read out."""
+    return re.sub(r"[ \t]+", " ", _MARKDOWN.sub("", text)).strip()
+
+
+class SentenceBuffer:
+    """Collects streamed text deltas and hands out sentences as soon as they are complete."""
+
+    def __init__(self) -> None:
+        self._text = ""
+
+    def feed(self, delta: str) -> list[str]:
+        self._text += delta
+        last_boundary = None
+        for match in _BOUNDARY.finditer(self._text):
+            if not _ends_in_abbreviation(self._text[: match.start()]):
+                last_boundary = match
+        if last_boundary is None:
+            return []
+        complete, self._text = self._text[: last_boundary.start()], self._text[last_boundary.end() :]
+        return split_sentences(complete)
+
+    def flush(self) -> list[str]:
+        sentences, self._text = split_sentences(self._text), ""
+        return sentences

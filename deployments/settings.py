@@ -1,0 +1,66 @@
+"""The graph's one settings object, read from `JUNE_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are June, a friendly voice assistant. Answer in one to three short, plain sentences "
+    "that sound natural when read aloud."
+)
+
+
+class JuneSettings(BaseSettings):
+    """Everything the voice graph can be told. Each field is `JUNE_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="JUNE_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    dashboard_port: int = Field(8265, ge=1, le=65535)
+    api_key: SecretStr | None = None
+    data_dir: Path = Path("~/.local/share/june").expanduser()
+    models_dir: Path = Path("~/.cache/june/models").expanduser()
+    startup_timeout_s: float = 300.0
+
+    stt_model: str = "tiny.en"
+    stt_device: Literal["auto", "cpu", "cuda"] = "auto"
+    stt_compute_type: str = "auto"
+    stt_beam_size: int = Field(1, ge=1, le=10)
+    stt_cpu_threads: int = Field(1, ge=0)
+
+    llm_model: str = "smollm2"
+    llm_served_name: str = "june"
+    llm_device: Literal["auto", "cpu", "gpu"] = "auto"
+    llm_max_model_len: int = 2048
+    llm_dtype: str = "bfloat16"
+    llm_kv_cache_gib: int = Field(1, ge=1)
+    llm_max_cpu_model_gib: float = Field(
+        2.0, description="Refuse to load a model whose weights exceed this on a machine without a GPU."
+    )
+    llm_max_tokens: int = Field(160, ge=1)
+    llm_temperature: float = Field(0.3, ge=0.0, le=2.0)
+    llm_top_p: float = Field(0.9, gt=0.0, le=1.0)
+    llm_tool_call_parser: str | None = None
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+    tts_backend: Literal["piper"] = "piper"
+    tts_voice: str = "embedded"
+    tts_sentence_pause_s: float = Field(0.15, ge=0.0, le=2.0)
+
+    max_audio_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    max_audio_seconds: float = Field(300.0, gt=0)
+    max_text_chars: int = Field(4000, ge=1)
+    history_max_turns: int = Field(12, ge=0)
+    history_max_chars: int = Field(4000, ge=0)
+
+    max_inflight_requests: int = Field(64, ge=1)
+    retry_after_s: int = Field(2, ge=1)
+
+    @property
+    def history_db(self) -> Path:
+        return self.data_dir / "conversations.sqlite3"

@@ -1,0 +1,1 @@
+"""The June application graph and the command line that runs it."""
