@@ -12,7 +12,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
-from deployments.history import ConversationStore
+from deployments.history import ConversationStore, Turn
 from deployments.llm import chat_completion, chat_deltas
 from deployments.settings import JuneSettings
 
@@ -38,12 +38,7 @@ class Chat:
     def _request(self, utterance: Utterance) -> ChatCompletionRequest:
         messages = [{"role": "system", "content": self.settings.system_prompt}]
         if utterance.conversation_id:
-            history = self.store.recent(
-                utterance.user_id or ANONYMOUS,
-                utterance.conversation_id,
-                self.settings.history_max_turns,
-                self.settings.history_max_chars,
-            )
+            history = self.history(utterance.user_id, utterance.conversation_id)
             messages += [{"role": turn.role, "content": turn.content} for turn in history]
         messages.append({"role": "user", "content": utterance.text})
         return ChatCompletionRequest(
@@ -70,6 +65,11 @@ class Chat:
             parts.append(delta)
             yield delta
         self._remember(utterance, "".join(parts).strip())
+
+    def history(self, user_id: str | None, conversation_id: str) -> list[Turn]:
+        return self.store.recent(
+            user_id or ANONYMOUS, conversation_id, self.settings.history_max_turns, self.settings.history_max_chars
+        )
 
     def forget(self, user_id: str | None, conversation_id: str) -> int:
         return self.store.forget(user_id or ANONYMOUS, conversation_id)

@@ -20,6 +20,13 @@ EMBEDDED_VOICE = "embedded"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+GIB = 1024**3
+
+
+class ModelTooLargeForCpu(RuntimeError):
+    """A model that would not run usefully without a GPU was asked to load on CPU."""
+
+
 class ModelNotFound(RuntimeError):
     """A configured model is neither a path nor an embedded model that is installed."""
 
@@ -121,3 +128,14 @@ def weights_bytes(model_dir: Path) -> int:
     """Bytes of weight files in a Hugging Face folder: what loading it will take, roughly."""
     patterns = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
     return sum(f.stat().st_size for pattern in patterns for f in model_dir.glob(pattern))
+
+
+def ensure_fits_cpu(model_dir: Path, max_gib: float) -> None:
+    """Refuse, with the reason and the way out, a model too large to serve without a GPU."""
+    size = weights_bytes(model_dir)
+    if size > max_gib * GIB:
+        raise ModelTooLargeForCpu(
+            f"the LLM at {model_dir} has {size / GIB:.1f} GiB of weights, over the CPU limit of "
+            f"{max_gib:g} GiB (JUNE_LLM_MAX_CPU_MODEL_GIB), and no GPU is available. "
+            "Use a smaller model, or run June on a machine or cluster with a GPU (JUNE_LLM_DEVICE=gpu)."
+        )

@@ -14,15 +14,10 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.llm import LLMConfig, build_llm_deployment
 from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
 
-from deployments.embedded import resolve_llm, weights_bytes
+from deployments.embedded import ensure_fits_cpu, resolve_llm
 from deployments.settings import JuneSettings
 
-GIB = 1024**3
 LANGUAGE_MODEL = "LanguageModel"
-
-
-class ModelTooLargeForCpu(RuntimeError):
-    """A model that would not run usefully without a GPU was asked to load on CPU."""
 
 
 class LanguageModelError(RuntimeError):
@@ -35,13 +30,8 @@ class LanguageModelError(RuntimeError):
 
 def llm_config(settings: JuneSettings, on_gpu: bool) -> LLMConfig:
     model_dir = resolve_llm(settings.llm_model, settings.models_dir)
-    size = weights_bytes(model_dir)
-    if not on_gpu and size > settings.llm_max_cpu_model_gib * GIB:
-        raise ModelTooLargeForCpu(
-            f"the LLM at {model_dir} has {size / GIB:.1f} GiB of weights, over the CPU limit of "
-            f"{settings.llm_max_cpu_model_gib:g} GiB (JUNE_LLM_MAX_CPU_MODEL_GIB), and this cluster has no GPU. "
-            "Use a smaller model, or run June on a machine or cluster with a GPU."
-        )
+    if not on_gpu:
+        ensure_fits_cpu(model_dir, settings.llm_max_cpu_model_gib)
     engine_kwargs: dict[str, Any] = {"dtype": settings.llm_dtype, "max_model_len": settings.llm_max_model_len}
     if settings.llm_tool_call_parser:
         engine_kwargs |= {"enable_auto_tool_choice": True, "tool_call_parser": settings.llm_tool_call_parser}

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 
-from deployments.embedded import ModelNotFound, resolve_llm, resolve_piper_voice, resolve_whisper
-from deployments.llm import ModelTooLargeForCpu
+from pydantic import ValidationError
+
+from deployments.embedded import (
+    ModelNotFound,
+    ModelTooLargeForCpu,
+    resolve_llm,
+    resolve_piper_voice,
+    resolve_whisper,
+)
 from deployments.settings import JuneSettings
+from graphs.launch import deploy, start_ray, stop
 
 log = logging.getLogger("june")
-APP_NAME = "june"
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0"}
 
 
 def prepare(settings: JuneSettings) -> None:
@@ -35,50 +37,18 @@ def prepare(settings: JuneSettings) -> None:
         print(f"{path} ({time.perf_counter() - started:.1f} s)", flush=True)
 
 
-def wait_until_healthy(url: str, timeout_s: float, api_key: str | None) -> dict:
-    deadline = time.monotonic() + timeout_s
-    last_error = "no answer yet"
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=10) as response:
-                body = json.load(response)
-                if body.get("status") == "ok":
-                    return body
-                last_error = json.dumps(body)
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            last_error = str(error)
-        time.sleep(1)
-    raise TimeoutError(f"June did not become healthy in {timeout_s:.0f} s: {last_error}")
-
-
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
 def serve_forever(settings: JuneSettings) -> None:
-    os.environ.update({k: v for k, v in RAY_ENV.items() if k not in os.environ})
-    import ray
-    from ray import serve
-
-    from graphs.voice import build_app
-
     prepare(settings)
-    print("starting Ray (dashboard on "
-          f"http://127.0.0.1:{settings.dashboard_port}) ...", flush=True)
-    ray.init(
-        address="local",
-        include_dashboard=True,
-        dashboard_host="127.0.0.1",
-        dashboard_port=settings.dashboard_port,
-        log_to_driver=False,
-    )
+    print(f"starting Ray; its dashboard will be on http://127.0.0.1:{settings.dashboard_port}", flush=True)
+    start_ray(dashboard_port=settings.dashboard_port)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        serve.start(http_options={"host": settings.host, "port": settings.port})
         print("deploying the graph (the language model takes 30-60 s on CPU) ...", flush=True)
-        serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
-        url = f"http://{settings.host}:{settings.port}"
-        wait_until_healthy(url, settings.startup_timeout_s, None)
+        url = deploy(settings)
         print(f"June is ready on {url}", flush=True)
         while True:
             signal.pause()
@@ -86,8 +56,7 @@ def serve_forever(settings: JuneSettings) -> None:
         pass
     finally:
         print("shutting down ...", flush=True)
-        serve.shutdown()
-        ray.shutdown()
+        stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,13 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("prepare", help="resolve and convert the configured models (once)")
     commands.add_parser("serve", help="run the graph in the foreground until Ctrl-C")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='{"level": "%(levelname)s", "logger": "%(name)s", "message": "%(message)s"}')
+    logging.basicConfig(
+        level=logging.INFO,
+        format='{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": "%(message)s"}',
+    )
     try:
         settings = JuneSettings()
         if args.command == "prepare":
             prepare(settings)
         else:
             serve_forever(settings)
+    except ValidationError as error:
+        problems = "; ".join(f"JUNE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        print(f"june: invalid settings: {problems}", file=sys.stderr)
+        return 2
     except (ModelNotFound, ModelTooLargeForCpu, TimeoutError) as error:
         print(f"\njune: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,58 @@
+"""One real June graph per test session: Ray local, Serve on a free loopback port, real models."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deployments.settings import JuneSettings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Graph:
+    url: str
+    settings: JuneSettings
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def graph_settings(tmp_path_factory: pytest.TempPathFactory) -> JuneSettings:
+    return JuneSettings(
+        port=free_port(),
+        data_dir=Path(tmp_path_factory.mktemp("june-data")),
+        max_audio_bytes=2 * 1024 * 1024,
+        max_audio_seconds=20,
+        max_text_chars=2000,
+        startup_timeout_s=420,
+        llm_temperature=0.0,  # greedy decoding: the same question gets the same answer in every run
+    )
+
+
+@pytest.fixture(scope="session")
+def graph(graph_settings: JuneSettings) -> Iterator[Graph]:
+    from graphs.launch import deploy, start_ray, stop
+
+    start_ray()
+    try:
+        yield Graph(deploy(graph_settings), graph_settings)
+    finally:
+        stop()
+
+
+@pytest.fixture()
+def client(graph: Graph) -> Iterator[httpx.Client]:
+    with graph.client() as http:
+        yield http

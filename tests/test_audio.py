@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deployments.audio import AUDIO_FORMATS, AudioTooLong, Pcm, UndecodableAudio, decode, encode
+from tests.speech import encode_in_container
+
+
+def tone(seconds: float = 1.0, rate: int = 22_050) -> Pcm:
+    t = np.arange(int(seconds * rate)) / rate
+    return Pcm((0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+
+
+@pytest.mark.parametrize("audio_format", [f for f in AUDIO_FORMATS if f != "pcm"])
+def test_every_format_round_trips_with_its_duration(audio_format: str) -> None:
+    decoded = decode(encode(tone(1.0), audio_format))
+    assert decoded.sample_rate == 16_000
+    assert decoded.duration_s == pytest.approx(1.0, abs=0.1)
+    assert decoded.samples.dtype == np.float32 and np.abs(decoded.samples).max() <= 1.0
+
+
+def test_ogg_is_opus_at_48_khz() -> None:
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(encode(tone(), "ogg"))) as container:
+        stream = container.streams.audio[0]
+        assert (container.format.name, stream.codec_context.name, stream.sample_rate) == ("ogg", "opus", 48_000)
+
+
+def test_pcm_is_raw_s16() -> None:
+    assert len(encode(tone(1.0, 16_000), "pcm")) == 2 * 16_000
+
+
+@pytest.mark.parametrize(("container", "codec"), [("mp4", "aac"), ("webm", "libopus")])
+def test_phone_containers_decode(container: str, codec: str) -> None:
+    assert decode(encode_in_container(tone(1.0), container, codec)).duration_s == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("data", [b"", b"RIFF", b"OggS" + bytes(100), bytes(range(256)) * 10])
+def test_garbage_is_undecodable(data: bytes) -> None:
+    with pytest.raises(UndecodableAudio):
+        decode(data)
+
+
+def test_duration_limit_stops_decoding_early() -> None:
+    with pytest.raises(AudioTooLong, match="longer than 2 s"):
+        decode(encode(tone(5.0), "ogg"), max_seconds=2)
+
+
+def test_unknown_output_format() -> None:
+    with pytest.raises(ValueError, match="unsupported"):
+        encode(tone(), "midi")

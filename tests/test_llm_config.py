@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deployments.embedded import ModelTooLargeForCpu
+from deployments.llm import llm_config
+from deployments.settings import JuneSettings
+from graphs.voice import build_app
+
+
+@pytest.fixture()
+def big_model(tmp_path: Path) -> Path:
+    (tmp_path / "config.json").write_text("{}")
+    with open(tmp_path / "model.safetensors", "wb") as weights:
+        weights.truncate(8 * 1024**3)
+    return tmp_path
+
+
+def test_cpu_config_matches_what_runs_on_vllm_cpu() -> None:
+    config = llm_config(JuneSettings(), on_gpu=False)
+    assert config.accelerator_config.kind == "cpu"
+    assert config.engine_kwargs["enforce_eager"] and config.engine_kwargs["distributed_executor_backend"] == "uni"
+    assert config.runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert config.placement_group_config == {"bundles": [{"CPU": 1}]}
+    assert config.model_id == "june"
+
+
+def test_large_model_is_refused_on_cpu_before_anything_starts(big_model: Path) -> None:
+    settings = JuneSettings(llm_model=str(big_model), llm_device="cpu")
+    with pytest.raises(ModelTooLargeForCpu, match="8.0 GiB"):
+        build_app(settings)
+
+
+def test_large_model_is_accepted_for_a_gpu(big_model: Path) -> None:
+    config = llm_config(JuneSettings(llm_model=str(big_model), llm_tool_call_parser="hermes"), on_gpu=True)
+    assert config.accelerator_config.kind == "gpu"
+    assert "enforce_eager" not in config.engine_kwargs
+    assert config.engine_kwargs["tool_call_parser"] == "hermes"

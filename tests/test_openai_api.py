@@ -1,0 +1,79 @@
+"""An unmodified `openai` client pointed at June."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.speech import decoded_seconds, say, words
+
+
+@pytest.fixture()
+def june(graph) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{graph.url}/v1", api_key="unused", timeout=120, max_retries=0)
+
+
+def test_models_lists_june(june: openai.OpenAI, graph) -> None:
+    assert [m.id for m in june.models.list()] == [graph.settings.llm_served_name]
+
+
+def test_transcriptions(june: openai.OpenAI) -> None:
+    text = june.audio.transcriptions.create(model="whisper-1", file=("q.mp3", say("Turn on the lights.", "mp3")))
+    assert {"turn", "lights"} <= words(text.text)
+
+
+def test_verbose_transcription_has_segments(june: openai.OpenAI) -> None:
+    result = june.audio.transcriptions.create(
+        model="whisper-1", file=("q.flac", say("Good morning June.", "flac")), response_format="verbose_json")
+    assert result.language == "en" and result.duration > 0.5
+    assert result.segments and "morning" in words(result.text)
+
+
+@pytest.mark.parametrize("response_format", ["mp3", "opus", "wav", "flac", "aac"])
+def test_speech(june: openai.OpenAI, response_format: str) -> None:
+    audio = june.audio.speech.create(model="tts-1", voice="alloy", input="Hello from June.",
+                                     response_format=response_format)
+    assert decoded_seconds(audio.content) > 0.5
+
+
+def test_chat_completion(june: openai.OpenAI, graph) -> None:
+    completion = june.chat.completions.create(
+        model=graph.settings.llm_served_name, max_tokens=30,
+        messages=[{"role": "system", "content": "Answer briefly."},
+                  {"role": "user", "content": "What is the capital of France?"}])
+    assert completion.choices[0].message.content.strip()
+    assert completion.usage.completion_tokens <= 30
+
+
+def test_chat_completion_stream(june: openai.OpenAI, graph) -> None:
+    stream = june.chat.completions.create(
+        model=graph.settings.llm_served_name, max_tokens=20, stream=True,
+        messages=[{"role": "user", "content": "Count to five."}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(chunks) > 2 and text.strip()
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
+def test_tools_are_passed_through(june: openai.OpenAI, graph) -> None:
+    """Tool definitions reach vLLM; without a tool parser configured it answers in text."""
+    tools = [{"type": "function", "function": {
+        "name": "get_time", "description": "The current time", "parameters": {"type": "object", "properties": {}}}}]
+    completion = june.chat.completions.create(
+        model=graph.settings.llm_served_name, max_tokens=20, tools=tools, tool_choice="none",
+        messages=[{"role": "user", "content": "What time is it?"}])
+    assert completion.choices[0].message.content is not None
+
+
+def test_unknown_model_is_a_clear_404(june: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError, match="does not exist"):
+        june.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_engine_errors_keep_their_status(june: openai.OpenAI, graph) -> None:
+    with pytest.raises(openai.BadRequestError, match="max_tokens"):
+        june.chat.completions.create(model=graph.settings.llm_served_name, max_tokens=100_000,
+                                     messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError, match="max_tokens"):
+        list(june.chat.completions.create(model=graph.settings.llm_served_name, max_tokens=100_000, stream=True,
+                                          messages=[{"role": "user", "content": "hi"}]))
