@@ -33,7 +33,8 @@ from deployments.settings import JuneSettings
 from deployments.stt import Transcriber
 from deployments.tts import Synthesizer, load_backend
 
-VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+# vLLM on CPU in this process; one OpenMP thread, as Ray gives the graph's replicas (num_cpus <= 1).
+DIRECT_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1"}
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0"}
 STAGES = ("stt", "think", "tts", "voice_to_voice")
 TARGET_VOICE_TO_VOICE_MS = 2000.0
@@ -246,7 +247,9 @@ def first_audio_ms(client: httpx.Client, url: str, sample: SpeechSample) -> floa
     return first
 
 
-def measure_graph(url: str, settings: JuneSettings, samples: list[SpeechSample], repetitions: int) -> tuple[Timings, list[float]]:
+def measure_graph(
+    url: str, settings: JuneSettings, samples: list[SpeechSample], repetitions: int
+) -> tuple[Timings, list[float]]:
     """Stage timings of /v1/voice and time to first audio of /v1/voice/stream, after a warm-up of both."""
     timings: Timings = {stage: [] for stage in (*STAGES, "server_total")}
     first_audio: list[float] = []
@@ -293,7 +296,8 @@ async def measure_throughput(
         wall_s = time.perf_counter() - started
     if not latencies:
         raise RuntimeError(f"all {requests} requests at concurrency {concurrency} failed")
-    return Throughput(concurrency, requests, errors, round(wall_s, 2), round(len(latencies) / wall_s, 3), stat(latencies))
+    requests_per_s = round(len(latencies) / wall_s, 3)
+    return Throughput(concurrency, requests, errors, round(wall_s, 2), requests_per_s, stat(latencies))
 
 
 def cpu_model() -> str:
@@ -337,9 +341,9 @@ def build_report(
     overhead = {stage: round(graph_stats[stage].median_ms / direct_stats[stage].median_ms, 3) for stage in STAGES}
     first_audio_stat = stat(first_audio)
     targets = [
-        Target("voice-to-voice median (ms)", TARGET_VOICE_TO_VOICE_MS, graph_stats["voice_to_voice"].median_ms,
+        Target("graph voice-to-voice median (ms)", TARGET_VOICE_TO_VOICE_MS, graph_stats["voice_to_voice"].median_ms,
                graph_stats["voice_to_voice"].median_ms <= TARGET_VOICE_TO_VOICE_MS),
-        Target("time to first audio median (ms)", TARGET_FIRST_AUDIO_MS, first_audio_stat.median_ms,
+        Target("graph time to first audio median (ms)", TARGET_FIRST_AUDIO_MS, first_audio_stat.median_ms,
                first_audio_stat.median_ms <= TARGET_FIRST_AUDIO_MS),
         Target("graph overhead on voice-to-voice (ratio - 1)", TARGET_OVERHEAD,
                round(overhead["voice_to_voice"] - 1, 3), overhead["voice_to_voice"] - 1 <= TARGET_OVERHEAD),
@@ -380,7 +384,9 @@ def plot(report: Report, path: Path) -> None:
     stages_axis.legend()
 
     fa = report.first_audio
-    first_axis.bar(["first audio"], [fa.median_ms], yerr=[[0], [fa.p95_ms - fa.median_ms]], capsize=3, color="tab:green")
+    bars = first_axis.bar([0], [fa.median_ms], yerr=[[0], [fa.p95_ms - fa.median_ms]], capsize=3, color="tab:green")
+    first_axis.bar_label(bars, fmt="%.0f", fontsize=8)
+    first_axis.set_xticks([0], ["median, whisker to p95"])
     first_axis.axhline(TARGET_FIRST_AUDIO_MS, color="red", linestyle="--", label="target")
     first_axis.set_title("time to first audio (stream)")
     first_axis.legend()
@@ -393,6 +399,7 @@ def plot(report: Report, path: Path) -> None:
     throughput_axis.set_ylabel("requests/s")
     latency_axis = throughput_axis.twinx()
     latency_axis.plot(levels, [t.latency.median_ms for t in report.throughput], "o-", color="black")
+    latency_axis.set_ylim(bottom=0)
     latency_axis.set_ylabel("median latency (ms)")
     throughput_axis.set_title("/v1/voice throughput")
 
@@ -404,17 +411,20 @@ def plot(report: Report, path: Path) -> None:
 
 
 def summary(report: Report) -> str:
+    def pair(s: Stat) -> str:
+        return f"{s.median_ms:.0f} / {s.p95_ms:.0f}"
+
     lines = [f"{'stage':<16}{'direct median/p95 ms':>24}{'graph median/p95 ms':>24}{'graph/direct':>14}"]
     for stage in STAGES:
-        d, g = report.direct[stage], report.graph[stage]
-        lines.append(f"{stage:<16}{f'{d.median_ms:.0f} / {d.p95_ms:.0f}':>24}{f'{g.median_ms:.0f} / {g.p95_ms:.0f}':>24}"
+        lines.append(f"{stage:<16}{pair(report.direct[stage]):>24}{pair(report.graph[stage]):>24}"
                      f"{report.overhead[stage]:>14.2f}")
-    lines.append(f"time to first audio: median {report.first_audio.median_ms:.0f} ms, p95 {report.first_audio.p95_ms:.0f} ms")
+    lines.append(f"time to first audio (median / p95 ms): {pair(report.first_audio)}")
     for t in report.throughput:
         lines.append(f"concurrency {t.concurrency}: {t.requests_per_s:.2f} req/s, median latency "
                      f"{t.latency.median_ms:.0f} ms ({t.errors} errors)")
     for target in report.targets:
-        lines.append(f"{'PASS' if target.passed else 'FAIL'}  {target.name}: {target.measured:g} (limit {target.limit:g})")
+        verdict = "PASS" if target.passed else "FAIL"
+        lines.append(f"{verdict}  {target.name}: {target.measured:g} (limit {target.limit:g})")
     return "\n".join(lines)
 
 
@@ -431,15 +441,15 @@ def main() -> None:
     if load_at_start > BUSY_LOAD:
         print(f"warning: the 1-minute load average is {load_at_start}; other work on this machine will skew timings",
               flush=True)
-    os.environ.update(VLLM_ENV)
+    clean_env = dict(os.environ)
+    os.environ.update(DIRECT_ENV)
     settings = JuneSettings()
     samples = speak_samples(QUESTIONS[: plan.questions], settings)
     print(f"{len(samples)} questions, {sum(s.duration_s for s in samples) / len(samples):.1f} s long on average",
           flush=True)
 
-    clean_env = dict(os.environ)
     direct = measure_direct(settings, samples, plan.repetitions)
-    # vLLM leaves LD_PRELOAD and its own variables behind; Ray's workers must not inherit them.
+    # Ray's workers inherit this environment: not DIRECT_ENV, nor the LD_PRELOAD and variables vLLM left.
     os.environ.clear()
     os.environ.update(clean_env)
 
@@ -447,8 +457,9 @@ def main() -> None:
         graph, first_audio = measure_graph(url, settings, samples, plan.repetitions)
         throughput = []
         for concurrency in plan.concurrency:
-            throughput.append(asyncio.run(measure_throughput(url, settings, samples, concurrency, plan.requests_per_level)))
-            print(f"[graph] concurrency {concurrency}: {throughput[-1].requests_per_s:.2f} req/s", flush=True)
+            level = asyncio.run(measure_throughput(url, settings, samples, concurrency, plan.requests_per_level))
+            print(f"[graph] concurrency {concurrency}: {level.requests_per_s:.2f} req/s", flush=True)
+            throughput.append(level)
 
     report = build_report(settings, load_at_start, plan, samples, direct, graph, first_audio, throughput)
     (args.output / "pipeline.json").write_text(json.dumps(asdict(report), indent=2) + "\n")

@@ -27,11 +27,12 @@ from deployments.audio import MEDIA_TYPES
 from deployments.chat import Utterance
 from deployments.errors import (
     ApiError,
-    as_api_error,
     bad_request,
     busy,
+    describe_validation_errors,
     error_response,
     install_error_handlers,
+    mid_stream_error,
     too_large,
     unauthorized,
     unprocessable,
@@ -135,9 +136,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline) -> FastAPI:
         try:
             return model.model_validate(payload)
         except ValidationError as error:
-            raise unprocessable("; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()[:5]
-            )) from None
+            raise unprocessable(describe_validation_errors(error.errors())) from None
 
     async def read_audio_form(request: Request, file_field: str) -> tuple[bytes, dict[str, str]]:
         content_type = request.headers.get("content-type", "")
@@ -165,7 +164,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline) -> FastAPI:
         try:
             return VoiceForm.model_validate({k: v for k, v in fields.items() if k in VoiceForm.model_fields})
         except ValidationError as error:
-            raise unprocessable("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors()[:5])) from None
+            raise unprocessable(describe_validation_errors(error.errors())) from None
 
     def check_text(text: str) -> str:
         if not text.strip():
@@ -271,8 +270,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline) -> FastAPI:
                 async for chunk in chunks:
                     yield f"data: {json.dumps(chunk)}\n\n"
             except Exception as error:
-                mapped = as_api_error(error, settings.retry_after_s) or ApiError(500, "generation failed", "internal_error")
-                yield f"data: {json.dumps({'error': {'message': mapped.message, 'type': mapped.type, 'code': mapped.code}})}\n\n"
+                yield f"data: {json.dumps(mid_stream_error(error, settings.retry_after_s))}\n\n"
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(sse(), media_type="text/event-stream")
@@ -342,8 +340,7 @@ async def _stream_voice_reply(
         yield _sse("done", {"transcript": transcript.text, "reply": "".join(reply_parts).strip(),
                             "timings_ms": clock.total()})
     except Exception as error:
-        mapped = as_api_error(error, settings.retry_after_s) or ApiError(500, "the reply failed", "internal_error")
-        yield _sse("error", {"error": {"message": mapped.message, "type": mapped.type, "code": mapped.code}})
+        yield _sse("error", mid_stream_error(error, settings.retry_after_s))
     finally:
         for task in tasks:
             task.cancel()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -51,9 +53,19 @@ def busy(retry_after_s: int) -> ApiError:
     return ApiError(503, "June is busy; retry shortly", "busy", {"Retry-After": str(retry_after_s)})
 
 
+def error_body(error: ApiError) -> dict:
+    return {"error": {"message": error.message, "type": error.type, "code": error.code}}
+
+
 def error_response(error: ApiError) -> JSONResponse:
-    body = {"error": {"message": error.message, "type": error.type, "code": error.code}}
-    return JSONResponse(body, status_code=error.status, headers=error.headers)
+    return JSONResponse(error_body(error), status_code=error.status, headers=error.headers)
+
+
+def mid_stream_error(exc: BaseException, retry_after_s: int) -> dict:
+    """The error body for a failure after a stream's headers were sent (so no status code)."""
+    if as_api_error(exc, retry_after_s) is None:
+        log.exception("stream failed", exc_info=exc)
+    return error_body(as_api_error(exc, retry_after_s) or ApiError(500, "the reply failed", "internal_error"))
 
 
 def as_api_error(exc: BaseException, retry_after_s: int) -> ApiError | None:
@@ -72,9 +84,10 @@ def as_api_error(exc: BaseException, retry_after_s: int) -> ApiError | None:
     return None
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """pydantic's errors as one line a client can act on: `field: problem; field: problem`."""
     parts = []
-    for error in exc.errors()[:5]:
+    for error in list(errors)[:5]:
         location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
         parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
@@ -87,7 +100,7 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(unprocessable(_validation_message(exc)))
+        return error_response(unprocessable(describe_validation_errors(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

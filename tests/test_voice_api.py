@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import time
 
 import av
 import httpx
@@ -19,7 +21,7 @@ QUESTION = "What is the capital of France?"
 
 
 def opus_stream_facts(data: bytes) -> tuple[str, str, int, int]:
-    with av.open(__import__("io").BytesIO(data)) as container:
+    with av.open(io.BytesIO(data)) as container:
         stream = container.streams.audio[0]
         return container.format.name, stream.codec_context.name, stream.sample_rate, stream.channels
 
@@ -156,3 +158,16 @@ def test_history_is_kept_per_user_and_survives_a_chat_replica_restart(graph, cli
     response = client.post("/v1/chat", json={"text": "Where do I live?", "user_id": "ada", "conversation_id": "c-1"})
     assert response.status_code == 200
     assert len(serve.get_deployment_handle("Chat", app_name=APP_NAME).history.remote("ada", "c-1").result()) == 6
+
+
+def test_stage_latencies_are_exported_as_a_serve_metric(client: httpx.Client) -> None:
+    assert client.post("/v1/chat", json={"text": "Hello!", "speak": True}).status_code == 200
+    port = ray.nodes()[0]["MetricsExportPort"]
+    deadline = time.monotonic() + 60
+    exported = ""
+    while time.monotonic() < deadline and 'stage="tts"' not in exported:
+        time.sleep(2)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        exported = "\n".join(line for line in metrics.splitlines() if line.startswith("ray_june_stage_latency_ms"))
+    for stage in ("stt", "think", "tts", "total"):
+        assert f'stage="{stage}"' in exported, exported[:2000]
