@@ -22,7 +22,8 @@ from deployments.settings import JuneSettings
 from deployments.stt import Transcriber
 
 MODELS = ("tiny.en", "base")
-REPETITIONS = 3
+# Piper's speech varies from one synthesis to the next: several renditions steady the error rate.
+RENDITIONS = 3
 SENTENCES = (
     "Hello there.",
     "Turn off the lights.",
@@ -80,20 +81,18 @@ def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
 
 
 def measure_model(model: str, samples: list[SpeechSample]) -> ModelResult:
-    """Load one Whisper model, warm it up, and transcribe every sample REPETITIONS times."""
+    """Load one Whisper model, warm it up, and transcribe every sample."""
     started = time.perf_counter()
     transcriber = Transcriber(JuneSettings(stt_model=model))
     load_s = time.perf_counter() - started
     transcriber.transcribe_bytes(samples[0].ogg)
     results = []
     for sample in samples:
-        latencies = []
-        for _ in range(REPETITIONS):
-            started = time.perf_counter()
-            transcript = transcriber.transcribe_bytes(sample.ogg).text
-            latencies.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        transcript = transcriber.transcribe_bytes(sample.ogg).text
+        latency_ms = (time.perf_counter() - started) * 1000
         reference = words(sample.text)
-        results.append(SampleResult(sample.text, transcript, sample.duration_s, statistics.median(latencies),
+        results.append(SampleResult(sample.text, transcript, sample.duration_s, latency_ms,
                                     edit_distance(reference, words(transcript)), len(reference)))
     return ModelResult(
         model=model,
@@ -121,9 +120,10 @@ def plot(results: list[ModelResult], path: Path) -> None:
     figure, axes = plt.subplots(1, len(panels), figsize=(13, 3.6))
     for axis, (title, values) in zip(axes, panels):
         bars = axis.bar(names, values, color=["tab:blue", "tab:orange"])
-        axis.bar_label(bars, fmt="%.3g")
+        axis.bar_label(bars, fmt="%.4g")
         axis.set_title(title)
-    figure.suptitle(f"Whisper models on {len(results[0].samples)} Piper-spoken sentences ({os.cpu_count()} CPUs)")
+    figure.suptitle(f"Whisper models on {len(SENTENCES)} Piper-spoken sentences x {RENDITIONS} renditions "
+                    f"({os.cpu_count()} CPUs)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -136,15 +136,15 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
 
     settings = JuneSettings()
-    print(f"speaking {len(SENTENCES)} sentences with Piper ...", flush=True)
-    samples = speak_samples(SENTENCES, settings)
+    print(f"speaking {len(SENTENCES)} sentences {RENDITIONS} times each with Piper ...", flush=True)
+    samples = speak_samples([text for text in SENTENCES for _ in range(RENDITIONS)], settings)
     results = []
     for model in MODELS:
         print(f"measuring whisper {model} ...", flush=True)
-        results.append(measure_model(model, samples))
-        r = results[-1]
-        print(f"  WER {r.wer:.1%}  load {r.load_s:.2f} s  median {r.median_latency_ms:.0f} ms  "
-              f"RTF {r.real_time_factor:.2f}", flush=True)
+        result = measure_model(model, samples)
+        print(f"  WER {result.wer:.1%}  load {result.load_s:.2f} s  median {result.median_latency_ms:.0f} ms  "
+              f"RTF {result.real_time_factor:.2f}", flush=True)
+        results.append(result)
 
     most_accurate = min(results, key=lambda r: r.wer).model
     fastest = min(results, key=lambda r: r.median_latency_ms).model
@@ -152,8 +152,10 @@ def main() -> None:
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "settings": {"stt_cpu_threads": settings.stt_cpu_threads, "stt_beam_size": settings.stt_beam_size,
-                     "stt_compute_type": settings.stt_compute_type, "repetitions": REPETITIONS},
-        "audio_s": sum(s.duration_s for s in samples),
+                     "stt_compute_type": settings.stt_compute_type},
+        "sentences": len(SENTENCES),
+        "renditions": RENDITIONS,
+        "audio_s": round(sum(s.duration_s for s in samples), 1),
         "most_accurate": most_accurate,
         "fastest": fastest,
         "models": [asdict(r) for r in results],

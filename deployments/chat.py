@@ -47,6 +47,8 @@ class Chat:
             max_tokens=self.settings.llm_max_tokens,
             temperature=self.settings.llm_temperature,
             top_p=self.settings.llm_top_p,
+            repetition_penalty=self.settings.llm_repetition_penalty,
+            seed=self.settings.llm_seed,
         )
 
     def _remember(self, utterance: Utterance, reply: str) -> None:

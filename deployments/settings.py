@@ -45,6 +45,8 @@ class JuneSettings(BaseSettings):
     llm_max_tokens: int = Field(160, ge=1)
     llm_temperature: float = Field(0.3, ge=0.0, le=2.0)
     llm_top_p: float = Field(0.9, gt=0.0, le=1.0)
+    llm_repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    llm_seed: int | None = Field(None, description="Fixed sampling seed, for reproducible replies.")
     llm_tool_call_parser: str | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
