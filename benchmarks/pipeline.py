@@ -43,6 +43,8 @@ TARGET_OVERHEAD = 0.10
 HTTP_TIMEOUT_S = 120.0
 BUSY_LOAD = 0.5
 VOICE_FORM = {"reply_format": "ogg"}
+# Unless JUNE_LLM_SEED says otherwise: both paths and every repetition get the same reply to a question.
+DEFAULT_SEED = 7
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,11 @@ class DirectPipeline:
             distributed_executor_backend="uni",
         )
         self.sampling = SamplingParams(
-            max_tokens=settings.llm_max_tokens, temperature=settings.llm_temperature, top_p=settings.llm_top_p
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+            top_p=settings.llm_top_p,
+            repetition_penalty=settings.llm_repetition_penalty,
+            seed=settings.llm_seed,
         )
 
     def answer(self, ogg: bytes) -> tuple[str, dict[str, float]]:
@@ -323,6 +329,9 @@ def machine_facts(settings: JuneSettings, load_at_start: float) -> dict[str, str
         "stt_model": f"{settings.stt_model} ({resolve_whisper(settings.stt_model, settings.models_dir)})",
         "llm_model": f"{settings.llm_model} ({resolve_llm(settings.llm_model, settings.models_dir)})",
         "tts_voice": f"{settings.tts_voice} ({resolve_piper_voice(settings.tts_voice)})",
+        "llm_sampling": f"temperature {settings.llm_temperature}, top_p {settings.llm_top_p}, "
+        f"repetition_penalty {settings.llm_repetition_penalty}, seed {settings.llm_seed}, "
+        f"max_tokens {settings.llm_max_tokens}",
     }
 
 
@@ -376,7 +385,7 @@ def plot(report: Report, path: Path) -> None:
         medians = [stats[stage].median_ms for stage in STAGES]
         spread = [[0] * len(STAGES), [stats[stage].p95_ms - stats[stage].median_ms for stage in STAGES]]
         bars = stages_axis.bar(positions + offset, medians, 0.4, yerr=spread, capsize=3, label=label)
-        stages_axis.bar_label(bars, fmt="%.0f", fontsize=8)
+        stages_axis.bar_label(bars, fmt="%.0f", fontsize=8, label_type="center")
     stages_axis.axhline(TARGET_VOICE_TO_VOICE_MS, color="red", linestyle="--", label="voice-to-voice target")
     stages_axis.set_xticks(positions, STAGES)
     stages_axis.set_ylabel("ms (median, whisker to p95)")
@@ -385,7 +394,7 @@ def plot(report: Report, path: Path) -> None:
 
     fa = report.first_audio
     bars = first_axis.bar([0], [fa.median_ms], yerr=[[0], [fa.p95_ms - fa.median_ms]], capsize=3, color="tab:green")
-    first_axis.bar_label(bars, fmt="%.0f", fontsize=8)
+    first_axis.bar_label(bars, fmt="%.0f", fontsize=8, label_type="center")
     first_axis.set_xticks([0], ["median, whisker to p95"])
     first_axis.axhline(TARGET_FIRST_AUDIO_MS, color="red", linestyle="--", label="target")
     first_axis.set_title("time to first audio (stream)")
@@ -393,7 +402,7 @@ def plot(report: Report, path: Path) -> None:
 
     levels = np.arange(len(report.throughput))
     bars = throughput_axis.bar(levels, [t.requests_per_s for t in report.throughput], color="tab:purple")
-    throughput_axis.bar_label(bars, fmt="%.2f", fontsize=8)
+    throughput_axis.bar_label(bars, fmt="%.2f", fontsize=8, label_type="center")
     throughput_axis.set_xticks(levels, [str(t.concurrency) for t in report.throughput])
     throughput_axis.set_xlabel("concurrent clients")
     throughput_axis.set_ylabel("requests/s")
@@ -444,6 +453,8 @@ def main() -> None:
     clean_env = dict(os.environ)
     os.environ.update(DIRECT_ENV)
     settings = JuneSettings()
+    if settings.llm_seed is None:
+        settings = settings.model_copy(update={"llm_seed": DEFAULT_SEED})
     samples = speak_samples(QUESTIONS[: plan.questions], settings)
     print(f"{len(samples)} questions, {sum(s.duration_s for s in samples) / len(samples):.1f} s long on average",
           flush=True)
