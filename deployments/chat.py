@@ -12,7 +12,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
-from deployments.history import ConversationStore, Turn
+from agent.history import ConversationStore, Turn
 from deployments.llm import chat_completion, chat_deltas
 from deployments.settings import JuneSettings
 

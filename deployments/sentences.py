@@ -53,14 +53,37 @@ def speakable(text: str) -> str:
     return re.sub(r"[ \t]+", " ", _MARKDOWN.sub("", text)).strip()
 
 
-class SentenceBuffer:
-    """Collects streamed text deltas and hands out sentences as soon as they are complete."""
+_CLAUSE = re.compile(r"(?<=[,;:—])\s+")
 
-    def __init__(self) -> None:
+
+class SentenceBuffer:
+    """Collects streamed text deltas and hands out sentences as soon as they are complete.
+
+    The first piece may end at a clause (a comma, semicolon, colon or dash) once it is
+    `first_clause_chars` long, so the first audio of a reply can start sooner.
+    """
+
+    def __init__(self, first_clause_chars: int = 24) -> None:
         self._text = ""
+        self._first_clause_chars = first_clause_chars
+        self._released = False
 
     def feed(self, delta: str) -> list[str]:
         self._text += delta
+        sentences = self._complete_sentences()
+        if not sentences and not self._released:
+            sentences = self._first_clause()
+        self._released = self._released or bool(sentences)
+        return sentences
+
+    def _first_clause(self) -> list[str]:
+        for match in _CLAUSE.finditer(self._text):
+            if match.start() >= self._first_clause_chars:
+                clause, self._text = self._text[: match.start()], self._text[match.end() :]
+                return [clause.strip()]
+        return []
+
+    def _complete_sentences(self) -> list[str]:
         last_boundary = None
         for match in _BOUNDARY.finditer(self._text):
             if not _ends_in_abbreviation(self._text[: match.start()]):
@@ -72,4 +95,5 @@ class SentenceBuffer:
 
     def flush(self) -> list[str]:
         sentences, self._text = split_sentences(self._text), ""
+        self._released = self._released or bool(sentences)
         return sentences

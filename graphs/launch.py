@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 import urllib.error
@@ -30,18 +31,25 @@ def start_ray(*, dashboard_port: int | None = None) -> None:
     )
 
 
-def deploy(settings: JuneSettings) -> str:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def deploy(settings: JuneSettings, *, access_log: bool = True) -> str:
     """Deploy the graph on the running Ray instance; return its URL once /healthz says ok."""
     from ray import serve
 
     from graphs.voice import build_app
 
-    serve.start(http_options={"host": settings.host, "port": settings.port})
+    logging_config = {"enable_access_log": access_log}
+    serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=logging_config)
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
+            serve.run(build_app(settings), name=APP_NAME, route_prefix="/", logging_config=logging_config)
         except BaseException as error:  # reported to the caller below
             failure.append(error)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deployments.history import ConversationStore, Turn
+from agent.history import ConversationStore, Turn
 
 
 def test_turns_come_back_in_order_and_survive_reopening(tmp_path: Path) -> None:

@@ -34,3 +34,18 @@ def test_buffer_releases_sentences_only_when_complete() -> None:
 
 def test_speakable_drops_markdown() -> None:
     assert speakable("**Bold** and `code`\n# Title\n- item") == "Bold and code\nTitle\nitem"
+
+
+def test_first_piece_may_end_at_a_clause_so_speech_starts_sooner() -> None:
+    buffer = SentenceBuffer(first_clause_chars=20)
+    released = []
+    for token in "Paris is the capital of France, and it is also its largest city, by far. Yes".split(" "):
+        released += buffer.feed(token + " ")
+    assert released == ["Paris is the capital of France,", "and it is also its largest city, by far."]
+    assert buffer.flush() == ["Yes"]
+
+
+def test_short_first_clauses_wait_for_more_text() -> None:
+    buffer = SentenceBuffer(first_clause_chars=20)
+    assert buffer.feed("Oh, well, ") == []
+    assert buffer.feed("that is a hard one. ") == ["Oh, well, that is a hard one."]

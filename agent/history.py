@@ -69,6 +69,17 @@ class ConversationStore:
             kept.pop(0)
         return kept
 
+    def search(self, user_id: str, query: str, limit: int = 5) -> list[Turn]:
+        """This user's turns, in any of their conversations, that contain every word of `query`."""
+        sql = "SELECT role, content FROM turns WHERE user_id = ?"
+        params: list[object] = [user_id]
+        for word in query.lower().split()[:8]:
+            sql += " AND instr(lower(content), ?) > 0"
+            params.append(word)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [Turn(role, content) for role, content in rows]
+
     def forget(self, user_id: str, conversation_id: str) -> int:
         with self._lock, self._db:
             cursor = self._db.execute(

@@ -1,0 +1,92 @@
+"""Recognising requests that plainly need a tool, and the steps that serve them, without a model.
+
+A 135M-parameter model rarely writes a valid plan; these patterns cover the common spoken
+requests (arithmetic, time, units, notes) so they are exact and fast. Anything else goes to
+the model's planner.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from agent.plan import Step
+from agent.tools.base import ToolError
+from agent.tools.units import canonical
+
+_NUMBER = r"-?\d+(?:[.,]\d+)*"
+_SPOKEN_OPERATORS = [
+    (r"\bsquare root of\s+(" + _NUMBER + ")", r"sqrt(\1)"),
+    (r"(" + _NUMBER + r")\s*(?:%|percent)\s+of\s+(" + _NUMBER + ")", r"(\1/100*\2)"),
+    (r"(" + _NUMBER + r")\s+squared\b", r"(\1**2)"),
+    (r"(" + _NUMBER + r")\s+cubed\b", r"(\1**3)"),
+    (r"\bto the power of\b", "**"),
+    (r"\bmultiplied by\b|\btimes\b|\bx\b", "*"),
+    (r"\bdivided by\b|\bover\b", "/"),
+    (r"\bplus\b|\badded to\b", "+"),
+    (r"\bminus\b|\bless\b", "-"),
+    (r"\bmodulo\b|\bmod\b", "%"),
+]
+_EXPRESSION = re.compile(r"(?:sqrt\()?[-(]*\d[\d.,]*(?:\s*(?:\*\*|[-+*/%^])\s*[-(]*(?:sqrt\()?\d[\d.,]*\)*)+\)*")
+_FUNCTION_CALL = re.compile(r"sqrt\(\d[\d.]*\)")
+_TIME = re.compile(r"\b(what(?:'s| is)? the (?:time|date)|what time|current time|time is it|today'?s date|"
+                   r"what day is it|what(?:'s| is) the day)\b", re.I)
+_PLACE = re.compile(r"\bin ([A-Z][\w/]*(?:[ _][A-Z][\w]*)*)")
+_CONVERSION = re.compile(
+    r"(" + _NUMBER + r")\s*([a-zA-Z°/²³]+(?: [a-zA-Z]+)?)\s+(?:to|in|into|in to|as)\s+([a-zA-Z°/²³]+)", re.I)
+_HOW_MANY = re.compile(r"how many ([a-zA-Z°/²³]+) (?:is|are|in) (" + _NUMBER + r")\s*([a-zA-Z°/²³]+)", re.I)
+_REMEMBER = re.compile(r"^\s*(?:please\s+)?(?:remember|note|make a note|save a note)(?: that|:)?\s+(.+)", re.I | re.S)
+_RECALL = re.compile(r"\b(?:what (?:did|do) (?:i|you) (?:ask you to )?remember|recall|my notes?|what notes)\b"
+                     r"(?:.*?\babout\s+(.+?))?[?.!]*$", re.I)
+_FORGET = re.compile(r"^\s*(?:please\s+)?forget(?: the note| my note| notes?)?(?: about| that)?\s+(.+?)[.!]*$", re.I)
+_SEARCH = re.compile(r"\b(?:did (?:i|we) (?:talk|speak|say|mention)|what did (?:i|we) (?:say|talk about))\b"
+                     r"(?:.*?\babout\s+(.+?))?[?.!]*$", re.I)
+
+
+@dataclass(frozen=True)
+class Intent:
+    reason: str
+    steps: tuple[Step, ...]
+
+
+def arithmetic_expression(text: str) -> str | None:
+    spoken = text.lower()
+    for pattern, replacement in _SPOKEN_OPERATORS:
+        spoken = re.sub(pattern, replacement, spoken)
+    match = _EXPRESSION.search(spoken.replace("^", "**")) or _FUNCTION_CALL.search(spoken)
+    return match[0].replace(",", "") if match else None
+
+
+def _unit(text: str) -> str | None:
+    try:
+        canonical(text)
+        return text
+    except ToolError:
+        return None
+
+
+def detect(text: str) -> Intent | None:
+    """The first intent that matches, with the steps that answer it."""
+    if match := _REMEMBER.match(text):
+        return Intent("asks June to remember something",
+                      (Step("s1", "remember_note", {"text": match[1].strip().rstrip(".")}),))
+    if match := _FORGET.match(text):
+        return Intent("asks June to forget a note", (Step("s1", "forget_notes", {"query": match[1].strip()}),))
+    if match := _RECALL.search(text):
+        query = (match[1] or "").strip()
+        return Intent("asks for saved notes", (Step("s1", "recall_notes", {"query": query} if query else {}),))
+    if (match := _SEARCH.search(text)) and match[1]:
+        return Intent("asks about earlier conversations",
+                      (Step("s1", "search_conversations", {"query": match[1].strip()}),))
+    for pattern, order in ((_CONVERSION, (1, 2, 3)), (_HOW_MANY, (2, 3, 1))):
+        if (match := pattern.search(text)) and _unit(match[order[1]]) and _unit(match[order[2]]):
+            value = float(match[order[0]].replace(",", ""))
+            return Intent("asks for a unit conversion", (Step("s1", "convert_units", {
+                "value": value, "from_unit": match[order[1]], "to_unit": match[order[2]]}),))
+    if _TIME.search(text):
+        place = _PLACE.search(text)
+        return Intent("asks for the time or date",
+                      (Step("s1", "current_time", {"timezone": place[1]} if place else {}),))
+    if expression := arithmetic_expression(text):
+        return Intent(f"contains arithmetic ({expression})", (Step("s1", "calculator", {"expression": expression}),))
+    return None

@@ -1,0 +1,34 @@
+"""Rewriting an answer for the ear: no markdown or code, symbols and units said as words."""
+
+from __future__ import annotations
+
+import re
+
+_CODE_BLOCK = re.compile(r"```.*?(?:```|$)", re.S)
+_LINK = re.compile(r"\[([^\]]+)\]\((?:[^)]+)\)")
+_URL = re.compile(r"https?://\S+")
+_MARKS = re.compile(r"(\*\*|__|~~|`|^#{1,6}\s*|^\s*(?:[-*•]|\d+[.)])\s+|^>\s*)", re.M)
+_EMPHASIS = re.compile(r"(?<![\w*])\*(?!\s)([^*]+?)\*(?!\w)")
+_UNITS = [
+    (r"°\s*C\b", " degrees Celsius"), (r"°\s*F\b", " degrees Fahrenheit"), (r"°", " degrees"),
+    (r"(?<=\d)\s*km/h\b", " kilometres per hour"), (r"(?<=\d)\s*mph\b", " miles per hour"),
+    (r"(?<=\d)\s*km\b", " kilometres"), (r"(?<=\d)\s*kg\b", " kilograms"), (r"(?<=\d)\s*lbs?\b", " pounds"),
+    (r"(?<=\d)\s*mi\b", " miles"), (r"(?<=\d)\s*cm\b", " centimetres"), (r"(?<=\d)\s*mm\b", " millimetres"),
+    (r"(?<=\d)\s*ml\b", " millilitres"), (r"(?<=\d)\s*ft\b", " feet"), (r"(?<=\d)\s*in\b(?= |$|\.)", " inches"),
+    (r"(?<=\d)\s*l\b", " litres"), (r"(?<=\d)\s*g\b", " grams"), (r"(?<=\d)\s*m\b", " metres"),
+    (r"(?<=\d)\s*%", " percent"), (r"\s&\s", " and "), (r"(?<=\d),(?=\d{3}\b)", ""),
+    (r"(?<=\d)\s*\*\s*(?=\d)", " times "), (r"(?<=\d)\s*/\s*(?=\d)", " divided by "),
+    (r"(?<=\d)\s*\+\s*(?=\d)", " plus "), (r"(?<=\d)\s+-\s+(?=\d)", " minus "), (r"(?<=\d)\s*=\s*(?=-?\d)", " is "),
+]
+
+
+def for_speech(text: str) -> str:
+    """What a voice should say for `text`; the written reply keeps the original."""
+    spoken = _CODE_BLOCK.sub(" I've put the code in the written reply. ", text)
+    spoken = _LINK.sub(r"\1", spoken)
+    spoken = _URL.sub("the link in the written reply", spoken)
+    spoken = _MARKS.sub("", spoken)
+    spoken = _EMPHASIS.sub(r"\1", spoken)
+    for pattern, replacement in _UNITS:
+        spoken = re.sub(pattern, replacement, spoken)
+    return re.sub(r"[ \t]+", " ", spoken).strip()

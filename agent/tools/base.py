@@ -1,0 +1,49 @@
+"""What every tool is: a name, a JSON schema for its arguments, and a function of (arguments, context)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+
+class ToolError(Exception):
+    """A tool could not do what was asked; the message is shown to the model and in the trace."""
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """Who is asking. Tools that touch stored data only ever see this user's."""
+
+    user_id: str
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    run: Callable[[dict[str, Any], ToolContext], str]
+    examples: tuple[str, ...] = field(default=())
+
+    def validate(self, arguments: Any) -> dict[str, Any]:
+        """The arguments if they satisfy the schema; a ToolError naming the problem otherwise."""
+        if not isinstance(arguments, dict):
+            raise ToolError(f"{self.name} takes a JSON object of arguments, not {type(arguments).__name__}")
+        try:
+            jsonschema.validate(arguments, self.parameters)
+        except jsonschema.ValidationError as error:
+            where = ".".join(map(str, error.absolute_path)) or "arguments"
+            raise ToolError(f"{self.name}: {where}: {error.message}") from None
+        return arguments
+
+    def openai_schema(self) -> dict[str, Any]:
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+def object_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
