@@ -16,7 +16,6 @@ import gc
 import json
 import os
 import platform
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,10 +31,10 @@ from deployments.embedded import resolve_llm, resolve_piper_voice, resolve_whisp
 from deployments.settings import JuneSettings
 from deployments.stt import Transcriber
 from deployments.tts import Synthesizer, load_backend
+from graphs.launch import deploy, free_port, start_ray, stop
 
 # vLLM on CPU in this process; one OpenMP thread, as Ray gives the graph's replicas (num_cpus <= 1).
 DIRECT_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1"}
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0"}
 STAGES = ("stt", "think", "tts", "voice_to_voice")
 TARGET_VOICE_TO_VOICE_MS = 2000.0
 TARGET_FIRST_AUDIO_MS = 1000.0
@@ -169,50 +168,18 @@ def describe(stages: dict[str, float]) -> str:
     return "  ".join(f"{stage} {ms:.0f} ms" for stage, ms in stages.items())
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
-def running_graph(settings: JuneSettings, port: int) -> Iterator[str]:
+def running_graph(settings: JuneSettings) -> Iterator[str]:
     """Ray and the June graph in this process, without access logs; yields the base URL once healthy."""
-    import ray
-    from ray import serve
-
-    from graphs.voice import build_app
-
-    os.environ.update(RAY_ENV)
     print("[graph] starting Ray and the graph (the language model takes 30-60 s) ...", flush=True)
     started = time.monotonic()
-    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    start_ray()
     try:
-        quiet = {"enable_access_log": False}
-        serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=quiet)
-        serve.run(build_app(settings), name="june", route_prefix="/", blocking=False, logging_config=quiet)
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(url, settings.startup_timeout_s)
+        url = deploy(settings, access_log=False)
         print(f"[graph] healthy {time.monotonic() - started:.0f} s after ray.init", flush=True)
         yield url
     finally:
-        serve.shutdown()
-        ray.shutdown()
-
-
-def wait_until_healthy(url: str, timeout_s: float) -> None:
-    started = time.monotonic()
-    last = "no answer yet"
-    while time.monotonic() - started < timeout_s:
-        try:
-            response = httpx.get(f"{url}/healthz", timeout=10)
-            if response.json().get("status") == "ok":
-                return
-            last = response.text
-        except (httpx.HTTPError, ValueError) as error:
-            last = repr(error)
-        time.sleep(1)
-    raise TimeoutError(f"the graph did not become healthy in {timeout_s:.0f} s: {last}")
+        stop()
 
 
 def auth_headers(settings: JuneSettings) -> dict[str, str]:
@@ -464,7 +431,8 @@ def main() -> None:
     os.environ.clear()
     os.environ.update(clean_env)
 
-    with running_graph(settings, args.port or free_port()) as url:
+    graph_settings = settings.model_copy(update={"port": args.port or free_port(), "host": "127.0.0.1"})
+    with running_graph(graph_settings) as url:
         graph, first_audio = measure_graph(url, settings, samples, plan.repetitions)
         throughput = []
         for concurrency in plan.concurrency:
