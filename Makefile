@@ -7,9 +7,16 @@ ACCELERATOR ?= cpu
 STAMP := $(VENV)/.installed-$(ACCELERATOR)
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install prepare run test benchmark clean
+.PHONY: install system-deps prepare run test benchmark clean
 
-install: $(STAMP)
+install: system-deps $(STAMP)
+
+# bubblewrap isolates the Python sandbox (agent tool, coding benchmark); without it the sandbox
+# falls back to rlimits and says so in its results.
+system-deps:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || \
+		echo "warning: install bubblewrap (apt-get install bubblewrap) for the full Python sandbox"
 
 $(STAMP): pyproject.toml Makefile
 	@echo "==> creating $(VENV) and installing June ($(ACCELERATOR)); the first time takes a few minutes"

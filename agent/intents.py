@@ -35,6 +35,7 @@ _PLACE = re.compile(r"\bin ([A-Z][\w/]*(?:[ _][A-Z][\w]*)*)")
 _CONVERSION = re.compile(
     r"(" + _NUMBER + r")\s*([a-zA-Z°/²³]+(?: [a-zA-Z]+)?)\s+(?:to|in|into|in to|as)\s+([a-zA-Z°/²³]+)", re.I)
 _HOW_MANY = re.compile(r"how many ([a-zA-Z°/²³]+) (?:is|are|in) (" + _NUMBER + r")\s*([a-zA-Z°/²³]+)", re.I)
+_CODE = re.compile(r"\b(?:run|execute|evaluate)\b.*?```(?:python|py)?[ \t]*\n(.*?)```", re.I | re.S)
 _REMEMBER = re.compile(r"^\s*(?:please\s+)?(?:remember|note|make a note|save a note)(?: that|:)?\s+(.+)", re.I | re.S)
 _RECALL = re.compile(r"\b(?:what (?:did|do) (?:i|you) (?:ask you to )?remember|recall|my notes?|what notes)\b"
                      r"(?:.*?\babout\s+(.+?))?[?.!]*$", re.I)
@@ -67,6 +68,8 @@ def _unit(text: str) -> str | None:
 
 def detect(text: str) -> Intent | None:
     """The first intent that matches, with the steps that answer it."""
+    if match := _CODE.search(text):
+        return Intent("asks to run a Python program", (Step("s1", "run_python", {"code": match[1]}),))
     if match := _REMEMBER.match(text):
         return Intent("asks June to remember something",
                       (Step("s1", "remember_note", {"text": match[1].strip().rstrip(".")}),))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_CODE_BLOCK = re.compile(r"```.*?(?:```|$)", re.S)
+_CODE_BLOCK = re.compile(r"\s*```.*?(?:```|$)\s*", re.S)
 _LINK = re.compile(r"\[([^\]]+)\]\((?:[^)]+)\)")
 _URL = re.compile(r"https?://\S+")
 _MARKS = re.compile(r"(\*\*|__|~~|`|^#{1,6}\s*|^\s*(?:[-*•]|\d+[.)])\s+|^>\s*)", re.M)

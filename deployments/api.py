@@ -23,8 +23,10 @@ from deployments.api_models import (
     VoiceForm,
     VoiceResponse,
 )
+from agent.loop import AgentReply
+from agent.speech import for_speech
+from deployments.agent import Utterance
 from deployments.audio import MEDIA_TYPES
-from deployments.chat import Utterance
 from deployments.errors import (
     ApiError,
     bad_request,
@@ -54,7 +56,7 @@ class Pipeline(Protocol):
     """What the API needs from the graph; each method is one hop to a deployment."""
 
     async def transcribe(self, audio: bytes) -> Transcript: ...
-    async def reply(self, utterance: Utterance) -> str: ...
+    async def reply(self, utterance: Utterance) -> AgentReply: ...
     def stream_reply(self, utterance: Utterance) -> AsyncIterator[str]: ...
     async def speak(self, text: str, audio_format: str) -> bytes: ...
     async def chat_completion(self, request: ChatCompletionRequest) -> ChatCompletionResponse: ...
@@ -186,12 +188,12 @@ def create_api(settings: JuneSettings, pipeline: Pipeline) -> FastAPI:
         check_text(body.text)
         clock = Stopwatch(pipeline)
         utterance = Utterance(body.text, body.user_id, body.conversation_id)
-        reply = await clock.run("think", pipeline.reply(utterance))
+        reply: AgentReply = await clock.run("think", pipeline.reply(utterance))
         audio = None
         if body.speak:
-            audio = _b64(await clock.run("tts", pipeline.speak(reply, body.reply_format)))
-        return ChatResponse(reply=reply, audio=audio, audio_format=body.reply_format if audio else None,
-                            timings_ms=clock.total())
+            audio = _b64(await clock.run("tts", pipeline.speak(reply.speech, body.reply_format)))
+        return ChatResponse(reply=reply.text, audio=audio, audio_format=body.reply_format if audio else None,
+                            timings_ms=clock.total(), trace=reply.trace.to_dict() if body.trace else None)
 
     @app.post("/v1/voice", response_model=VoiceResponse)
     async def voice(request: Request) -> VoiceResponse:
@@ -199,15 +201,18 @@ def create_api(settings: JuneSettings, pipeline: Pipeline) -> FastAPI:
         form = voice_form(fields)
         clock = Stopwatch(pipeline)
         transcript: Transcript = await clock.run("stt", pipeline.transcribe(data))
+        trace = None
         if transcript.text:
             utterance = Utterance(transcript.text, form.user_id, form.conversation_id)
-            reply = await clock.run("think", pipeline.reply(utterance))
+            reply: AgentReply = await clock.run("think", pipeline.reply(utterance))
+            text, speech, trace = reply.text, reply.speech, reply.trace.to_dict()
         else:
-            reply = DIDNT_CATCH_THAT
+            text = speech = DIDNT_CATCH_THAT
             clock.timings["think"] = 0.0
-        audio = await clock.run("tts", pipeline.speak(reply, form.reply_format))
-        return VoiceResponse(transcript=transcript.text, language=transcript.language, reply=reply,
-                             audio=_b64(audio), audio_format=form.reply_format, timings_ms=clock.total())
+        audio = await clock.run("tts", pipeline.speak(speech, form.reply_format))
+        return VoiceResponse(transcript=transcript.text, language=transcript.language, reply=text,
+                             audio=_b64(audio), audio_format=form.reply_format, timings_ms=clock.total(),
+                             trace=trace if form.trace else None)
 
     @app.post("/v1/voice/stream")
     async def voice_stream(request: Request) -> StreamingResponse:
@@ -311,7 +316,10 @@ async def _stream_voice_reply(
     async def speak() -> None:
         index = 0
         while (sentence := await sentences.get()) is not None:
-            audio = await pipeline.speak(sentence, form.reply_format)
+            spoken = for_speech(sentence)
+            if not spoken:
+                continue
+            audio = await pipeline.speak(spoken, form.reply_format)
             if index == 0:
                 clock.mark("first_audio", clock.started)
             await events.put(("audio", {"index": index, "sentence": sentence, "audio": _b64(audio),

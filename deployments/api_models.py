@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,7 @@ class ChatRequest(BaseModel):
     user_id: str | None = Field(None, pattern=ID_PATTERN)
     speak: bool = False
     reply_format: ReplyFormat = "ogg"
+    trace: bool = False
 
 
 class VoiceForm(BaseModel):
@@ -26,6 +27,7 @@ class VoiceForm(BaseModel):
     conversation_id: str | None = Field(None, pattern=ID_PATTERN)
     user_id: str | None = Field(None, pattern=ID_PATTERN)
     reply_format: ReplyFormat = "ogg"
+    trace: bool = False
 
 
 class ChatResponse(BaseModel):
@@ -33,6 +35,7 @@ class ChatResponse(BaseModel):
     audio: str | None = None
     audio_format: str | None = None
     timings_ms: dict[str, float]
+    trace: dict[str, Any] | None = None
 
 
 class VoiceResponse(BaseModel):
@@ -42,6 +45,7 @@ class VoiceResponse(BaseModel):
     audio: str
     audio_format: str
     timings_ms: dict[str, float]
+    trace: dict[str, Any] | None = None
 
 
 OpenAISpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]

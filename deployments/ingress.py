@@ -21,7 +21,7 @@ class Ingress:
         self,
         settings: JuneSettings,
         stt: DeploymentHandle,
-        chat: DeploymentHandle,
+        agent: DeploymentHandle,
         tts: DeploymentHandle,
         llm: DeploymentHandle,
     ):
@@ -33,7 +33,7 @@ class Ingress:
             tag_keys=("stage",),
         )
         self.pipeline = HandlePipeline(
-            stt, chat, tts, llm, record_latency=lambda stage, ms: latency.observe(ms, tags={"stage": stage})
+            stt, agent, tts, llm, record_latency=lambda stage, ms: latency.observe(ms, tags={"stage": stage})
         )
 
     async def __serve_build_asgi_app__(self) -> FastAPI:

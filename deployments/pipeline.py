@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from ray.serve.handle import DeploymentHandle
 from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
 
-from deployments.chat import Utterance
+from agent.loop import AgentReply
+from deployments.agent import Utterance
 from deployments.llm import chat_chunks, chat_completion
 from deployments.stt import Transcript
 
@@ -21,22 +22,22 @@ class HandlePipeline:
     def __init__(
         self,
         stt: DeploymentHandle,
-        chat: DeploymentHandle,
+        agent: DeploymentHandle,
         tts: DeploymentHandle,
         llm: DeploymentHandle,
         record_latency: Callable[[str, float], None] = lambda stage, ms: None,
     ):
-        self.stt, self.chat, self.tts, self.llm = stt, chat, tts, llm
+        self.stt, self.agent, self.tts, self.llm = stt, agent, tts, llm
         self.record_latency = record_latency
 
     async def transcribe(self, audio: bytes) -> Transcript:
         return await self.stt.transcribe.remote(audio)
 
-    async def reply(self, utterance: Utterance) -> str:
-        return await self.chat.reply.remote(utterance)
+    async def reply(self, utterance: Utterance) -> AgentReply:
+        return await self.agent.reply.remote(utterance)
 
     async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str]:
-        async for delta in self.chat.options(stream=True).stream_reply.remote(utterance):
+        async for delta in self.agent.options(stream=True).stream_reply.remote(utterance):
             yield delta
 
     async def speak(self, text: str, audio_format: str) -> bytes:
@@ -51,7 +52,7 @@ class HandlePipeline:
     async def health(self) -> dict[str, str]:
         probes = {
             "SpeechToText": self.stt.check_health.remote(),
-            "Chat": self.chat.check_health.remote(),
+            "Agent": self.agent.check_health.remote(),
             "TextToSpeech": self.tts.check_health.remote(),
             "LanguageModel": self.llm.check_health.remote(),
         }

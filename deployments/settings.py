@@ -50,6 +50,13 @@ class JuneSettings(BaseSettings):
     llm_tool_call_parser: str | None = None
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
+    agent_planner: Literal["hybrid", "model"] = "hybrid"
+    agent_max_iterations: int = Field(2, ge=1, le=10)
+    agent_max_tool_calls: int = Field(6, ge=1, le=50)
+    agent_max_seconds: float = Field(30.0, gt=0)
+    agent_cache_entries: int = Field(256, ge=1)
+    agent_cache_ttl_s: float = Field(600.0, gt=0)
+
     tts_backend: Literal["piper"] = "piper"
     tts_voice: str = "embedded"
     tts_sentence_pause_s: float = Field(0.15, ge=0.0, le=2.0)
@@ -66,3 +73,7 @@ class JuneSettings(BaseSettings):
     @property
     def history_db(self) -> Path:
         return self.data_dir / "conversations.sqlite3"
+
+    @property
+    def notes_db(self) -> Path:
+        return self.data_dir / "notes.sqlite3"

@@ -1,4 +1,4 @@
-"""The June graph: Ingress → SpeechToText → Chat (→ LanguageModel) → TextToSpeech.
+"""The June graph: Ingress → SpeechToText → Agent (→ LanguageModel) → TextToSpeech.
 
 `serve run graphs.voice:app` runs it with settings from the environment; `build_app(settings)`
 builds it for code, tests and `graphs/serve.yaml` (through `app_builder`).
@@ -11,7 +11,7 @@ import logging
 import ray
 from ray.serve import Application
 
-from deployments.chat import Chat
+from deployments.agent import Agent
 from deployments.ingress import Ingress
 from deployments.llm import build_language_model
 from deployments.settings import JuneSettings
@@ -34,7 +34,7 @@ def build_app(settings: JuneSettings) -> Application:
     return Ingress.bind(
         settings,
         SpeechToText.bind(settings),
-        Chat.bind(settings, llm),
+        Agent.bind(settings, llm),
         TextToSpeech.bind(settings),
         llm,
     )

@@ -117,7 +117,7 @@ def test_hostile_text_is_stored_verbatim(client: httpx.Client) -> None:
     hostile = "'; DROP TABLE turns; -- \x00 <script>alert(1)</script> {{7*7}}"
     response = client.post("/v1/chat", json={"text": hostile, "user_id": "eve", "conversation_id": "x"})
     assert response.status_code == 200, response.text
-    history = serve.get_deployment_handle("Chat", app_name="june").history.remote("eve", "x").result()
+    history = serve.get_deployment_handle("Agent", app_name="june").history.remote("eve", "x").result()
     assert history[0].content == hostile
 
 

@@ -16,7 +16,7 @@ from graphs.launch import APP_NAME
 
 def pipeline() -> HandlePipeline:
     handle = lambda name: serve.get_deployment_handle(name, app_name=APP_NAME)  # noqa: E731
-    return HandlePipeline(handle("SpeechToText"), handle("Chat"), handle("TextToSpeech"), handle("LanguageModel"))
+    return HandlePipeline(handle("SpeechToText"), handle("Agent"), handle("TextToSpeech"), handle("LanguageModel"))
 
 
 def call(app, *requests: tuple[str, str, dict]) -> list[httpx.Response]:

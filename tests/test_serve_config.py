@@ -29,7 +29,7 @@ def test_serve_yaml_validates_and_names_every_deployment() -> None:
     assert config.http_options.host == "127.0.0.1"
     configured = {deployment.name for deployment in application.deployments}
     built = graph_deployment_names(app_builder(application.args))
-    assert configured == built == {"Ingress", "SpeechToText", "Chat", "TextToSpeech", "LanguageModel"}
+    assert configured == built == {"Ingress", "SpeechToText", "Agent", "TextToSpeech", "LanguageModel"}
 
 
 def test_shared_stages_autoscale_within_a_two_core_machine() -> None:

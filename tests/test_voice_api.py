@@ -31,7 +31,7 @@ def test_healthz_reports_every_deployment(client: httpx.Client) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["deployments"] == {name: "ok" for name in ("SpeechToText", "Chat", "TextToSpeech", "LanguageModel")}
+    assert body["deployments"] == {name: "ok" for name in ("SpeechToText", "Agent", "TextToSpeech", "LanguageModel")}
 
 
 def test_spoken_question_round_trip(client: httpx.Client) -> None:
@@ -139,25 +139,25 @@ def test_eight_concurrent_requests_are_all_answered(graph) -> None:
     assert asyncio.run(main()) == [200] * 8
 
 
-def test_history_is_kept_per_user_and_survives_a_chat_replica_restart(graph, client: httpx.Client) -> None:
+def test_history_is_kept_per_user_and_survives_an_agent_replica_restart(graph, client: httpx.Client) -> None:
     for text in ("My name is Ada.", "I live in Lisbon."):
         response = client.post("/v1/chat", json={"text": text, "user_id": "ada", "conversation_id": "c-1"})
         assert response.status_code == 200
-    chat = serve.get_deployment_handle("Chat", app_name=APP_NAME)
-    before = chat.history.remote("ada", "c-1").result()
+    agent = serve.get_deployment_handle("Agent", app_name=APP_NAME)
+    before = agent.history.remote("ada", "c-1").result()
     assert [t.role for t in before] == ["user", "assistant", "user", "assistant"]
     assert [before[0].content, before[2].content] == ["My name is Ada.", "I live in Lisbon."]
-    assert chat.history.remote("mallory", "c-1").result() == []  # another user's conversation is invisible
+    assert agent.history.remote("mallory", "c-1").result() == []  # another user's conversation is invisible
 
-    replica = next(a for a in ray.util.list_named_actors(all_namespaces=True) if "Chat" in a["name"])
+    replica = next(a for a in ray.util.list_named_actors(all_namespaces=True) if "Agent" in a["name"])
     ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=True)
     wait_until_healthy(graph.url, 120)
 
-    after = serve.get_deployment_handle("Chat", app_name=APP_NAME).history.remote("ada", "c-1").result()
+    after = serve.get_deployment_handle("Agent", app_name=APP_NAME).history.remote("ada", "c-1").result()
     assert after == before
     response = client.post("/v1/chat", json={"text": "Where do I live?", "user_id": "ada", "conversation_id": "c-1"})
     assert response.status_code == 200
-    assert len(serve.get_deployment_handle("Chat", app_name=APP_NAME).history.remote("ada", "c-1").result()) == 6
+    assert len(serve.get_deployment_handle("Agent", app_name=APP_NAME).history.remote("ada", "c-1").result()) == 6
 
 
 def test_stage_latencies_are_exported_as_a_serve_metric(client: httpx.Client) -> None:

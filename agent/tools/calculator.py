@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import math
 import operator
 from typing import Any
@@ -21,7 +22,8 @@ MAX_LENGTH = 300
 
 
 def evaluate(expression: str) -> float | int:
-    text = expression.replace("^", "**").replace("×", "*").replace("÷", "/").replace(",", "")
+    text = expression.replace("^", "**").replace("×", "*").replace("÷", "/")
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # thousands separators, not argument commas
     if len(text) > MAX_LENGTH:
         raise ToolError(f"the expression is longer than {MAX_LENGTH} characters")
     try:

@@ -1,0 +1,31 @@
+"""A scripted LLM for tests about the agent's control flow: it returns the completions it was given.
+
+This is a test double by design: those tests pin every branch of the loop, which a real model
+would take only by chance. Integration tests use the real model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agent.model import Completion
+
+
+class ScriptedModel:
+    def __init__(self, *script: str | Completion):
+        self.script = [item if isinstance(item, Completion) else Completion(item) for item in script]
+        self.calls: list[dict[str, Any]] = []
+
+    async def complete(
+        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int = 256
+    ) -> Completion:
+        self.calls.append({"messages": messages, "tools": tools})
+        if not self.script:
+            raise AssertionError("the scripted model ran out of completions")
+        return self.script.pop(0)
+
+    async def stream(self, messages: list[dict[str, Any]], *, max_tokens: int = 256) -> AsyncIterator[str]:
+        text = (await self.complete(messages, max_tokens=max_tokens)).text
+        for word in text.split(" "):
+            yield word + " "

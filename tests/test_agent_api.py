@@ -1,0 +1,93 @@
+"""The agent inside the real graph, with the embedded SmolLM2: structure, not wording, is asserted."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.speech import say
+
+
+def chat(client: httpx.Client, text: str, **fields) -> dict:
+    response = client.post("/v1/chat", json={"text": text, "trace": True, **fields})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_arithmetic_is_computed_by_the_calculator(client: httpx.Client) -> None:
+    body = chat(client, "What is 12 times 7?")
+    trace = body["trace"]
+    assert trace["route"] == "tools" and trace["route_reasons"] == ["contains arithmetic (12 * 7)"]
+    assert [(c["tool"], c["status"], c["result"]) for c in trace["tool_calls"]] == [("calculator", "ok", "84")]
+    assert "84" in body["reply"]
+    assert trace["verdict"] == "answered" and trace["reflections"]
+
+
+def test_time_question_uses_the_clock(client: httpx.Client) -> None:
+    trace = chat(client, "What time is it in Tokyo?")["trace"]
+    [call] = trace["tool_calls"]
+    assert call["tool"] == "current_time" and call["status"] == "ok" and "Asia/Tokyo" in call["result"]
+
+
+def test_unit_conversion_end_to_end(client: httpx.Client) -> None:
+    body = chat(client, "Convert 5 miles to km")
+    assert body["trace"]["tool_calls"][0]["result"] == "8.04672 km"
+    assert "8.04672" in body["reply"]
+
+
+def test_small_talk_takes_the_fast_path(client: httpx.Client) -> None:
+    body = chat(client, "Hello June!")
+    assert body["reply"] and body["trace"]["route"] == "fast" and body["trace"]["llm_calls"] == 1
+    assert body["trace"]["tool_calls"] == []
+
+
+def test_trace_only_when_asked(client: httpx.Client) -> None:
+    assert client.post("/v1/chat", json={"text": "What is 2 plus 2?"}).json()["trace"] is None
+
+
+def test_notes_are_remembered_and_recalled_per_user(client: httpx.Client) -> None:
+    chat(client, "Remember that my locker code is 4312.", user_id="nora")
+    mine = chat(client, "What did I ask you to remember about my locker?", user_id="nora")
+    assert "4312" in mine["trace"]["tool_calls"][0]["result"]
+    theirs = chat(client, "What did I ask you to remember about my locker?", user_id="otto")
+    assert theirs["trace"]["tool_calls"][0]["result"] == "No matching notes."
+    assert "4312" not in theirs["reply"]
+
+
+def test_spoken_arithmetic_with_trace(client: httpx.Client) -> None:
+    response = client.post("/v1/voice", files={"audio": ("q.ogg", say("What is 12 times 7?"), "audio/ogg")},
+                           data={"trace": "true"})
+    body = response.json()
+    assert body["trace"]["tool_calls"][0]["tool"] == "calculator"
+    assert "84" in body["reply"]
+
+
+HOSTILE_PROGRAMS = {
+    "infinite loop": "while True:\n    pass",
+    "fork bomb": "import os\nwhile True:\n    os.fork()",
+    "memory hog": "hog = []\nwhile True:\n    hog.append(bytearray(50_000_000))",
+    "write outside the temp dir": "open('/etc/june-was-here', 'w').write('x')",
+    "network": "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=2)",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_PROGRAMS))
+def test_hostile_python_is_contained_and_reported_as_a_tool_error(client: httpx.Client, name: str) -> None:
+    body = chat(client, f"Please run this:\n```python\n{HOSTILE_PROGRAMS[name]}\n```")
+    [call] = body["trace"]["tool_calls"][:1]
+    assert call["tool"] == "run_python" and call["status"] == "error", call
+    assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_python_cannot_read_another_users_notes(client: httpx.Client, graph) -> None:
+    chat(client, "Remember that my bank PIN is 9876.", user_id="victim")
+    program = (f"import sqlite3\nrows = sqlite3.connect('{graph.settings.notes_db}').execute('select text from notes')"
+               ".fetchall()\nprint(rows)")
+    body = chat(client, f"Run this:\n```python\n{program}\n```", user_id="attacker")
+    call = body["trace"]["tool_calls"][0]
+    assert "9876" not in call["result"] and "9876" not in body["reply"]
+
+
+def test_python_runs_ordinary_programs(client: httpx.Client) -> None:
+    body = chat(client, "Run this:\n```python\nprint(sum(range(101)))\n```")
+    assert body["trace"]["tool_calls"][0]["result"] == "5050"

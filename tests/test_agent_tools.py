@@ -1,0 +1,108 @@
+"""Each tool on its own: schemas, results, refusals, and per-user isolation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from agent.history import ConversationStore
+from agent.notes import NoteStore
+from agent.speech import for_speech
+from agent.tools.base import ToolContext, ToolError
+from agent.tools.calculator import calculator, evaluate
+from agent.tools.clock import make_clock_tools
+from agent.tools.memory import make_memory_tools
+from agent.tools.units import convert, unit_converter
+
+ALICE, BOB = ToolContext("alice", "c"), ToolContext("bob", "c")
+
+
+@pytest.mark.parametrize(("expression", "value"), [
+    ("2 + 3 * 4", 14), ("(12.5 * 4) / 3", 50 / 3), ("2^10", 1024), ("sqrt(81)", 9), ("-3 ** 2", -9),
+    ("1,000 + 1", 1001), ("round(2.567, 2)", 2.57), ("pi * 2", 6.283185307179586), ("7 // 2 + 7 % 2", 4),
+])
+def test_calculator_evaluates_arithmetic(expression: str, value: float) -> None:
+    assert evaluate(expression) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("hostile", [
+    "__import__('os').system('ls')", "().__class__.__bases__", "open('/etc/passwd')", "9 ** 9 ** 9",
+    "10 ** 1000 * 10 ** 1000", "lambda: 1", "[1] * 10", "x + 1", "2 +", "a" * 400, "sqrt(-1)",
+])
+def test_calculator_refuses_everything_else(hostile: str) -> None:
+    with pytest.raises(ToolError):
+        evaluate(hostile)
+
+
+def test_calculator_formats_whole_numbers_plainly() -> None:
+    assert calculator.run({"expression": "0.5 * 8"}, ALICE) == "4"
+    assert calculator.run({"expression": "1 / 3"}, ALICE) == "0.3333333333"
+
+
+def test_tool_arguments_are_validated_against_the_schema() -> None:
+    with pytest.raises(ToolError, match="'expression' is a required property"):
+        calculator.validate({})
+    with pytest.raises(ToolError, match="Additional properties"):
+        calculator.validate({"expression": "1", "shell": "rm -rf /"})
+    with pytest.raises(ToolError, match="JSON object"):
+        calculator.validate(["1+1"])
+
+
+def test_clock_uses_time_zones_and_city_names() -> None:
+    moment = datetime(2026, 11, 24, 15, 30, tzinfo=timezone.utc)
+    current_time, convert_time = make_clock_tools(lambda: moment)
+    assert current_time.run({"timezone": "Tokyo"}, ALICE) == "Wednesday 25 November 2026, 00:30 (Asia/Tokyo, UTC+0900)"
+    assert current_time.run({}, ALICE).startswith("Tuesday 24 November 2026, 15:30 (UTC")
+    assert current_time.run({"timezone": "Kolkata"}, ALICE).endswith("(Asia/Kolkata, UTC+0530)")
+    summer = convert_time.run({"time": "2026-07-01T09:00", "from_timezone": "New York", "to_timezone": "Paris"}, ALICE)
+    assert summer == "Wednesday 01 July 2026, 15:00 (Europe/Paris)"
+    with pytest.raises(ToolError, match="unknown time zone"):
+        current_time.run({"timezone": "Atlantis"}, ALICE)
+    with pytest.raises(ToolError, match="ISO time"):
+        convert_time.run({"time": "teatime", "from_timezone": "UTC", "to_timezone": "UTC"}, ALICE)
+
+
+@pytest.mark.parametrize(("value", "source", "target", "expected"), [
+    (5, "miles", "km", 8.04672), (100, "fahrenheit", "celsius", 37.7778), (0, "C", "K", 273.15),
+    (10, "kg", "pounds", 22.0462), (1, "GiB", "MB", 1073.741824), (60, "mph", "km/h", 96.5606),
+    (2, "cups", "ml", 473.176),
+])
+def test_unit_conversions(value: float, source: str, target: str, expected: float) -> None:
+    assert convert(value, source, target) == pytest.approx(expected, rel=1e-4)
+
+
+def test_incompatible_or_unknown_units_are_refused() -> None:
+    with pytest.raises(ToolError, match="cannot convert"):
+        convert(1, "kg", "km")
+    with pytest.raises(ToolError, match="unknown unit"):
+        unit_converter.run({"value": 1, "from_unit": "furlongs", "to_unit": "m"}, ALICE)
+
+
+def test_notes_are_per_user(tmp_path: Path) -> None:
+    remember, recall, forget, _ = make_memory_tools(NoteStore(tmp_path / "n.db"), ConversationStore(tmp_path / "h.db"))
+    remember.run({"text": "The wifi password is hunter2"}, ALICE)
+    remember.run({"text": "Bob's bike lock is 1234"}, BOB)
+    assert recall.run({"query": "wifi"}, ALICE) == "- The wifi password is hunter2"
+    assert recall.run({"query": "wifi"}, BOB) == "No matching notes."
+    assert "hunter2" not in recall.run({}, BOB)
+    assert forget.run({"query": "wifi"}, BOB) == "Forgot 0 notes."
+    assert forget.run({"query": "wifi"}, ALICE) == "Forgot 1 note."
+    assert recall.run({}, ALICE) == "No matching notes."
+
+
+def test_conversation_search_sees_only_the_users_own_history(tmp_path: Path) -> None:
+    history = ConversationStore(tmp_path / "h.db")
+    history.append("alice", "c1", "I love hiking in the Alps", "Sounds lovely!")
+    history.append("bob", "c1", "My hiking boots are broken", "Oh no.")
+    *_, search = make_memory_tools(NoteStore(tmp_path / "n.db"), history)
+    assert search.run({"query": "hiking"}, ALICE) == "user: I love hiking in the Alps"
+    assert "Alps" not in search.run({"query": "hiking"}, BOB)
+
+
+def test_speech_rewrite_reads_naturally() -> None:
+    assert for_speech("**Total:** 12 * 7 = 84 km") == "Total: 12 times 7 is 84 kilometres"
+    assert for_speech("Use `pip`:\n```bash\npip install june\n```") == "Use pip: I've put the code in the written reply."
+    assert for_speech("- 50% of 1,000 is 500\n- It's 21°C") == "50 percent of 1000 is 500\nIt's 21 degrees Celsius"
+    assert for_speech("See [the docs](https://x.y/z) or https://a.b") == "See the docs or the link in the written reply"
