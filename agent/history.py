@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent.sqlite import connect, contains_words
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS turns (
@@ -31,12 +32,8 @@ class ConversationStore:
     """Turns keyed by (user, conversation): one user can never read another's conversation."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path, _SCHEMA)
 
     def append(self, user_id: str, conversation_id: str, user_text: str, assistant_text: str) -> None:
         """Store one exchange atomically: a question is never kept without its answer."""
@@ -71,13 +68,10 @@ class ConversationStore:
 
     def search(self, user_id: str, query: str, limit: int = 5) -> list[Turn]:
         """This user's turns, in any of their conversations, that contain every word of `query`."""
-        sql = "SELECT role, content FROM turns WHERE user_id = ?"
-        params: list[object] = [user_id]
-        for word in query.lower().split()[:8]:
-            sql += " AND instr(lower(content), ?) > 0"
-            params.append(word)
+        condition, words = contains_words("content", query)
+        sql = f"SELECT role, content FROM turns WHERE user_id = ?{condition} ORDER BY id DESC LIMIT ?"
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+            rows = self._db.execute(sql, (user_id, *words, limit)).fetchall()
         return [Turn(role, content) for role, content in rows]
 
     def forget(self, user_id: str, conversation_id: str) -> int:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -250,7 +251,7 @@ class Agent:
         messages = [{"role": "system", "content": self.system_prompt + "\n" + ANSWER_PROMPT.format(results=facts)},
                     *history, {"role": "user", "content": request}]
         answer = await self._complete_text(messages, trace)
-        missing = [n for _, result in results.values() for n in _NUMBER.findall(result)[:1] if n not in answer]
+        missing = _missing_numbers(request, answer, [result for _, result in results.values()])
         if answer and not missing:
             trace.reflections.append("the answer states every tool result")
             return answer
@@ -259,10 +260,25 @@ class Agent:
         return " ".join(_describe(step, result) for step, result in results.values())
 
 
+def _numbers(text: str) -> Counter[float]:
+    return Counter(float(n) for n in _NUMBER.findall(text.replace(",", "")))
+
+
+def _missing_numbers(request: str, answer: str, results: list[str]) -> list[str]:
+    """The first number of each result that the answer does not state (echoing the request does not count)."""
+    stated = _numbers(answer) - _numbers(request)
+    missing = []
+    for result in results:
+        found = _NUMBER.findall(result.replace(",", ""))
+        if found and stated[float(found[0])] == 0:
+            missing.append(found[0])
+    return missing
+
+
 def _describe(step: Step, result: str) -> str:
     arguments = step.arguments
     if step.tool == "calculator":
-        return f"{arguments['expression']} = {result}."
+        return f"{arguments['expression'].replace('**', '^')} = {result}."
     if step.tool == "convert_units":
         return f"{arguments['value']:g} {arguments['from_unit']} is {result}."
     if step.tool == "current_time":

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent.sqlite import connect, contains_words
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (
@@ -32,12 +33,8 @@ class NoteStore:
     """Every query is scoped by user_id; there is no way to list another user's notes."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._db = connect(path, _SCHEMA)
 
     def remember(self, user_id: str, text: str) -> Note:
         text = text.strip()[:MAX_NOTE_CHARS]
@@ -53,13 +50,10 @@ class NoteStore:
 
     def recall(self, user_id: str, query: str = "", limit: int = 5) -> list[Note]:
         """Notes whose text contains every word of `query` (all notes when it is empty), newest first."""
-        sql = "SELECT id, text, created_at FROM notes WHERE user_id = ?"
-        params: list[object] = [user_id]
-        for word in query.lower().split()[:8]:
-            sql += " AND instr(lower(text), ?) > 0"
-            params.append(word)
+        condition, words = contains_words("text", query)
+        sql = f"SELECT id, text, created_at FROM notes WHERE user_id = ?{condition} ORDER BY id DESC LIMIT ?"
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+            rows = self._db.execute(sql, (user_id, *words, limit)).fetchall()
         return [Note(*row) for row in rows]
 
     def forget(self, user_id: str, query: str) -> int:

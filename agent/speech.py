@@ -18,7 +18,8 @@ _UNITS = [
     (r"(?<=\d)\s*l\b", " litres"), (r"(?<=\d)\s*g\b", " grams"), (r"(?<=\d)\s*m\b", " metres"),
     (r"(?<=\d)\s*%", " percent"), (r"\s&\s", " and "), (r"(?<=\d),(?=\d{3}\b)", ""),
     (r"(?<=\d)\s*\*\s*(?=\d)", " times "), (r"(?<=\d)\s*/\s*(?=\d)", " divided by "),
-    (r"(?<=\d)\s*\+\s*(?=\d)", " plus "), (r"(?<=\d)\s+-\s+(?=\d)", " minus "), (r"(?<=\d)\s*=\s*(?=-?\d)", " is "),
+    (r"(?<=\d)\s*\+\s*(?=\d)", " plus "), (r"(?<=[\d)])\s*\^\s*(?=\d)", " to the power of "),
+    (r"\bsqrt\(([^)]+)\)", r"the square root of \1"), (r"(?<=\d)\s+-\s+(?=\d)", " minus "), (r"(?<=[\d)])\s*=\s*(?=-?\d)", " is "),
 ]
 
 

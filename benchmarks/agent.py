@@ -33,19 +33,24 @@ from agent.tools.base import ToolContext
 from deployments.settings import JuneSettings
 from graphs.launch import APP_NAME, deploy, free_port, start_ray, stop
 
-Check = Callable[[str], bool]
+Check = Callable[[str, str], bool]  # (request, reply) -> answered correctly
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", text.replace(",", ""))]
 
 
 def number(expected: float, tolerance: float = 0.005) -> Check:
-    def check(reply: str) -> bool:
-        found = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", reply.replace(",", ""))]
-        return any(abs(n - expected) <= max(abs(expected) * tolerance, 0.01) for n in found)
+    """The reply states the expected number (within 0.5%) more often than the request already did."""
 
-    return check
+    def close(found: list[float]) -> int:
+        return sum(abs(n - expected) <= max(abs(expected) * tolerance, 0.01) for n in found)
+
+    return lambda request, reply: close(_numbers(reply)) > close(_numbers(request))
 
 
 def words(*expected: str) -> Check:
-    return lambda reply: all(word.lower() in reply.lower() for word in expected)
+    return lambda request, reply: all(word.lower() in reply.lower() for word in expected)
 
 
 def now_in(zone: str) -> datetime:
@@ -53,7 +58,7 @@ def now_in(zone: str) -> datetime:
 
 
 def hour_in(zone: str) -> Check:
-    return lambda reply: now_in(zone).strftime("%H:") in reply or now_in(zone).strftime("%-I") in reply
+    return lambda request, reply: now_in(zone).strftime("%H:") in reply
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,8 @@ async def run_mode(mode: str, bot: Agent, user: str) -> list[Outcome]:
         latency = (time.perf_counter() - started) * 1000
         trace = reply.trace
         invalid = sum("invalid" in r for r in trace.reflections)
-        outcome = Outcome(mode, task.category, task.request, reply.text, task.check(reply.text), round(latency, 1),
+        success = task.check(task.request, reply.text)
+        outcome = Outcome(mode, task.category, task.request, reply.text, success, round(latency, 1),
                           trace.llm_calls, len(trace.tool_calls), sum(c.status == "ok" for c in trace.tool_calls),
                           len(trace.plans), invalid, trace.route)
         print(f"[{mode}] {'ok  ' if outcome.success else 'FAIL'} {latency:6.0f} ms  {task.request!r} -> "

@@ -90,6 +90,8 @@ _ENCODINGS: dict[str, tuple[str, str, int | None]] = {
     "mp3": ("mp3", "libmp3lame", None),
     "flac": ("flac", "flac", None),
     "aac": ("adts", "aac", None),
+    "m4a": ("mp4", "aac", None),
+    "webm": ("webm", "libopus", OPUS_SAMPLE_RATE),
 }
 MEDIA_TYPES = {
     "ogg": "audio/ogg",
@@ -97,6 +99,8 @@ MEDIA_TYPES = {
     "mp3": "audio/mpeg",
     "flac": "audio/flac",
     "aac": "audio/aac",
+    "m4a": "audio/mp4",
+    "webm": "audio/webm",
     "pcm": "audio/pcm",
 }
 AUDIO_FORMATS = tuple(MEDIA_TYPES)

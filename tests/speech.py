@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import re
 from functools import lru_cache
 
-import av
 import numpy as np
 
 from deployments.audio import WHISPER_SAMPLE_RATE, Pcm, decode, encode
@@ -21,23 +19,6 @@ def synthesizer() -> Synthesizer:
 
 def say(text: str, audio_format: str = "ogg") -> bytes:
     return encode(synthesizer().synthesize(text), audio_format)
-
-
-def encode_in_container(pcm: Pcm, container: str, codec: str) -> bytes:
-    """Encode into containers June's own encoder does not write (m4a, webm), as phones send them."""
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container) as out:
-        stream = out.add_stream(codec, rate=48_000, layout="mono")
-        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=48_000)
-        frame = av.AudioFrame.from_ndarray((pcm.samples * 32767).astype(np.int16).reshape(1, -1), format="s16",
-                                           layout="mono")
-        frame.sample_rate = pcm.sample_rate
-        for resampled in [*resampler.resample(frame), *resampler.resample(None)]:
-            for packet in stream.encode(resampled):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return buffer.getvalue()
 
 
 def silence(seconds: float, audio_format: str = "wav") -> bytes:

@@ -216,3 +216,12 @@ def test_stream_yields_deltas_on_the_fast_path_and_the_answer_on_the_tool_path(t
 def test_tool_errors_are_tool_errors() -> None:
     with pytest.raises(ToolError, match="division by zero"):
         calculator.run({"expression": "1/0"}, ALICE)
+
+
+@pytest.mark.parametrize("answer", [
+    "To divide 144 by 12 you split it into equal parts.",  # echoes the question's 12, not the result
+    "It is about 0.12 of that.",  # 12 inside another number
+])
+def test_answer_must_state_the_result_itself(tools, answer: str) -> None:
+    reply = respond(agent(ScriptedModel(answer), tools), "What is 144 divided by 12?")
+    assert reply.text == "144 / 12 = 12."

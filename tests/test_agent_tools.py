@@ -106,3 +106,8 @@ def test_speech_rewrite_reads_naturally() -> None:
     assert for_speech("Use `pip`:\n```bash\npip install june\n```") == "Use pip: I've put the code in the written reply."
     assert for_speech("- 50% of 1,000 is 500\n- It's 21°C") == "50 percent of 1000 is 500\nIt's 21 degrees Celsius"
     assert for_speech("See [the docs](https://x.y/z) or https://a.b") == "See the docs or the link in the written reply"
+
+
+def test_templated_answers_read_as_words() -> None:
+    assert for_speech("(99^2) = 9801.") == "(99 to the power of 2) is 9801."
+    assert for_speech("sqrt(169) = 13.") == "the square root of 169 is 13."
