@@ -21,6 +21,7 @@ from agent.tools.base import Tool, ToolContext, ToolError
 from agent.trace import ToolCallRecord, Trace
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+MAX_CHECKED_NUMBERS = 6
 PLANNING_PROMPT = """You plan tool calls for a voice assistant. Tools:
 {tools}
 Reply with JSON only, no prose: {{"thoughts": "<what is asked and what is missing>", "steps": [{{"id": "s1", \
@@ -265,14 +266,10 @@ def _numbers(text: str) -> Counter[float]:
 
 
 def _missing_numbers(request: str, answer: str, results: list[str]) -> list[str]:
-    """The first number of each result that the answer does not state (echoing the request does not count)."""
+    """The numbers of the results that the answer does not state (echoing the request does not count)."""
     stated = _numbers(answer) - _numbers(request)
-    missing = []
-    for result in results:
-        found = _NUMBER.findall(result.replace(",", ""))
-        if found and stated[float(found[0])] == 0:
-            missing.append(found[0])
-    return missing
+    needed = Counter(n for result in results for n in _NUMBER.findall(result.replace(",", ""))[:MAX_CHECKED_NUMBERS])
+    return [n for n, count in needed.items() if stated[float(n)] < count]
 
 
 def _describe(step: Step, result: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,11 @@ def test_tool_errors_are_tool_errors() -> None:
 def test_answer_must_state_the_result_itself(tools, answer: str) -> None:
     reply = respond(agent(ScriptedModel(answer), tools), "What is 144 divided by 12?")
     assert reply.text == "144 / 12 = 12."
+
+
+def test_time_answers_must_state_the_time(tools) -> None:
+    moment_tools = [t for t in tools if t.name != "current_time"]
+    clock = next(t for t in make_clock_tools(lambda: datetime(2026, 11, 24, 7, 30, tzinfo=timezone.utc))
+                 if t.name == "current_time")
+    reply = respond(agent(ScriptedModel("It is open 24/7."), [*moment_tools, clock]), "What time is it in London?")
+    assert reply.text == "It is Tuesday 24 November 2026, 07:30 (Europe/London, UTC+0000)."
