@@ -7,7 +7,7 @@ ACCELERATOR ?= cpu
 STAMP := $(VENV)/.installed-$(ACCELERATOR)
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install system-deps prepare run test benchmark clean
+.PHONY: install system-deps prepare run test benchmark telegram discord clean
 
 install: system-deps $(STAMP)
 
@@ -36,6 +36,12 @@ run: prepare
 
 test: prepare
 	$(BIN)/pytest
+
+telegram: install
+	$(BIN)/python -m bots.telegram
+
+discord: install
+	$(BIN)/python -m bots.discord
 
 benchmark: prepare
 	$(BIN)/python -m benchmarks.pipeline

@@ -1,4 +1,4 @@
-"""`june prepare` readies the embedded models; `june serve` runs the graph in the foreground."""
+"""`june prepare` readies the embedded models; `june serve` runs the graph; `june history` reads the bots' log."""
 
 from __future__ import annotations
 
@@ -60,10 +60,16 @@ def serve_forever(settings: JuneSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["history"]:  # the bots' command, with its own options and settings
+        from bots.history_cli import main as history
+
+        return history(argv[1:])
     parser = argparse.ArgumentParser(prog="june", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("prepare", help="resolve and convert the configured models (once)")
     commands.add_parser("serve", help="run the graph in the foreground until Ctrl-C")
+    commands.add_parser("history", help="the bots' message history (june history --help)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,

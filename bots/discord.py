@@ -1,0 +1,238 @@
+"""The Discord bot: `python -m bots.discord` (`make discord`); messages and slash commands over the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import sys
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import discord
+import yarl
+from discord import app_commands
+from pydantic import ValidationError
+
+from bots import discord_markdown
+from bots.access import AccessPolicy, Role
+from bots.api_client import JuneClient
+from bots.assistant import Activity, Assistant, AudioTooLarge, Renderer
+from bots.commands import DESCRIPTIONS, Commands
+from bots.history import Inbound, MessageHistory
+from bots.logs import configure_logging
+from bots.preferences import Preferences
+from bots.settings import DiscordSettings, describe_settings_error
+
+PLATFORM = "discord"
+NO_MENTIONS = discord.AllowedMentions.none()
+log = logging.getLogger("june.bots.discord")
+
+RENDERER = Renderer(discord_markdown.render, lambda markdown: markdown)
+
+
+def point_at(api_url: str, gateway_url: str) -> None:
+    """discord.py's REST base and gateway address (both default to Discord's own)."""
+    discord.http.Route.BASE = api_url.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+def _audio_attachment(message: discord.Message) -> discord.Attachment | None:
+    for attachment in message.attachments:
+        if attachment.is_voice_message() or (attachment.content_type or "").startswith(("audio/", "video/ogg")):
+            return attachment
+    return None
+
+
+class DiscordTransport:
+    """The assistant's view of Discord, through channel IDs only (no cache needed after a restart)."""
+
+    def __init__(self, client: discord.Client, max_audio_bytes: int):
+        self.client = client
+        self.max_audio_bytes = max_audio_bytes
+
+    async def fetch_audio(self, inbound: Inbound) -> tuple[bytes, str, str]:
+        media = inbound.media or {}
+        if (media.get("size") or 0) > self.max_audio_bytes:
+            raise AudioTooLarge(f"{media['size']} bytes")
+        data = await self.client.http.get_from_cdn(media["url"])
+        return data, media.get("filename") or "voice.ogg", media.get("content_type") or "audio/ogg"
+
+    @asynccontextmanager
+    async def activity(self, chat_id: str, kind: Activity) -> AsyncIterator[None]:
+        async with self.client.get_partial_messageable(int(chat_id)).typing():
+            yield
+
+    async def send_text(self, chat_id: str, text: str, parse_mode: str | None, reply_to: str | None) -> str:
+        channel = self.client.get_partial_messageable(int(chat_id))
+        sent = await channel.send(text, reference=self._reference(chat_id, reply_to), allowed_mentions=NO_MENTIONS,
+                                  suppress_embeds=True)
+        return str(sent.id)
+
+    async def send_voice(self, chat_id: str, audio: bytes, reply_to: str | None) -> str:
+        channel = self.client.get_partial_messageable(int(chat_id))
+        sent = await channel.send(file=discord.File(io.BytesIO(audio), "june.ogg"),
+                                  reference=self._reference(chat_id, reply_to), allowed_mentions=NO_MENTIONS)
+        return str(sent.id)
+
+    @staticmethod
+    def _reference(chat_id: str, reply_to: str | None) -> discord.MessageReference | None:
+        if not reply_to:
+            return None
+        return discord.MessageReference(message_id=int(reply_to), channel_id=int(chat_id), fail_if_not_exists=False)
+
+
+class InteractionTransport(DiscordTransport):
+    """Answers a slash command through its interaction (visible only to the user who ran it)."""
+
+    def __init__(self, client: discord.Client, interaction: discord.Interaction):
+        super().__init__(client, 0)
+        self.interaction = interaction
+
+    async def send_text(self, chat_id: str, text: str, parse_mode: str | None, reply_to: str | None) -> str:
+        if not self.interaction.response.is_done():
+            response = await self.interaction.response.send_message(text, ephemeral=True,
+                                                                    allowed_mentions=NO_MENTIONS)
+            return str(response.message_id or self.interaction.id)
+        sent = await self.interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS, wait=True)
+        return str(sent.id)
+
+
+class JuneDiscord(discord.Client):
+    def __init__(self, settings: DiscordSettings):
+        intents = discord.Intents.default()
+        intents.message_content = True
+        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS)
+        self.settings = settings
+        self.history = MessageHistory(settings.history_db)
+        self.preferences = Preferences(settings.history_db)
+        api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        self.june = JuneClient(settings.api_url, api_key, timeout_s=settings.api_timeout_s,
+                               retry_for_s=settings.api_retry_for_s)
+        self.access = AccessPolicy(PLATFORM, settings.discord_owners, settings.discord_allowed)
+        self.assistant = Assistant(PLATFORM, self.june, self.history, self.preferences, RENDERER,
+                                   DiscordTransport(self, settings.max_audio_bytes))
+        self.commands = Commands(PLATFORM, self.june, self.preferences)
+        self.chat_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.tree = app_commands.CommandTree(self)
+        self._register_commands()
+
+    def _register_commands(self) -> None:
+        for name in ("start", "help", "reset", "status"):
+            self.tree.command(name=name, description=DESCRIPTIONS[name])(self._simple_command(name))
+
+        @self.tree.command(name="voice", description=DESCRIPTIONS["voice"])
+        @app_commands.choices(state=[app_commands.Choice(name="on", value="on"),
+                                     app_commands.Choice(name="off", value="off")])
+        async def voice(interaction: discord.Interaction, state: app_commands.Choice[str]) -> None:
+            await self.on_command(interaction, "voice", state.value)
+
+    def _simple_command(self, name: str):
+        async def command(interaction: discord.Interaction) -> None:
+            await self.on_command(interaction, name, "")
+
+        command.__name__ = name
+        return command
+
+    async def setup_hook(self) -> None:
+        await self.tree.sync()
+        leftovers = self.assistant.leftovers()
+        if leftovers:
+            self.loop.create_task(self._recover(leftovers))
+
+    async def _recover(self, leftovers: list[Inbound]) -> None:
+        for inbound in leftovers:
+            async with self.chat_locks[inbound.chat_id]:
+                await self.assistant.recover([inbound])
+
+    async def on_ready(self) -> None:
+        log.info("discord bot started", extra={"user_id": self.user.id if self.user else None})
+
+    async def close(self) -> None:
+        await super().close()
+        await self.june.aclose()
+        self.history.close()
+        self.preferences.close()
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return
+        attachment = _audio_attachment(message)
+        kind = "voice" if attachment else "text"
+        chat_id, user_id = str(message.channel.id), str(message.author.id)
+        role = self.access.admit(message.author.id)
+        if role is None:
+            self.history.ignore(PLATFORM, kind, chat_id, user_id, str(message.id))
+            return
+        if not attachment and not message.content.strip():
+            return
+        media = {"url": attachment.url, "filename": attachment.filename, "size": attachment.size,
+                 "content_type": attachment.content_type} if attachment else None
+        inbound = self.history.receive(PLATFORM, kind, chat_id, user_id, str(message.id),
+                                       None if attachment else message.content, media)
+        if inbound is None:
+            return
+        if role is Role.ALLOWED and self.settings.forward_to_owners:
+            await self._forward(message)
+        async with self.chat_locks[chat_id]:
+            await self.assistant.answer(inbound)
+
+    async def on_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:
+        role = self.access.admit(interaction.user.id)
+        chat_id, user_id = str(interaction.channel_id), str(interaction.user.id)
+        if role is None:
+            self.history.ignore(PLATFORM, "command", chat_id, user_id, str(interaction.id))
+            return
+        inbound = self.history.receive(PLATFORM, "command", chat_id, user_id, str(interaction.id),
+                                       f"/{name} {argument}".strip())
+        if inbound is None:
+            return
+        if name == "voice":
+            text = self.commands.voice(user_id, argument)
+        elif name == "reset":
+            text = self.commands.reset(chat_id)
+        elif name == "status":
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            text = await self.commands.status(user_id, chat_id, role)
+        elif name == "start":
+            text = self.commands.start()
+        else:
+            text = self.commands.help()
+        await self.assistant.reply_text(inbound, text, InteractionTransport(self, interaction))
+
+    async def _forward(self, message: discord.Message) -> None:
+        for owner in self.settings.discord_owners:
+            try:
+                user = await self.fetch_user(owner)
+                await message.forward(await user.create_dm())
+            except discord.HTTPException as error:
+                log.warning("could not forward to an owner", extra={"owner": owner, "status": error.status})
+
+    async def on_error(self, event: str, *args: object, **kwargs: object) -> None:
+        error = sys.exc_info()[1]
+        log.error("event handler failed", extra={"event": event, "reason": type(error).__name__})
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    try:
+        settings = DiscordSettings()
+    except ValidationError as error:
+        print(f"june discord: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
+        return 2
+    point_at(settings.discord_api_url, settings.discord_gateway_url)
+    try:
+        JuneDiscord(settings).run(settings.discord_token.get_secret_value(), log_handler=None)
+    except discord.LoginFailure:
+        print("june discord: Discord refused JUNE_DISCORD_TOKEN; check it in the Developer Portal", file=sys.stderr)
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        print("june discord: turn on the Message Content intent for the bot in the Developer Portal",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Every message a bot receives or sends, in SQLite: what came in, what the model said, what was sent.
+
+Inbound rows are the bot's work queue too: a message is stored before anything else happens, and
+one still `pending` when the bot stops is answered after the restart. Outbound rows are written
+(`queued`) before they are sent, so a restart sends only the parts that did not go out.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bots.rendering import Rendered
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    platform TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    kind TEXT NOT NULL,
+    chat_id TEXT NOT NULL,
+    user_id TEXT,
+    message_id TEXT,
+    reply_to INTEGER REFERENCES messages(id),
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    raw_text TEXT,
+    rendered_text TEXT,
+    parse_mode TEXT,
+    split_index INTEGER,
+    split_count INTEGER,
+    status TEXT NOT NULL,
+    detail TEXT,
+    media TEXT,
+    audio BLOB
+);
+CREATE UNIQUE INDEX IF NOT EXISTS inbound_once ON messages (platform, chat_id, message_id) WHERE direction = 'in';
+CREATE INDEX IF NOT EXISTS by_user ON messages (platform, user_id, created_at);
+CREATE INDEX IF NOT EXISTS by_status ON messages (platform, direction, status);
+"""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    id: int
+    platform: str
+    kind: str  # "text", "voice" or "command"
+    chat_id: str
+    user_id: str
+    message_id: str
+    text: str | None
+    media: dict | None  # where to fetch a voice note from, e.g. {"file_id": ...} or {"url": ...}
+
+
+@dataclass(frozen=True)
+class Outbound:
+    id: int
+    kind: str  # "text" or "voice"
+    chat_id: str
+    rendered_text: str | None
+    parse_mode: str | None
+    audio: bytes | None
+    status: str
+
+
+class MessageHistory:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def receive(self, platform: str, kind: str, chat_id: str, user_id: str, message_id: str,
+                text: str | None, media: dict | None = None) -> Inbound | None:
+        """Store an inbound message as `pending`; None when it was stored before (a redelivery)."""
+        now = time.time()
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO messages (platform, direction, kind, chat_id, user_id, message_id, created_at,"
+            " updated_at, raw_text, status, media) VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+            (platform, kind, chat_id, user_id, message_id, now, now, text, json.dumps(media) if media else None))
+        if cursor.rowcount == 0:
+            return None
+        return Inbound(cursor.lastrowid, platform, kind, chat_id, user_id, message_id, text, media)
+
+    def ignore(self, platform: str, kind: str, chat_id: str, user_id: str, message_id: str) -> None:
+        """A stranger's message: recorded without its content."""
+        now = time.time()
+        self.db.execute(
+            "INSERT OR IGNORE INTO messages (platform, direction, kind, chat_id, user_id, message_id, created_at,"
+            " updated_at, status) VALUES (?, 'in', ?, ?, ?, ?, ?, ?, 'ignored')",
+            (platform, kind, chat_id, user_id, message_id, now, now))
+
+    def pending(self, platform: str) -> list[Inbound]:
+        rows = self.db.execute("SELECT * FROM messages WHERE platform = ? AND direction = 'in' AND status = 'pending'"
+                               " ORDER BY id", (platform,)).fetchall()
+        return [Inbound(r["id"], r["platform"], r["kind"], r["chat_id"], r["user_id"], r["message_id"],
+                        r["raw_text"], json.loads(r["media"]) if r["media"] else None) for r in rows]
+
+    def finish(self, inbound: Inbound, status: str, detail: str | None = None) -> None:
+        """Close an inbound message: `answered` or `failed`."""
+        self.db.execute("UPDATE messages SET status = ?, detail = ?, updated_at = ? WHERE id = ?",
+                        (status, detail, time.time(), inbound.id))
+
+    def queue(self, inbound: Inbound, raw_text: str, rendered: Rendered, audio: bytes | None,
+              transcript: str | None) -> list[Outbound]:
+        """The whole answer as `queued` outbound rows (and a voice note's transcript), in one transaction."""
+        now = time.time()
+        detail = "fallback: " + "; ".join(rendered.problems) if rendered.problems else None
+        rows = [("voice", None, None, None, None, audio)] if audio else []
+        rows += [("text", p.text, p.parse_mode, p.index, p.count, None) for p in rendered.parts]
+        with self.db:
+            self.db.execute("BEGIN")
+            if transcript is not None:
+                self.db.execute("UPDATE messages SET raw_text = ? WHERE id = ?", (transcript, inbound.id))
+            for kind, rendered, mode, index, count, blob in rows:
+                self.db.execute(
+                    "INSERT INTO messages (platform, direction, kind, chat_id, user_id, reply_to, created_at,"
+                    " updated_at, raw_text, rendered_text, parse_mode, split_index, split_count, status, detail, audio)"
+                    " VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                    (inbound.platform, kind, inbound.chat_id, inbound.user_id, inbound.id, now, now, raw_text,
+                     rendered, mode, index, count, detail if kind == "text" else None, blob))
+        return self.unsent(inbound)
+
+    def unsent(self, inbound: Inbound) -> list[Outbound]:
+        rows = self.db.execute("SELECT * FROM messages WHERE reply_to = ? AND status = 'queued' ORDER BY id",
+                               (inbound.id,)).fetchall()
+        return [Outbound(r["id"], r["kind"], r["chat_id"], r["rendered_text"], r["parse_mode"], r["audio"],
+                         r["status"]) for r in rows]
+
+    def has_answer(self, inbound: Inbound) -> bool:
+        return self.db.execute("SELECT 1 FROM messages WHERE reply_to = ? LIMIT 1", (inbound.id,)).fetchone() is not None
+
+    def sent(self, outbound: Outbound, message_id: str, *, parse_mode: str | None, detail: str | None = None) -> None:
+        """Mark a part delivered; `parse_mode`/`detail` record a plain-text resend the platform forced."""
+        self.db.execute("UPDATE messages SET status = 'sent', message_id = ?, parse_mode = ?,"
+                        " detail = COALESCE(?, detail), audio = NULL, updated_at = ? WHERE id = ?",
+                        (message_id, parse_mode, detail, time.time(), outbound.id))
+
+    def failed(self, outbound: Outbound, detail: str) -> None:
+        self.db.execute("UPDATE messages SET status = 'failed', detail = COALESCE(detail || '; ', '') || ?,"
+                        " audio = NULL, updated_at = ? WHERE id = ?", (detail, time.time(), outbound.id))
+
+    def query(self, platform: str | None, user_id: str | None, limit: int) -> list[sqlite3.Row]:
+        clauses, values = [], []
+        if platform:
+            clauses.append("platform = ?")
+            values.append(platform)
+        if user_id:
+            clauses.append("user_id = ?")
+            values.append(user_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.db.execute(f"SELECT id, platform, direction, kind, chat_id, user_id, message_id, reply_to,"
+                               f" created_at, raw_text, rendered_text, parse_mode, split_index, split_count, status,"
+                               f" detail FROM messages {where} ORDER BY id DESC LIMIT ?", (*values, limit)).fetchall()
+        return rows[::-1]

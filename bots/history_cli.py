@@ -1,0 +1,85 @@
+"""`june history`: read the bots' message history; `--analyze` lists rendering problems."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from bots.history import MessageHistory
+from bots.settings import BotSettings, describe_settings_error
+
+PREVIEW_CHARS = 60
+
+
+def _preview(text: str | None) -> str:
+    if text is None:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+
+
+def _line(row: sqlite3.Row) -> str:
+    when = datetime.fromtimestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+    arrow = "→" if row["direction"] == "in" else "←"
+    split = f" {row['split_index'] + 1}/{row['split_count']}" if row["split_count"] else ""
+    mode = f" [{row['parse_mode'] or 'plain'}]" if row["direction"] == "out" and row["kind"] == "text" else ""
+    text = row["rendered_text"] if row["direction"] == "out" else row["raw_text"]
+    return (f"{when} #{row['id']} {row['platform']} {arrow} chat {row['chat_id']} user {row['user_id']} "
+            f"{row['kind']}{split}{mode} {row['status']}: {_preview(text)}")
+
+
+def problems(row: sqlite3.Row) -> list[str]:
+    """What went wrong rendering or delivering one outbound row."""
+    found = []
+    if row["direction"] != "out":
+        return found
+    detail = row["detail"] or ""
+    if detail.startswith("fallback:"):
+        found.append(f"markup refused, sent as plain text ({detail.removeprefix('fallback: ')})")
+    if "platform rejected markup" in detail:
+        found.append("the platform failed to parse the markup")
+    if row["status"] in ("failed", "queued"):
+        found.append(f"not delivered ({row['status']})")
+    if row["split_count"] and row["split_count"] > 1 and row["split_index"] == 0:
+        found.append(f"answer split into {row['split_count']} messages")
+    rendered = row["rendered_text"] or ""
+    if rendered.endswith(("…", "...")) and not (row["raw_text"] or "").rstrip().endswith(("…", "...")):
+        found.append("looks truncated")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="june history", description=__doc__)
+    parser.add_argument("--platform", choices=["telegram", "discord"])
+    parser.add_argument("--user", help="the platform's user ID")
+    parser.add_argument("--limit", type=int, default=20)
+    parser.add_argument("--analyze", action="store_true", help="list rendering and delivery problems only")
+    args = parser.parse_args(argv)
+    try:
+        settings = BotSettings()
+    except ValidationError as error:
+        print(f"june history: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
+        return 2
+    if not settings.history_db.exists():
+        print(f"june history: no history yet at {settings.history_db}", file=sys.stderr)
+        return 1
+    history = MessageHistory(settings.history_db)
+    try:
+        rows = history.query(args.platform, args.user, args.limit)
+    finally:
+        history.close()
+    for row in rows:
+        if not args.analyze:
+            print(_line(row))
+            continue
+        for problem in problems(row):
+            print(f"#{row['id']} {row['platform']} chat {row['chat_id']} (reply to #{row['reply_to']}): {problem}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

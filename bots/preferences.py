@@ -1,0 +1,43 @@
+"""Per-user voice replies and per-chat conversation generations (a /reset starts a new one)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS voice_replies (platform TEXT, user_id TEXT, enabled INTEGER NOT NULL,
+                                          PRIMARY KEY (platform, user_id));
+CREATE TABLE IF NOT EXISTS conversations (platform TEXT, chat_id TEXT, generation INTEGER NOT NULL,
+                                          PRIMARY KEY (platform, chat_id));
+"""
+
+
+class Preferences:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def voice_replies(self, platform: str, user_id: str) -> bool:
+        row = self.db.execute("SELECT enabled FROM voice_replies WHERE platform = ? AND user_id = ?",
+                              (platform, user_id)).fetchone()
+        return bool(row and row[0])
+
+    def set_voice_replies(self, platform: str, user_id: str, enabled: bool) -> None:
+        self.db.execute("INSERT INTO voice_replies VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET enabled = excluded.enabled",
+                        (platform, user_id, int(enabled)))
+
+    def conversation_id(self, platform: str, chat_id: str) -> str:
+        """`telegram:<chat>` at first, `telegram:<chat>:<n>` after the n-th /reset."""
+        row = self.db.execute("SELECT generation FROM conversations WHERE platform = ? AND chat_id = ?",
+                              (platform, chat_id)).fetchone()
+        generation = row[0] if row else 0
+        return f"{platform}:{chat_id}" + (f":{generation}" if generation else "")
+
+    def reset(self, platform: str, chat_id: str) -> None:
+        self.db.execute("INSERT INTO conversations VALUES (?, ?, 1)"
+                        " ON CONFLICT DO UPDATE SET generation = generation + 1", (platform, chat_id))

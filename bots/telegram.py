@@ -1,0 +1,260 @@
+"""The Telegram bot: `python -m bots.telegram` (`make telegram`); polling, or a webhook when configured."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import sys
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from pydantic import ValidationError
+from telegram import BotCommand, Message, ReplyParameters, Update
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, InvalidToken, NetworkError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, CommandHandler, ContextTypes, filters
+from telegram.ext import MessageHandler as OnMessage
+
+from bots import telegram_html
+from bots.access import AccessPolicy, Role
+from bots.api_client import JuneClient
+from bots.assistant import Activity, Assistant, AudioTooLarge, MarkupRejected, Renderer
+from bots.commands import DESCRIPTIONS, Commands
+from bots.history import Inbound, MessageHistory
+from bots.logs import configure_logging
+from bots.preferences import Preferences
+from bots.settings import TelegramSettings, describe_settings_error
+
+PLATFORM = "telegram"
+ACTIVITY_REFRESH_S = 4.0  # Telegram shows a chat action for about 5 s
+AUDIO_FILTER = filters.VOICE | filters.AUDIO | filters.Document.AUDIO
+log = logging.getLogger("june.bots.telegram")
+
+
+def to_plain(markup: str) -> str:
+    return html.unescape(re.sub(r"<[^<>]*>", "", markup))
+
+
+RENDERER = Renderer(telegram_html.render, to_plain)
+
+
+class TelegramTransport:
+    """The assistant's view of Telegram, through python-telegram-bot's `Bot`."""
+
+    def __init__(self, application: Application, max_audio_bytes: int):
+        self.application = application
+        self.max_audio_bytes = max_audio_bytes
+
+    async def fetch_audio(self, inbound: Inbound) -> tuple[bytes, str, str]:
+        media = inbound.media or {}
+        if (media.get("file_size") or 0) > self.max_audio_bytes:
+            raise AudioTooLarge(f"{media['file_size']} bytes")
+        try:
+            file = await self.application.bot.get_file(media["file_id"])
+        except BadRequest as error:
+            if "too big" in error.message.lower():
+                raise AudioTooLarge("over the Bot API download limit") from None
+            raise
+        data = bytes(await file.download_as_bytearray())
+        if len(data) > self.max_audio_bytes:
+            raise AudioTooLarge(f"{len(data)} bytes")
+        return data, media.get("file_name") or "voice.ogg", media.get("mime_type") or "audio/ogg"
+
+    @asynccontextmanager
+    async def activity(self, chat_id: str, kind: Activity) -> AsyncIterator[None]:
+        action = ChatAction.RECORD_VOICE if kind == "recording" else ChatAction.TYPING
+
+        async def keep_showing() -> None:
+            while True:
+                try:
+                    await self.application.bot.send_chat_action(int(chat_id), action)
+                except NetworkError:
+                    pass  # only a courtesy
+                await asyncio.sleep(ACTIVITY_REFRESH_S)
+
+        task = asyncio.create_task(keep_showing())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def send_text(self, chat_id: str, text: str, parse_mode: str | None, reply_to: str | None) -> str:
+        try:
+            sent = await self.application.bot.send_message(int(chat_id), text, parse_mode=parse_mode,
+                                                           reply_parameters=_reply_to(reply_to))
+        except BadRequest as error:
+            if parse_mode and "parse entities" in error.message.lower():
+                raise MarkupRejected(error.message) from None
+            raise
+        return str(sent.message_id)
+
+    async def send_voice(self, chat_id: str, audio: bytes, reply_to: str | None) -> str:
+        sent = await self.application.bot.send_voice(int(chat_id), audio, filename="june.ogg",
+                                                     reply_parameters=_reply_to(reply_to))
+        return str(sent.message_id)
+
+
+def _reply_to(message_id: str | None) -> ReplyParameters | None:
+    return ReplyParameters(int(message_id), allow_sending_without_reply=True) if message_id else None
+
+
+def _media(message: Message) -> dict:
+    audio = message.voice or message.audio or message.document
+    return {"file_id": audio.file_id, "file_size": audio.file_size, "mime_type": getattr(audio, "mime_type", None),
+            "file_name": getattr(audio, "file_name", None)}
+
+
+class TelegramBot:
+    """Wires access control, history, the assistant and the commands into python-telegram-bot handlers."""
+
+    def __init__(self, settings: TelegramSettings, application: Application):
+        self.settings = settings
+        self.application = application
+        self.history = MessageHistory(settings.history_db)
+        self.preferences = Preferences(settings.history_db)
+        api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        self.client = JuneClient(settings.api_url, api_key, timeout_s=settings.api_timeout_s,
+                                 retry_for_s=settings.api_retry_for_s)
+        self.access = AccessPolicy(PLATFORM, settings.telegram_owners, settings.telegram_allowed)
+        self.transport = TelegramTransport(application, settings.max_audio_bytes)
+        self.assistant = Assistant(PLATFORM, self.client, self.history, self.preferences, RENDERER, self.transport)
+        self.commands = Commands(PLATFORM, self.client, self.preferences)
+        self.chat_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+        application.add_handler(OnMessage(AUDIO_FILTER, self.on_message))
+        application.add_handler(OnMessage(filters.TEXT & ~filters.COMMAND, self.on_message))
+        application.add_handler(CommandHandler(list(DESCRIPTIONS), self.on_command))
+        application.add_error_handler(self.on_error)
+        application.post_init = self.post_init
+        application.post_shutdown = self.post_shutdown
+
+    async def post_init(self, application: Application) -> None:
+        await application.bot.set_my_commands([BotCommand(name, text) for name, text in DESCRIPTIONS.items()])
+        leftovers = self.assistant.leftovers()
+        if leftovers:
+            application.create_task(self._recover(leftovers))
+        log.info("telegram bot started", extra={"username": application.bot.username, "leftovers": len(leftovers)})
+
+    async def _recover(self, leftovers: list[Inbound]) -> None:
+        for inbound in leftovers:
+            async with self.chat_locks[inbound.chat_id]:
+                await self.assistant.recover([inbound])
+
+    async def post_shutdown(self, application: Application) -> None:
+        await self.client.aclose()
+        self.history.close()
+        self.preferences.close()
+
+    def _admit(self, update: Update, kind: str) -> tuple[Role, Message] | None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
+            return None
+        role = self.access.admit(user.id)
+        if role is None:
+            self.history.ignore(PLATFORM, kind, str(message.chat_id), str(user.id), str(message.message_id))
+            return None
+        return role, message
+
+    async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        voice = update.effective_message is not None and bool(AUDIO_FILTER.check_update(update))
+        admitted = self._admit(update, "voice" if voice else "text")
+        if admitted is None:
+            return
+        role, message = admitted
+        inbound = self.history.receive(PLATFORM, "voice" if voice else "text", str(message.chat_id),
+                                       str(message.from_user.id), str(message.message_id),
+                                       None if voice else message.text, _media(message) if voice else None)
+        if inbound is None:
+            return  # delivered twice; the first delivery answers it
+        if role is Role.ALLOWED and self.settings.forward_to_owners:
+            await self._forward(message)
+        async with self.chat_locks[inbound.chat_id]:
+            await self.assistant.answer(inbound)
+
+    async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        admitted = self._admit(update, "command")
+        if admitted is None:
+            return
+        role, message = admitted
+        chat_id, user_id = str(message.chat_id), str(message.from_user.id)
+        inbound = self.history.receive(PLATFORM, "command", chat_id, user_id, str(message.message_id), message.text)
+        if inbound is None:
+            return
+        name = (message.text or "/help").split()[0][1:].split("@")[0].lower()
+        argument = " ".join(context.args or [])
+        if name == "voice":
+            text = self.commands.voice(user_id, argument)
+        elif name == "reset":
+            text = self.commands.reset(chat_id)
+        elif name == "status":
+            text = await self.commands.status(user_id, chat_id, role)
+        elif name == "start":
+            text = self.commands.start()
+        else:
+            text = self.commands.help()
+        async with self.chat_locks[chat_id]:
+            await self.assistant.reply_text(inbound, text)
+
+    async def _forward(self, message: Message) -> None:
+        for owner in self.settings.telegram_owners:
+            try:
+                await message.forward(owner)
+            except (BadRequest, NetworkError) as error:
+                log.warning("could not forward to an owner", extra={"owner": owner, "reason": type(error).__name__})
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        error = context.error
+        log.error("handler failed", extra={"reason": type(error).__name__,
+                                           "update_id": getattr(update, "update_id", None)})
+
+
+def build_application(settings: TelegramSettings) -> tuple[Application, TelegramBot]:
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_token.get_secret_value())
+        .base_url(settings.telegram_api_url)
+        .base_file_url(settings.telegram_file_url)
+        .local_mode(settings.telegram_local_mode)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(True)
+        .build()
+    )
+    return application, TelegramBot(settings, application)
+
+
+def run(settings: TelegramSettings) -> None:
+    application, _ = build_application(settings)
+    if settings.telegram_webhook_url:
+        secret = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else None
+        path = re.sub(r"^https?://[^/]+/?", "", settings.telegram_webhook_url)
+        application.run_webhook(listen=settings.telegram_webhook_listen, port=settings.telegram_webhook_port,
+                                url_path=path, webhook_url=settings.telegram_webhook_url, secret_token=secret,
+                                allowed_updates=Update.ALL_TYPES)
+    else:
+        application.run_polling(allowed_updates=Update.ALL_TYPES, timeout=settings.telegram_poll_timeout_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    try:
+        settings = TelegramSettings()
+    except ValidationError as error:
+        print(f"june telegram: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
+        return 2
+    try:
+        run(settings)
+    except InvalidToken:
+        print("june telegram: Telegram refused JUNE_TELEGRAM_TOKEN; check it with @BotFather", file=sys.stderr)
+        return 2
+    except NetworkError as error:
+        print(f"june telegram: cannot reach the Telegram Bot API at JUNE_TELEGRAM_API_URL ({type(error).__name__})",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Local stand-ins for the platforms the bots talk to, speaking their real wire protocols."""

@@ -1,0 +1,99 @@
+"""The Discord bot, end to end: discord.py against a fake REST + gateway server, the real graph behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from bots.discord import JuneDiscord, point_at
+from bots.settings import DiscordSettings
+from tests.conftest import Graph
+from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.server import wait_until
+from tests.speech import decoded_seconds, say
+
+OWNER, STRANGER = 111, 333
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def fake() -> Iterator[FakeDiscord]:
+    server = FakeDiscord().start()
+    yield server
+    server.stop()
+
+
+@contextmanager
+def running_bot(fake: FakeDiscord, api_url: str, data_dir: Path) -> Iterator[JuneDiscord]:
+    settings = DiscordSettings(_env_file=None, api_url=api_url, data_dir=data_dir, discord_token=fake.token,
+                               discord_owners=str(OWNER), discord_api_url=fake.api_url,
+                               discord_gateway_url=fake.gateway_url, max_audio_bytes=1024 * 1024)
+    point_at(settings.discord_api_url, settings.discord_gateway_url)
+    loop = asyncio.new_event_loop()
+    holder: list[JuneDiscord] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def main() -> None:
+            client = JuneDiscord(settings)
+            holder.append(client)
+            try:
+                await client.start(fake.token)
+            finally:
+                await client.close()  # start() returns as soon as the gateway closes; finish closing here
+
+        loop.run_until_complete(main())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    wait_until(fake.ready.is_set, 20, "the bot to identify on the gateway")
+    try:
+        yield holder[0]
+    finally:
+        asyncio.run_coroutine_threadsafe(holder[0].close(), loop)
+        thread.join(20)
+        assert not thread.is_alive()
+
+
+def test_discord_conversation(graph: Graph, fake: FakeDiscord, tmp_path: Path) -> None:
+    with running_bot(fake, graph.url, tmp_path):
+        assert {c["name"] for c in fake.commands} == {"start", "help", "voice", "reset", "status"}
+
+        asked = fake.send_message(OWNER, audio=say("What is the capital of France?"), voice_message=True)
+        replies = fake.wait_for_text_reply(asked, timeout=90)
+        voice = [r for r in replies if r.files]
+        assert len(voice) == 1 and decoded_seconds(next(iter(voice[0].files.values()))) > 0.3
+        assert replies[-1].content.strip()
+        assert OWNER + 1 in fake.typing
+
+        asked = fake.send_message(OWNER, "Say hello.")
+        [reply] = fake.wait_for_text_reply(asked, timeout=60)
+        assert reply.content.strip() and not reply.files
+
+        command = fake.run_command(OWNER, "voice", [{"name": "state", "type": 3, "value": "on"}])
+        assert "now on" in fake.wait_for_text_reply(command)[0].content
+        command = fake.run_command(OWNER, "status")
+        assert "voice replies on" in fake.wait_for_text_reply(command)[0].content
+
+        ignored = fake.send_message(STRANGER, "hello?")
+        fake.wait_for_text_reply(fake.send_message(OWNER, "Thanks!"), timeout=60)
+        assert not fake.replies_to(ignored)
+
+
+def test_missing_or_malformed_token_is_a_clear_error(tmp_path: Path) -> None:
+    for token in ("", "nope"):
+        env = {**os.environ, "JUNE_DISCORD_TOKEN": token, "JUNE_DATA_DIR": str(tmp_path)}
+        if not token:
+            env.pop("JUNE_DISCORD_TOKEN")
+        done = subprocess.run([sys.executable, "-m", "bots.discord"], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 2 and "Traceback" not in done.stderr and "JUNE_DISCORD_TOKEN" in done.stderr
