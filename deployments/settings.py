@@ -48,6 +48,7 @@ class JuneSettings(BaseSettings):
     llm_repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
     llm_seed: int | None = Field(None, description="Fixed sampling seed, for reproducible replies.")
     llm_tool_call_parser: str | None = None
+    llm_cpu_niceness: int = Field(10, ge=0, le=19, description="CPU priority of the LLM engine below the audio stages")
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
     agent_planner: Literal["hybrid", "model"] = "hybrid"

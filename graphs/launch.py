@@ -22,6 +22,8 @@ def start_ray(*, dashboard_port: int | None = None) -> None:
         os.environ.setdefault(key, value)
     import ray
 
+    if ray.is_initialized():  # e.g. started implicitly by building a deployment in this process
+        ray.shutdown()
     ray.init(
         address="local",
         include_dashboard=dashboard_port is not None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,10 @@ import pytest
 
 from deployments.settings import JuneSettings
 from graphs.launch import free_port
+
+# Building a deployment reads Ray's runtime context, which starts Ray when it is not running: make
+# that a private local instance, never an attachment to a cluster that happens to run here.
+os.environ["RAY_ADDRESS"] = "local"
 
 
 @dataclass
