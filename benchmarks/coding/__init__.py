@@ -1,0 +1,1 @@
+"""The coding-agent benchmark: HumanEval/MBPP tasks, sandboxed test runs, pass@k (`python -m benchmarks.coding`)."""
