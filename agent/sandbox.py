@@ -78,7 +78,7 @@ def _june_prepare():
     mb = 1024 * 1024
     for name, soft, hard in (
         ("RLIMIT_AS", settings["memory_mb"] * mb, settings["memory_mb"] * mb),
-        ("RLIMIT_CPU", settings["cpu_s"], settings["cpu_s"]),
+        ("RLIMIT_CPU", settings["cpu_s"], settings["cpu_s"] + 1),  # SIGXCPU, then SIGKILL if it is caught
         ("RLIMIT_FSIZE", settings["file_size_mb"] * mb, settings["file_size_mb"] * mb),
         ("RLIMIT_NPROC", settings["processes"], settings["processes"]),
         ("RLIMIT_CORE", 0, 0),
@@ -384,7 +384,7 @@ def _classify(returncode: int, stderr: str, stopped: str | None, limits: Sandbox
         return "memory", f"memory limit {limits.memory_mb} MB"
     if returncode > 0:
         return "error", f"exit code {returncode}"
-    if cpu_s >= 0.95 * limits.cpu_s:  # the kernel's accounting of CPU time lags its limit check a little
+    if -returncode == signal.SIGXCPU or (returncode == -signal.SIGKILL and cpu_s >= limits.cpu_s):
         return "timeout", f"CPU limit {limits.cpu_s} s"
     if returncode == -signal.SIGKILL and duration_s >= limits.timeout_s:  # the sandbox's own backstop
         return "timeout", f"wall-clock limit {limits.timeout_s:g} s"

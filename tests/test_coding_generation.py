@@ -74,20 +74,20 @@ def test_plain_mode_asks_once(scripted) -> None:
 
 def test_agent_mode_revises_after_a_failed_example(scripted) -> None:
     model = scripted([WRONG, RIGHT, WRONG])
-    generation = generate(TASK, model.endpoint, Sampling(), seed=0, agent_turns=3, limits=SandboxLimits(timeout_s=5))
+    generation = generate(TASK, model.endpoint, Sampling(), seed=0, agent_turns=3, limits=SandboxLimits())
     assert generation.turns == 2 and "any(" in generation.completion
     assert generation.completion_tokens > 0 and generation.error is None
     feedback = model.requests[1]["messages"]
     assert [m["role"] for m in feedback] == ["system", "user", "assistant", "user"]
     assert feedback[2]["content"] == WRONG and "example 2 FAILED" in feedback[3]["content"]
-    record = process(WorkItem(TASK, 0), Plan(SandboxLimits(timeout_s=5), scripted([WRONG, RIGHT]).endpoint,
+    record = process(WorkItem(TASK, 0), Plan(SandboxLimits(), scripted([WRONG, RIGHT]).endpoint,
                                             agent_turns=3))
     assert record.passed and record.turns == 2 and "example 2 ok" in record.examples
 
 
 def test_agent_mode_stops_after_its_turns(scripted) -> None:
     model = scripted([WRONG])
-    generation = generate(TASK, model.endpoint, Sampling(), seed=0, agent_turns=2, limits=SandboxLimits(timeout_s=5))
+    generation = generate(TASK, model.endpoint, Sampling(), seed=0, agent_turns=2, limits=SandboxLimits())
     assert generation.turns == 2 and len(model.requests) == 2 and "return False" in generation.completion
 
 
@@ -95,5 +95,5 @@ def test_endpoint_errors_become_failed_samples(scripted) -> None:
     model = scripted([RIGHT], status=400)
     with pytest.raises(GenerationError, match="HTTP 400"):
         chat(model.endpoint, [{"role": "user", "content": "hi"}], Sampling(), 0)
-    record = process(WorkItem(TASK, 0), Plan(SandboxLimits(timeout_s=5), model.endpoint))
+    record = process(WorkItem(TASK, 0), Plan(SandboxLimits(), model.endpoint))
     assert not record.passed and "HTTP 400" in record.generation_error

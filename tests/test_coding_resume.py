@@ -14,7 +14,7 @@ from benchmarks.coding.runner import ResumeError, read_results, run, thread_back
 from benchmarks.coding.work import Plan, WorkItem
 
 HEADER = {"dataset": "humaneval", "tasks": "0-2", "n": 2, "mode": "samples"}
-PLAN = Plan(SandboxLimits(timeout_s=5))
+PLAN = Plan(SandboxLimits())
 
 
 @pytest.fixture()
