@@ -1,1 +1,1 @@
-"""Benchmarks: the voice pipeline, speech-to-text models, and (later) coding."""
+"""Benchmarks: the voice pipeline, the speech-to-text models, the agent, and coding (HumanEval/MBPP)."""

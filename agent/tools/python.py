@@ -16,8 +16,9 @@ def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
         result = run_python(arguments["code"], limits=limits)
         if result.status == "ok":
             return result.stdout.strip()[-RESULT_CHARS:] or "(the program printed nothing)"
-        detail = (result.stderr.strip().splitlines() or [""])[-1][:300]
-        raise ToolError(f"the program ended with {result.status}" + (f": {detail}" if detail else ""))
+        last_error_line = (result.stderr.strip().splitlines() or [""])[-1][:300]
+        detail = "; ".join(part for part in (result.reason, last_error_line) if part)
+        raise ToolError(f"the program ended with {result.status}" + (f" ({detail})" if detail else ""))
 
     return Tool(
         name="run_python",
