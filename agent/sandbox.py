@@ -207,6 +207,7 @@ def _bubblewrap_command(limits: SandboxLimits, settings: str) -> list[str]:
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--as-pid-1", "--die-with-parent", "--new-session", "--chdir", "/tmp", "--setenv", "HOME", "/tmp",
     ]
+    command += _rebind_under_tmp()
     if os.geteuid() != 0:
         return command + ["--unshare-user", "--"] + _sandboxed_command(limits, settings)
     # As root: bwrap keeps just enough to let setpriv drop to a uid of this run's own, without capabilities.
@@ -218,6 +219,24 @@ def _bubblewrap_command(limits: SandboxLimits, settings: str) -> list[str]:
     ] + _sandboxed_command(limits, settings)
 
 
+def _interpreter_folders() -> set[Path]:
+    needed = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    needed.add(Path(sys.executable).resolve().parent)
+    return {folder for folder in needed if not any(other in folder.parents for other in needed)}
+
+
+@functools.cache
+def _rebind_under_tmp() -> list[str]:
+    """The private /tmp hides an interpreter (a venv) that lives under /tmp: bind it back read-only."""
+    arguments: list[str] = []
+    for folder in sorted(f for f in _interpreter_folders() if Path("/tmp") in f.parents):
+        for parent in reversed(folder.parents):
+            if Path("/tmp") in parent.parents:
+                arguments += ["--perms", "0755", "--dir", str(parent)]
+        arguments += ["--ro-bind", str(folder), str(folder)]
+    return arguments
+
+
 @functools.cache
 def _python_mounts() -> list[str]:
     """bwrap arguments that let an unprivileged uid reach this Python when it lives in a private home.
@@ -225,9 +244,7 @@ def _python_mounts() -> list[str]:
     Each closed ancestor (e.g. /root, mode 700) becomes an empty tmpfs, which also hides the rest
     of it, and the interpreter's folders are bound back into it read-only.
     """
-    needed = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    needed.add(Path(sys.executable).resolve().parent)
-    needed = {folder for folder in needed if not any(other in folder.parents for other in needed)}
+    needed = _interpreter_folders()
     hidden: dict[Path, list[Path]] = {}
     for folder in sorted(needed):
         closed = next((a for a in reversed(folder.parents) if a != Path("/") and not a.stat().st_mode & 0o001), None)
