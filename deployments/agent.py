@@ -109,11 +109,5 @@ class Agent:
             user_id or ANONYMOUS, conversation_id, self.settings.history_max_turns, self.settings.history_max_chars
         )
 
-    def forget(self, user_id: str | None, conversation_id: str) -> int:
-        return self.store.forget(user_id or ANONYMOUS, conversation_id)
-
-    def plan_cache_stats(self) -> dict[str, int]:
-        return self.agent.plan_cache.stats()
-
     def check_health(self) -> None:
         self.store.ping()
