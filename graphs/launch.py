@@ -46,7 +46,11 @@ def deploy(settings: JuneSettings, *, access_log: bool = True) -> str:
     from graphs.voice import build_app
 
     logging_config = {"enable_access_log": access_log}
-    serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config=logging_config)
+    serve.start(
+        proxy_location="HeadOnly",
+        http_options={"host": settings.host, "port": settings.port},
+        logging_config=logging_config,
+    )
     failure: list[BaseException] = []
 
     def run() -> None:

@@ -1,41 +1,35 @@
 """The June graph: Ingress → SpeechToText → Agent (→ LanguageModel) → TextToSpeech.
 
 `serve run graphs.voice:app` runs it with settings from the environment; `build_app(settings)`
-builds it for code, tests and `graphs/serve.yaml` (through `app_builder`).
+builds it for code, tests and the profiles in graphs/profiles/ (through `app_builder`).
 """
 
 from __future__ import annotations
 
-import logging
-
-import ray
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from deployments.agent import Agent
 from deployments.ingress import Ingress
-from deployments.llm import build_language_model
+from deployments.llm import LANGUAGE_MODEL, build_language_model
 from deployments.settings import JuneSettings
 from deployments.stt import SpeechToText
 from deployments.tts import TextToSpeech
-
-log = logging.getLogger(__name__)
-
-
-def llm_on_gpu(settings: JuneSettings) -> bool:
-    if settings.llm_device != "auto":
-        return settings.llm_device == "gpu"
-    # Only a running cluster can say whether it has GPUs; outside one, assume the local machine's.
-    resources = ray.cluster_resources() if ray.is_initialized() else {}
-    return resources.get("GPU", 0) > 0
+from graphs.profiles import deployment_options, load_profile
 
 
 def build_app(settings: JuneSettings) -> Application:
-    llm = build_language_model(settings, on_gpu=llm_on_gpu(settings))
-    return Ingress.bind(
+    """The graph, each deployment placed and scaled as `settings.profile` says."""
+    options = deployment_options(load_profile(settings.profile))
+
+    def placed(deployment: Deployment) -> Deployment:
+        return deployment.options(**options.get(deployment.name, {}))
+
+    llm = build_language_model(settings, options.get(LANGUAGE_MODEL))
+    return placed(Ingress).bind(
         settings,
-        SpeechToText.bind(settings),
-        Agent.bind(settings, llm),
-        TextToSpeech.bind(settings),
+        placed(SpeechToText).bind(settings),
+        placed(Agent).bind(settings, llm),
+        placed(TextToSpeech).bind(settings),
         llm,
     )
 
