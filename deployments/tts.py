@@ -9,7 +9,7 @@ import numpy as np
 from ray import serve
 
 from deployments.audio import Pcm, encode
-from deployments.devices import cuda_available
+from deployments.devices import resolve_device
 from deployments.embedded import resolve_piper_voice
 from deployments.sentences import speakable, split_sentences
 from deployments.settings import JuneSettings
@@ -26,11 +26,11 @@ class SpeechBackend(Protocol):
 
 
 class PiperBackend:
-    def __init__(self, voice: str):
+    def __init__(self, voice: str, device: str = "cpu"):
         from piper import PiperVoice
 
         model_path = resolve_piper_voice(voice)
-        self.voice = PiperVoice.load(model_path, use_cuda=cuda_available())
+        self.voice = PiperVoice.load(model_path, use_cuda=device == "cuda")
         self.sample_rate = self.voice.config.sample_rate
         log.info("piper voice %s loaded (%d Hz)", model_path.name, self.sample_rate)
 
@@ -40,8 +40,13 @@ class PiperBackend:
 
 
 def load_backend(settings: JuneSettings) -> SpeechBackend:
+    device = resolve_device(settings.tts_device)
     if settings.tts_backend == "piper":
-        return PiperBackend(settings.tts_voice)
+        return PiperBackend(settings.tts_voice, device)
+    if settings.tts_backend == "nemo":
+        from deployments.nemo_tts import NemoBackend
+
+        return NemoBackend(settings.tts_nemo_spectrogram, settings.tts_nemo_vocoder, device)
     raise ValueError(f"unknown TTS backend {settings.tts_backend!r}")
 
 

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -19,16 +20,33 @@ from deployments.embedded import (
 )
 from deployments.settings import JuneSettings
 from graphs.launch import deploy, start_ray, stop
+from graphs.profiles import ProfileError, load_profile, profile_path
 
 log = logging.getLogger("june")
+
+
+def checked_profile(profile: str) -> Path:
+    load_profile(profile)  # raises ProfileError with the reason
+    return profile_path(profile)
+
+
+def speech_model(settings: JuneSettings) -> Path | str:
+    if settings.tts_backend == "nemo":
+        from deployments.nemo_tts import SPECTROGRAM_SETTING, VOCODER_SETTING, checkpoint_path
+
+        spectrogram = checkpoint_path(settings.tts_nemo_spectrogram, SPECTROGRAM_SETTING, "FastPitch")
+        vocoder = checkpoint_path(settings.tts_nemo_vocoder, VOCODER_SETTING, "HiFi-GAN")
+        return f"{spectrogram} + {vocoder}"
+    return resolve_piper_voice(settings.tts_voice)
 
 
 def prepare(settings: JuneSettings) -> None:
     """Resolve (and convert once) every configured model; idempotent."""
     steps = [
+        ("placement profile", lambda: checked_profile(settings.profile)),
         ("speech-to-text", lambda: resolve_whisper(settings.stt_model, settings.models_dir)),
         ("language model", lambda: resolve_llm(settings.llm_model, settings.models_dir)),
-        ("text-to-speech", lambda: resolve_piper_voice(settings.tts_voice)),
+        ("text-to-speech", lambda: speech_model(settings)),
     ]
     for number, (role, resolve) in enumerate(steps, 1):
         started = time.perf_counter()
@@ -85,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         problems = "; ".join(f"JUNE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
         print(f"june: invalid settings: {problems}", file=sys.stderr)
         return 2
-    except (ModelNotFound, ModelTooLargeForCpu, TimeoutError) as error:
+    except (ModelNotFound, ModelTooLargeForCpu, ProfileError, TimeoutError, OSError, ValueError) as error:
         print(f"\njune: {error}", file=sys.stderr)
         return 1
     return 0

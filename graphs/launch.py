@@ -64,12 +64,23 @@ def deploy(settings: JuneSettings, *, access_log: bool = True) -> str:
     runner.start()
     runner.join(settings.startup_timeout_s)
     if failure:
-        raise failure[0]
+        raise RuntimeError(f"{failure[0]}\n{deployment_problems()}") from failure[0]
     if runner.is_alive():
         raise TimeoutError(f"the graph did not deploy in {settings.startup_timeout_s:.0f} s: {serve.status()}")
     url = f"http://{settings.host}:{settings.port}"
     wait_until_healthy(url, settings.startup_timeout_s - (time.monotonic() - started))
     return url
+
+
+def deployment_problems(app_name: str = APP_NAME) -> str:
+    """What Serve says about each deployment that is not healthy (a replica's exception, mostly)."""
+    from ray import serve
+
+    application = serve.status().applications.get(app_name)
+    if application is None:
+        return "the application is not known to Serve"
+    return "\n".join(f"{name}: {deployment.message}" for name, deployment in application.deployments.items()
+                     if deployment.status != "HEALTHY" and deployment.message)
 
 
 def wait_until_healthy(url: str, timeout_s: float) -> dict:

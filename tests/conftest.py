@@ -51,6 +51,14 @@ def graph(graph_settings: JuneSettings) -> Iterator[Graph]:
         stop()
 
 
+@pytest.fixture(scope="session")
+def nemo_checkpoints(tmp_path_factory: pytest.TempPathFactory):
+    """Tiny random FastPitch + HiFi-GAN `.nemo` files (no checkpoint can be downloaded here)."""
+    from benchmarks.nemo_checkpoints import build_checkpoints
+
+    return build_checkpoints(tmp_path_factory.mktemp("nemo"))
+
+
 @pytest.fixture()
 def client(graph: Graph) -> Iterator[httpx.Client]:
     with graph.client() as http:

@@ -15,7 +15,15 @@ def june(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_prepare_reports_each_model() -> None:
     result = june("prepare")
     assert result.returncode == 0, result.stderr
-    assert [line[:5] for line in result.stdout.splitlines()] == ["[1/3]", "[2/3]", "[3/3]"]
+    assert [line[:5] for line in result.stdout.splitlines()] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert "placement profile: " in result.stdout and "profiles/cpu.yaml" in result.stdout
+
+
+def test_unknown_profile_names_the_choices_before_anything_starts() -> None:
+    result = june("serve", JUNE_PROFILE="gpu8")
+    assert result.returncode == 1
+    assert "unknown profile 'gpu8'" in result.stderr and "cpu, gpu, cluster" in result.stderr
+    assert "Traceback" not in result.stderr and "starting Ray" not in result.stdout
 
 
 def test_invalid_setting_is_named() -> None:
@@ -33,3 +41,18 @@ def test_unknown_model_says_what_to_give() -> None:
 def test_unknown_command_is_a_usage_error() -> None:
     result = june("fly")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_nemo_without_checkpoints_names_the_setting() -> None:
+    result = june("prepare", JUNE_TTS_BACKEND="nemo")
+    assert result.returncode == 1
+    assert "JUNE_TTS_NEMO_SPECTROGRAM is not set" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_nemo_checkpoint_that_is_not_an_archive_is_refused(tmp_path) -> None:
+    fake = tmp_path / "fastpitch.nemo"
+    fake.write_text("not a tar archive")
+    result = june("prepare", JUNE_TTS_BACKEND="nemo", JUNE_TTS_NEMO_SPECTROGRAM=str(fake),
+                  JUNE_TTS_NEMO_VOCODER=str(fake))
+    assert result.returncode == 1
+    assert "is not a .nemo archive" in result.stderr and "Traceback" not in result.stderr
