@@ -203,9 +203,18 @@ def test_killed_mid_message_is_answered_once_after_restart(graph: Graph, fake: F
     first = bot_process(fake, proxy.url, tmp_path)
     try:
         asked = fake.send_text(OWNER, "What is two plus two?")
-        db = tmp_path / "bot_messages.sqlite3"
-        wait_until(lambda: db.exists() and any(r["status"] == "pending" for r in history_rows(
-            bot_settings(fake, proxy.url, tmp_path), "SELECT status FROM messages")), 30, "the message to be stored")
+        settings = bot_settings(fake, proxy.url, tmp_path)
+
+        def stored_pending() -> bool:
+            # The bot creates the file a moment before its tables: until then there is nothing to read.
+            if not settings.history_db.exists():
+                return False
+            try:
+                return any(r["status"] == "pending" for r in history_rows(settings, "SELECT status FROM messages"))
+            except sqlite3.OperationalError:
+                return False
+
+        wait_until(stored_pending, 30, "the message to be stored")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         assert not fake.replies_to(asked)
