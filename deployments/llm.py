@@ -14,10 +14,7 @@ from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
-from ray.serve.llm.openai_api_models import (
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-)
+from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
 
 from deployments.embedded import ensure_fits_cpu, resolve_llm
 from deployments.settings import JuneSettings
