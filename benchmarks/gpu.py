@@ -29,8 +29,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Self
 
-import numpy as np
-
+from benchmarks.pipeline import Stat, stat
 from benchmarks.speech_samples import QUESTIONS, SpeechSample, speak_samples
 from deployments.sentences import split_sentences
 from deployments.settings import JuneSettings
@@ -42,13 +41,6 @@ RANDOM_WEIGHTS = ("random tiny FastPitch + HiFi-GAN built by benchmarks/nemo_che
 
 
 @dataclass(frozen=True)
-class Latency:
-    median_ms: float
-    p95_ms: float
-    n: int
-
-
-@dataclass(frozen=True)
 class Stage:
     name: str
     engine: str
@@ -56,15 +48,14 @@ class Stage:
     device: str
     load_s: float
     real_time_factor: float
-    latency: Latency
+    latency: Stat
     audio_s: float
     peak_gpu_memory_mb: float | None
     gpu_memory: str  # how the peak was measured, or why there is none
 
 
-def latency(values_s: list[float]) -> Latency:
-    ms = np.array(values_s) * 1000
-    return Latency(round(float(np.median(ms)), 2), round(float(np.percentile(ms, 95)), 2), len(values_s))
+def latency(values_s: list[float]) -> Stat:
+    return stat([value * 1000 for value in values_s])
 
 
 def cuda_missing() -> str | None:
