@@ -90,9 +90,12 @@ class ReplicaSampler:
         deployments = serve.status().applications["june"].deployments
         return tuple(deployments[name].replica_states.get("RUNNING", 0) for name in AUDIO_STAGES)
 
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((round(time.monotonic() - self._started, 1), *self.running()))
+            self.samples.append((round(self.elapsed(), 1), *self.running()))
             self._stop.wait(0.5)
 
     def __enter__(self) -> ReplicaSampler:
@@ -142,11 +145,11 @@ def measure_candidate(settings: JuneSettings, target: float, steps: list[int], s
     result = CandidateResult(target, max(4, int(2 * target)))
     with ReplicaSampler() as sampler:
         wait_for_min_replicas(sampler)
-        began = time.monotonic() - sampler._started
+        began = sampler.elapsed()
         for clients in steps:
-            start = time.monotonic() - sampler._started
+            start = sampler.elapsed()
             measured = asyncio.run(drive(url, clients, step_s, audio))
-            end = time.monotonic() - sampler._started
+            end = sampler.elapsed()
             window = sampler.between(start, end) or [(end, 0, 0)]
             for index, (route, (latencies, errors)) in enumerate(measured.items(), start=1):
                 replicas = [sample[index] for sample in window]
@@ -160,7 +163,7 @@ def measure_candidate(settings: JuneSettings, target: float, steps: list[int], s
             print(f"  target {target:g}, {clients} client(s)/route: "
                   + ", ".join(f"{s.route} p50 {s.median_ms:.0f} ms p95 {s.p95_ms:.0f} ms x{s.mean_replicas}"
                               for s in result.steps[-2:]), flush=True)
-        window = sampler.between(began, time.monotonic() - sampler._started)
+        window = sampler.between(began, sampler.elapsed())
         for index, name in enumerate(AUDIO_STAGES, start=1):
             result.replica_seconds[name] = round(sum(sample[index] * 0.5 for sample in window), 1)
             upscaled = [sample[0] - began for sample in window if sample[index] > 1]

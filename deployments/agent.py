@@ -63,7 +63,7 @@ class HandleChatModel:
             yield delta
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=64)
+@serve.deployment  # resources, limits and scaling: the placement profile (graphs/profiles)
 class Agent:
     def __init__(self, settings: JuneSettings, llm: DeploymentHandle):
         self.settings = settings

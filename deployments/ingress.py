@@ -14,7 +14,7 @@ from deployments.settings import JuneSettings
 LATENCY_BOUNDARIES_MS = [25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600]
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=128)
+@serve.deployment  # resources, limits and scaling: the placement profile (graphs/profiles)
 @serve.ingress()
 class Ingress:
     def __init__(

@@ -66,7 +66,7 @@ class Transcriber:
         return Transcript(text=text, language=info.language, duration_s=pcm.duration_s, segments=kept)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=4)
+@serve.deployment  # resources, limits and scaling: the placement profile (graphs/profiles)
 class SpeechToText:
     def __init__(self, settings: JuneSettings):
         self.transcriber = Transcriber(settings)

@@ -70,7 +70,7 @@ class Synthesizer:
         return encode(self.synthesize(text), audio_format)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=4)
+@serve.deployment  # resources, limits and scaling: the placement profile (graphs/profiles)
 class TextToSpeech:
     def __init__(self, settings: JuneSettings):
         self.synthesizer = Synthesizer(load_backend(settings), settings.tts_sentence_pause_s)

@@ -39,7 +39,3 @@ def test_a_declared_gpu_without_cuda_is_logged(monkeypatch: pytest.MonkeyPatch, 
 def test_an_explicit_device_is_kept(device: str) -> None:
     assert devices.resolve_device(device) == device
 
-
-def test_this_machine_has_no_cuda() -> None:
-    assert devices.cuda_device_count() == 0
-    assert devices.resolve_device("auto") == "cpu"
