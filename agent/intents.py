@@ -10,8 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from text_to_num import alpha2digit
+
+from agent.notes import content_words
 from agent.plan import Step
 from agent.tools.base import ToolError
+from agent.tools.clock import zone
 from agent.tools.units import canonical
 
 _NUMBER = r"-?\d+(?:[.,]\d+)*"
@@ -34,12 +38,18 @@ _TIME = re.compile(r"\b(what(?:'s| is)? the (?:time|date)|what time|current time
 _PLACE = re.compile(r"\bin ([A-Z][\w/]*(?:[ _][A-Z][\w]*)*)")
 _CONVERSION = re.compile(
     r"(" + _NUMBER + r")\s*([a-zA-Z°/²³]+(?: [a-zA-Z]+)?)\s+(?:to|in|into|in to|as)\s+([a-zA-Z°/²³]+)", re.I)
-_HOW_MANY = re.compile(r"how many ([a-zA-Z°/²³]+) (?:is|are|in) (" + _NUMBER + r")\s*([a-zA-Z°/²³]+)", re.I)
+_HOW_MANY = re.compile(r"how many ([a-zA-Z°/²³]+) (?:is|are|in|are in|are there in|make) (" + _NUMBER + r"|an?)\s*"
+                       r"([a-zA-Z°/²³]+)", re.I)
 _CODE = re.compile(r"\b(?:run|execute|evaluate)\b.*?```(?:python|py)?[ \t]*\n(.*?)```", re.I | re.S)
-_REMEMBER = re.compile(r"^\s*(?:please\s+)?(?:remember|note|make a note|save a note)(?: that|:)?\s+(.+)", re.I | re.S)
+_REMEMBER = re.compile(r"^\s*(?:(?:please|hey june|june|ok|okay),?\s+)?(?:remember|note|make a note|save a note|"
+                       r"keep in mind|don't forget|do not forget|write down)(?: that|:)?\s+(.+)", re.I | re.S)
 _RECALL = re.compile(r"\b(?:what (?:did|do) (?:i|you) (?:ask you to )?remember|recall|my notes?|what notes)\b"
                      r"(?:.*?\babout\s+(.+?))?[?.!]*$", re.I)
 _FORGET = re.compile(r"^\s*(?:please\s+)?forget(?: the note| my note| notes?)?(?: about| that)?\s+(.+?)[.!]*$", re.I)
+_TIMEZONE = re.compile(r"\b(?:my time ?zone is|set my time ?zone to|change my time ?zone to|i live in|i'm in|i am in|"
+                       r"i'm based in|i(?:'ve| have)? (?:just |recently )?moved to|use)\s+(?:the\s+)?"
+                       r"([A-Za-z][\w/ _-]*?)(?:\s+time)?(?:,?\s+(?:for me|now|these days|from now on|by the way))*"
+                       r"[.!?,]*$", re.I)
 _SEARCH = re.compile(r"\b(?:did (?:i|we) (?:talk|speak|say|mention)|what did (?:i|we) (?:say|talk about))\b"
                      r"(?:.*?\babout\s+(.+?))?[?.!]*$", re.I)
 
@@ -66,6 +76,18 @@ def _unit(text: str) -> str | None:
         return None
 
 
+# Words that make a request more than one exact pattern can serve: a second step, or a place named earlier.
+_MORE_THAN_ONE_STEP = re.compile(r"\b(?:then|after that|afterwards|and (?:also|double|halve|triple|add|subtract|"
+                                 r"multiply|divide|convert|tell|how)|there)\b", re.I)
+
+
+def _zone(text: str) -> str | None:
+    try:
+        return zone(text).key
+    except ToolError:
+        return None
+
+
 def detect(text: str) -> Intent | None:
     """The first intent that matches, with the steps that answer it."""
     if match := _CODE.search(text):
@@ -73,17 +95,24 @@ def detect(text: str) -> Intent | None:
     if match := _REMEMBER.match(text):
         return Intent("asks June to remember something",
                       (Step("s1", "remember_note", {"text": match[1].strip().rstrip(".")}),))
-    if match := _FORGET.match(text):
-        return Intent("asks June to forget a note", (Step("s1", "forget_notes", {"query": match[1].strip()}),))
+    if (match := _FORGET.match(text)) and content_words(match[1]):
+        return Intent("asks June to forget a note (June names it and waits for a yes)",
+                      (Step("s1", "forget_notes", {"query": match[1].strip()}),))
+    if (match := _TIMEZONE.search(text)) and _zone(match[1]):
+        return Intent("says which time zone the user is in", (Step("s1", "set_timezone", {"timezone": match[1]}),))
     if match := _RECALL.search(text):
         query = (match[1] or "").strip()
         return Intent("asks for saved notes", (Step("s1", "recall_notes", {"query": query} if query else {}),))
     if (match := _SEARCH.search(text)) and match[1]:
         return Intent("asks about earlier conversations",
                       (Step("s1", "search_conversations", {"query": match[1].strip()}),))
+    if _MORE_THAN_ONE_STEP.search(text):
+        return None
+    text = alpha2digit(text, "en")  # "seven times eight" is as exact as "7 times 8"
     for pattern, order in ((_CONVERSION, (1, 2, 3)), (_HOW_MANY, (2, 3, 1))):
         if (match := pattern.search(text)) and _unit(match[order[1]]) and _unit(match[order[2]]):
-            value = float(match[order[0]].replace(",", ""))
+            amount = match[order[0]].replace(",", "")
+            value = 1.0 if amount.lower() in ("a", "an") else float(amount)
             return Intent("asks for a unit conversion", (Step("s1", "convert_units", {
                 "value": value, "from_unit": match[order[1]], "to_unit": match[order[2]]}),))
     if _TIME.search(text):

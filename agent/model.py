@@ -1,4 +1,4 @@
-"""What the agent needs from a language model: a chat completion, maybe with tool calls, or a stream."""
+"""What the agent needs from a language model: a chat completion, maybe with tool calls or a schema, or a stream."""
 
 from __future__ import annotations
 
@@ -7,23 +7,48 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
+class ModelError(RuntimeError):
+    """The engine refused or failed a request; `status_code` is HTTP-like (400: the request was wrong)."""
+
+    def __init__(self, message: str, status_code: int = 400):
+        super().__init__(message)
+        self.status_code = status_code
+
+
 @dataclass(frozen=True)
 class ToolCallRequest:
-    """A tool call as the model wrote it; `arguments` is raw JSON text, not yet trusted."""
+    """A tool call as the model wrote it; `arguments` is raw JSON text (or whatever came), not yet trusted."""
 
-    name: str
-    arguments: str
+    name: Any
+    arguments: Any
 
 
 @dataclass(frozen=True)
 class Completion:
     text: str
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class ChatModel(Protocol):
+    """`tools` are OpenAI function schemas (the engine's tool parser turns the reply into calls); `schema` is a
+    JSON schema the reply must follow (the engine's structured outputs)."""
+
+    @property
+    def supports_tools(self) -> bool: ...
+
     async def complete(
-        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int = 256
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        schema: dict[str, Any] | None = None,
+        max_tokens: int = 256,
     ) -> Completion: ...
 
-    def stream(self, messages: list[dict[str, Any]], *, max_tokens: int = 256) -> AsyncIterator[str]: ...
+    def stream(
+        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int = 256
+    ) -> AsyncIterator[str | Completion]:
+        """Text deltas as they come, then the whole `Completion` (with any tool calls) as the last item."""
+        ...

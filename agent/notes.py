@@ -1,7 +1,8 @@
-"""Per-user notes in SQLite: what the user asked June to remember."""
+"""Per-user notes in SQLite: what the user asked June to remember, found again by relevance (FTS5, bm25)."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -17,9 +18,26 @@ CREATE TABLE IF NOT EXISTS notes (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notes_by_user ON notes (user_id, id);
+CREATE VIRTUAL TABLE IF NOT EXISTS notes_fts USING fts5(
+    text, content='notes', content_rowid='id', tokenize='porter unicode61');
+CREATE TRIGGER IF NOT EXISTS notes_fts_insert AFTER INSERT ON notes BEGIN
+    INSERT INTO notes_fts (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS notes_fts_delete AFTER DELETE ON notes BEGIN
+    INSERT INTO notes_fts (notes_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
 """
 MAX_NOTE_CHARS = 2000
 MAX_NOTES_PER_USER = 1000
+MAX_SEARCH_WORDS = 16
+# Words that say nothing about which note is meant; a request made only of these finds nothing.
+STOPWORDS = frozenset("""
+a about again all am an and any are as at be been but by can could did do does for from had has have how i i'd
+i'll i'm if in into is it it's its just me my mine no not now of on or our please remind say said so tell that
+the their them then there these they this to up us was we were what what's when where which who why will with
+would you your yours again know remember recall note notes keep mind forget saved save told tell ok okay
+""".split())
+_WORD = re.compile(r"[\w']+")
 
 
 @dataclass(frozen=True)
@@ -29,12 +47,20 @@ class Note:
     created_at: float
 
 
+def content_words(text: str) -> list[str]:
+    """The words of `text` that can tell one note from another."""
+    words = [w.strip("'") for w in _WORD.findall(text.lower())]
+    return list(dict.fromkeys(w for w in words if w and w not in STOPWORDS))[:MAX_SEARCH_WORDS]
+
+
 class NoteStore:
     """Every query is scoped by user_id; there is no way to list another user's notes."""
 
     def __init__(self, path: Path):
         self._lock = threading.Lock()
         self._db = connect(path, _SCHEMA)
+        with self._lock, self._db:  # notes written before the index existed
+            self._db.execute("INSERT INTO notes_fts (notes_fts) VALUES ('rebuild')")
 
     def remember(self, user_id: str, text: str) -> Note:
         text = text.strip()[:MAX_NOTE_CHARS]
@@ -56,8 +82,27 @@ class NoteStore:
             rows = self._db.execute(sql, (user_id, *words, limit)).fetchall()
         return [Note(*row) for row in rows]
 
-    def forget(self, user_id: str, query: str) -> int:
-        ids = [note.id for note in self.recall(user_id, query, limit=MAX_NOTES_PER_USER)] if query.strip() else []
+    def relevant(self, user_id: str, text: str, limit: int = 5) -> list[Note]:
+        """This user's notes that share content words with `text` (stemmed), best match first."""
+        words = content_words(text)
+        if not words:
+            return []
+        match = " OR ".join('"' + word.replace('"', "") + '"' for word in words)
+        sql = ("SELECT notes.id, notes.text, notes.created_at FROM notes_fts JOIN notes ON notes.id = notes_fts.rowid "
+               "WHERE notes_fts MATCH ? AND notes.user_id = ? ORDER BY bm25(notes_fts) LIMIT ?")
+        with self._lock:
+            rows = self._db.execute(sql, (match, user_id, limit)).fetchall()
+        return [Note(*row) for row in rows]
+
+    def get(self, user_id: str, ids: list[int]) -> list[Note]:
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT id, text, created_at FROM notes WHERE user_id = ? AND id IN ({marks})",
+                                    (user_id, *ids)).fetchall()
+        return [Note(*row) for row in rows]
+
+    def delete(self, user_id: str, ids: list[int]) -> int:
+        """Delete exactly these notes of this user; the number deleted."""
         with self._lock, self._db:
-            self._db.executemany("DELETE FROM notes WHERE user_id = ? AND id = ?", [(user_id, i) for i in ids])
-        return len(ids)
+            cursor = self._db.executemany("DELETE FROM notes WHERE user_id = ? AND id = ?", [(user_id, i) for i in ids])
+        return cursor.rowcount

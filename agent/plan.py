@@ -49,8 +49,10 @@ def parse_plan(text: str, tools: dict[str, Tool], source: str) -> Plan:
         value = value["steps"]
     if isinstance(value, dict):
         value = [value]
-    if not isinstance(value, list) or not value:
-        raise InvalidPlan("the plan must be a non-empty list of steps")
+    if isinstance(value, list) and not value:
+        return Plan((), source, thoughts)
+    if not isinstance(value, list):
+        raise InvalidPlan("the plan must be a list of steps")
     steps = [_parse_step(raw, index, tools) for index, raw in enumerate(value[:MAX_STEPS], 1)]
     ids = {step.id for step in steps}
     for step in steps:
@@ -64,11 +66,12 @@ def parse_plan(text: str, tools: dict[str, Tool], source: str) -> Plan:
 def _parse_step(raw: Any, index: int, tools: dict[str, Tool]) -> Step:
     if not isinstance(raw, dict):
         raise InvalidPlan(f"step {index} is not an object")
-    name = raw.get("tool") or raw.get("name") or (raw.get("function") or {}).get("name")
-    if name not in tools:
+    function = raw.get("function")
+    name = raw.get("tool") or raw.get("name") or (function.get("name") if isinstance(function, dict) else function)
+    if not isinstance(name, str) or name not in tools:
         raise InvalidPlan(f"step {index} uses unknown tool {name!r}; tools are {', '.join(sorted(tools))}")
     try:
-        arguments = parse_arguments(raw.get("arguments", raw.get("args", {})))
+        arguments = parse_arguments(raw.get("arguments", raw.get("args", {})) or {})
     except MalformedJson as error:
         raise InvalidPlan(f"step {index}: {error}") from None
     references = {m for value in arguments.values() if isinstance(value, str) for m in _REFERENCE.findall(value)}
@@ -79,8 +82,10 @@ def _parse_step(raw: Any, index: int, tools: dict[str, Tool]) -> Step:
             raise InvalidPlan(str(error)) from None
     depends = raw.get("depends_on") or []
     depends = [depends] if isinstance(depends, str | int) else depends
-    return Step(str(raw.get("id", f"s{index}")), name, arguments,
-                tuple(dict.fromkeys([*map(str, depends), *sorted(references)])))
+    step_id = str(raw.get("id", f"s{index}"))
+    # A step listed as its own dependency says nothing; small models write it often.
+    depends_on = [d for d in dict.fromkeys([*map(str, depends), *sorted(references)]) if d != step_id]
+    return Step(step_id, name, arguments, tuple(depends_on))
 
 
 def _check_acyclic(steps: list[Step]) -> None:
@@ -94,12 +99,40 @@ def _check_acyclic(steps: list[Step]) -> None:
 
 
 def resolve_references(arguments: dict[str, Any], results: dict[str, str]) -> dict[str, Any]:
-    """Replace {{step_id}} in string arguments by that step's result (its first number, if it has one)."""
+    """Replace {{step_id}} in string arguments by that step's result (its first number, if it has one); an
+    argument that is only a reference to a number becomes that number."""
 
     def value_of(match: re.Match[str]) -> str:
         result = results[match[1]]
         number = _NUMBER.search(result)
         return number[0] if number else result
 
-    return {key: _REFERENCE.sub(value_of, value) if isinstance(value, str) else value
-            for key, value in arguments.items()}
+    def resolved(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = _REFERENCE.sub(value_of, value)
+        if _REFERENCE.fullmatch(value.strip()) and _NUMBER.fullmatch(text):
+            return float(text)
+        return text
+
+    return {key: resolved(value) for key, value in arguments.items()}
+
+
+def plan_schema(tools: dict[str, Tool], max_steps: int = 4) -> dict[str, Any]:
+    """The JSON schema of a plan, for the engine's structured outputs: a plan the model writes to it names only
+    known tools with arguments of the right shape. A number argument may instead be a {{step}} reference."""
+    reference = {"type": "string", "pattern": r"^\{\{s[1-9]\}\}$"}
+
+    def step(tool: Tool) -> dict[str, Any]:
+        properties = {name: {"anyOf": [spec, reference]} if spec.get("type") == "number" else spec
+                      for name, spec in tool.parameters["properties"].items()}
+        arguments = {**tool.parameters, "properties": properties}
+        return {"type": "object", "additionalProperties": False, "required": ["id", "tool", "arguments"],
+                "properties": {"id": {"type": "string", "pattern": "^s[1-9]$"}, "tool": {"const": tool.name},
+                               "arguments": arguments,
+                               "depends_on": {"type": "array", "items": {"type": "string", "pattern": "^s[1-9]$"}}}}
+
+    return {"type": "object", "additionalProperties": False, "required": ["thoughts", "steps"],
+            "properties": {"thoughts": {"type": "string", "maxLength": 200},
+                           "steps": {"type": "array", "maxItems": max_steps,
+                                     "items": {"anyOf": [step(tool) for tool in tools.values()]}}}}

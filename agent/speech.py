@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import re
 
+from deployments.sentences import split_sentences
+
+SPOKEN_SENTENCES = 2
+_WANTS_MORE = re.compile(r"\b(explain|in detail|details|tell me (?:more|everything|all)|more about|step by step|"
+                         r"list|story|poem|describe|walk me through|read (?:me|out)|summar(?:y|ise|ize))\b", re.I)
+
 _CODE_BLOCK = re.compile(r"\s*```.*?(?:```|$)\s*", re.S)
 _LINK = re.compile(r"\[([^\]]+)\]\((?:[^)]+)\)")
 _URL = re.compile(r"https?://\S+")
@@ -23,8 +29,20 @@ _UNITS = [
 ]
 
 
-def for_speech(text: str) -> str:
-    """What a voice should say for `text`; the written reply keeps the original."""
+def spoken_sentence_limit(request: str) -> int | None:
+    """How many sentences a spoken answer to `request` gets: two, unless the user asked for more."""
+    return None if _WANTS_MORE.search(request) else SPOKEN_SENTENCES
+
+
+def for_speech(text: str, request: str = "") -> str:
+    """What a voice should say for `text` (answering `request`); the written reply keeps the original."""
+    limit = spoken_sentence_limit(request)
+    spoken = _rewrite(text)
+    sentences = split_sentences(spoken)
+    return " ".join(sentences[:limit]) if limit and len(sentences) > limit else spoken
+
+
+def _rewrite(text: str) -> str:
     spoken = _CODE_BLOCK.sub(" I've put the code in the written reply. ", text)
     spoken = _LINK.sub(r"\1", spoken)
     spoken = _URL.sub("the link in the written reply", spoken)

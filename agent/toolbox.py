@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from agent.history import ConversationStore
-from agent.notes import NoteStore
+from collections.abc import Callable
+from datetime import datetime
+
+from agent.stores import Stores
 from agent.tools.base import Tool
 from agent.tools.calculator import calculator
-from agent.tools.clock import make_clock_tools
+from agent.tools.clock import make_clock_tools, utc_now
 from agent.tools.memory import make_memory_tools
 from agent.tools.python import make_python_tool
 from agent.tools.units import unit_converter
 
 
-def build_tools(notes: NoteStore, history: ConversationStore) -> list[Tool]:
-    return [calculator, unit_converter, *make_clock_tools(), *make_memory_tools(notes, history), make_python_tool()]
+def build_tools(stores: Stores, now: Callable[[], datetime] = utc_now) -> list[Tool]:
+    return [calculator, unit_converter, *make_clock_tools(stores.preferences, now),
+            *make_memory_tools(stores.notes, stores.history, stores.pending), make_python_tool()]

@@ -26,7 +26,11 @@ class Trace:
     reflections: list[str] = field(default_factory=list)
     verdict: str = "answered"
     not_done: list[str] = field(default_factory=list)
+    notes_consulted: int = 0  # the user's saved notes put beside the request
+    history_turns: int = 0  # turns of the conversation that fitted the window
     llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
     iterations: int = 0
     cache: str = "none"
     duration_ms: float = 0.0

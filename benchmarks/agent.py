@@ -1,229 +1,401 @@
-"""The agent on requests that need a tool, with known answers: fast path vs the full loop.
+"""How well June answers requests written the way people speak, measured through its HTTP API.
 
-    python -m benchmarks.agent [--output benchmarks/results]
+    python -m benchmarks.agent [--models smollm2 qwen2.5-0.5b ...] [--planners hybrid model]
+                               [--categories time memory ...] [--limit-per-category N]
+                               [--output benchmarks/results] [--quick]
 
-Starts the graph for its LanguageModel and runs three agents over that model in this process:
-`fast` (no tools: one LLM call), `loop` (the full loop with the hybrid planner, June's default)
-and `model-planner` (the full loop with every plan written by the model). Reports task success,
-plan and tool-call validity, median latency and LLM calls per request. Writes `agent.json` and
-`agent.png`.
+For every model × planner it deploys the real graph in this process (one Ray instance, the app
+redeployed per configuration with a fresh data folder, seed 7 and a fixed time zone) and sends
+each task of `benchmarks/agent_tasks.py` to `POST /v1/chat` the way a user would: the setup turns
+first, every task in conversations and user ids of its own, and scores the reply to the last turn.
+
+Per configuration it reports task success (overall and per category), tool-call validity and
+invalid model plans, median and p95 latency, the median latency of one-sentence replies (target
+≤ 2.5 s), LLM calls and tokens per scored request (from the trace), and the engine's decoding
+speed from 5 raw completions through `/v1/chat/completions`. `agent.json` and `agent.png` are
+rewritten after every configuration. `--quick` runs one task per category on the first model and
+planner only, into a temporary folder unless `--output` is given.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import re
+import os
+import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import datetime
+import traceback
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Any
 
-from agent.cache import TtlLruCache
-from agent.history import ConversationStore
-from agent.loop import Agent, AgentLimits
-from agent.notes import NoteStore
-from agent.toolbox import build_tools
-from agent.tools.base import ToolContext
+import httpx
+
+from benchmarks.agent_tasks import CATEGORIES, HOME_ZONE, TASKS, Answer, Task, Turn
+from benchmarks.pipeline import cpu_model, since_ms, stat
+from deployments.sentences import split_sentences
 from deployments.settings import JuneSettings
 from graphs.launch import APP_NAME, deploy, free_port, start_ray, stop
 
-Check = Callable[[str, str], bool]  # (request, reply) -> answered correctly
-
-
-def _numbers(text: str) -> list[float]:
-    return [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", text.replace(",", ""))]
-
-
-def number(expected: float, tolerance: float = 0.005) -> Check:
-    """The reply states the expected number (within 0.5%) more often than the request already did."""
-
-    def close(found: list[float]) -> int:
-        return sum(abs(n - expected) <= max(abs(expected) * tolerance, 0.01) for n in found)
-
-    return lambda request, reply: close(_numbers(reply)) > close(_numbers(request))
-
-
-def words(*expected: str) -> Check:
-    return lambda request, reply: all(word.lower() in reply.lower() for word in expected)
-
-
-def now_in(zone: str) -> datetime:
-    return datetime.now(ZoneInfo(zone))
-
-
-def hour_in(zone: str) -> Check:
-    return lambda request, reply: now_in(zone).strftime("%H:") in reply
+DEFAULT_MODELS = ["smollm2", "qwen2.5-0.5b", "qwen2.5-1.5b"]
+DEFAULT_PLANNERS = ["hybrid", "model"]
+SEED = 7
+HTTP_TIMEOUT_S = 120.0
+ONE_SENTENCE_TARGET_MS = 2500.0
+SPEED_RUNS = 5
+SPEED_REQUEST = {"messages": [{"role": "user", "content": "Tell me a short story about a cat."}],
+                 "max_tokens": 128, "temperature": 0}
 
 
 @dataclass(frozen=True)
-class Task:
-    category: str
-    request: str
-    check: Check
+class Config:
+    model: str
+    planner: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}-{self.planner}"
 
 
-def tasks() -> list[Task]:
-    today = now_in("UTC")
-    arithmetic = [("What is 12 times 7?", 84), ("What is 144 divided by 12?", 12), ("What is 15% of 80?", 12),
-                  ("What is 2 to the power of 10?", 1024), ("What is 3.5 plus 4.25?", 7.75),
-                  ("What is the square root of 169?", 13), ("What is 1234 minus 567?", 667),
-                  ("Calculate 17 * 23", 391), ("What is 99 squared?", 9801), ("What is 1000 divided by 8?", 125)]
-    units = [("Convert 5 miles to km", 8.04672), ("How many pounds is 10 kg?", 22.0462),
-             ("Convert 100 fahrenheit to celsius", 37.7778), ("Convert 2 liters to ml", 2000),
-             ("How many feet is 3 meters?", 9.84252), ("Convert 60 mph to km/h", 96.5606),
-             ("Convert 1 GiB to MB", 1073.74), ("Convert 500 grams to ounces", 17.637),
-             ("Convert 30 celsius to fahrenheit", 86), ("How many minutes is 3 hours?", 180)]
-    return [
-        *(Task("arithmetic", q, number(a)) for q, a in arithmetic),
-        *(Task("units", q, number(a)) for q, a in units),
-        Task("time", "What time is it in Tokyo?", hour_in("Asia/Tokyo")),
-        Task("time", "What time is it in London?", hour_in("Europe/London")),
-        Task("time", "What time is it in New York?", hour_in("America/New_York")),
-        Task("time", "What is the date today?", words(str(today.day), today.strftime("%B"))),
-        Task("time", "What day is it today?", words(today.strftime("%A"))),
-        Task("time", "What is the time in UTC?", hour_in("UTC")),
-        Task("notes", "Remember that my locker code is 4312.", words("4312")),
-        Task("notes", "What did I ask you to remember about my locker?", words("4312")),
-        Task("notes", "Remember that the parking spot is B7.", words("B7")),
-        Task("notes", "What did I ask you to remember about the parking spot?", words("B7")),
-        Task("notes", "Remember that my sister's birthday is on 14 March.", words("14", "March")),
-        Task("notes", "What did I ask you to remember about my sister's birthday?", words("14", "March")),
-    ]
+@dataclass(frozen=True)
+class Exchange:
+    """One `POST /v1/chat` as the user met it; status 0 when no HTTP answer came (timeout, reset)."""
+
+    status: int
+    reply: str
+    error: str | None
+    latency_ms: float
+    trace: dict[str, Any]
+    asked_at: datetime
+    answered_at: datetime
 
 
 @dataclass(frozen=True)
 class Outcome:
-    mode: str
+    config: str
+    model: str
+    planner: str
     category: str
     request: str
     reply: str
+    expected: str
     success: bool
     latency_ms: float
-    llm_calls: int
-    tool_calls: int
-    tool_calls_ok: int
-    plans_valid: int
-    plans_invalid: int
-    route: str
+    http_status: int
+    error: str | None
+    sentences: int
+    route: str | None
+    llm_calls: int | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    tool_calls: list[dict[str, str]]
+    invalid_plans: int
+    plans: list[Any]
+    reflections: list[str]
+    setup: list[dict[str, Any]]
 
 
-async def run_mode(mode: str, bot: Agent, user: str) -> list[Outcome]:
-    outcomes = []
-    for task in tasks():
+@dataclass
+class ConfigRun:
+    config: Config
+    settings: dict[str, Any] = field(default_factory=dict)
+    outcomes: list[Outcome] = field(default_factory=list)
+    engine: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def post_chat(client: httpx.Client, url: str, text: str, conversation_id: str, user_id: str) -> Exchange:
+    body = {"text": text, "conversation_id": conversation_id, "user_id": user_id, "trace": True}
+    asked_at, started = now(), time.perf_counter()
+    try:
+        response = client.post(f"{url}/v1/chat", json=body)
+    except httpx.HTTPError as error:
+        return Exchange(0, "", f"{type(error).__name__}: {error}", since_ms(started), {}, asked_at, now())
+    latency_ms, answered_at = since_ms(started), now()
+    if response.status_code != 200:
+        return Exchange(response.status_code, "", response.text, latency_ms, {}, asked_at, answered_at)
+    payload = response.json()
+    return Exchange(200, payload.get("reply") or "", None, latency_ms, payload.get("trace") or {}, asked_at,
+                    answered_at)
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def run_task(client: httpx.Client, url: str, config: Config, index: int, task: Task) -> Outcome:
+    def send(turn: Turn) -> Exchange:
+        prefix = f"{config.name}-t{index:02d}"
+        return post_chat(client, url, turn.text, f"{prefix}-{turn.conversation}", f"{prefix}-{turn.user}")
+
+    setup = []
+    for turn in task.setup:
+        exchange = send(turn)
+        setup.append({"text": turn.text, "reply": exchange.reply, "http_status": exchange.status,
+                      "error": exchange.error})
+    exchange = send(task.ask)
+    answer = Answer(task.ask.text, exchange.reply, exchange.asked_at, exchange.answered_at)
+    trace = exchange.trace
+    reflections = [str(r) for r in trace.get("reflections") or []]
+    calls = [{"tool": str(c.get("tool")), "status": str(c.get("status"))} for c in trace.get("tool_calls") or []]
+    return Outcome(
+        config=config.name, model=config.model, planner=config.planner, category=task.category,
+        request=task.ask.text, reply=exchange.reply, expected=task.check.name,
+        success=exchange.status == 200 and task.check(answer), latency_ms=round(exchange.latency_ms, 1),
+        http_status=exchange.status, error=exchange.error, sentences=len(split_sentences(exchange.reply)),
+        route=trace.get("route"), llm_calls=_count(trace.get("llm_calls")),
+        prompt_tokens=_count(trace.get("prompt_tokens")), completion_tokens=_count(trace.get("completion_tokens")),
+        tool_calls=calls,
+        invalid_plans=sum("invalid" in r.lower() for r in reflections), plans=list(trace.get("plans") or []),
+        reflections=reflections, setup=setup,
+    )
+
+
+def engine_name(client: httpx.Client, url: str) -> str:
+    """The bare engine's served name: the model that is not `june` when /v1/models lists two."""
+    names = [model["id"] for model in client.get(f"{url}/v1/models").json()["data"]]
+    others = [name for name in names if name != "june"]
+    return others[0] if len(names) > 1 and others else "june"
+
+
+def engine_speed(client: httpx.Client, url: str) -> dict[str, Any]:
+    """Median completion tokens per wall second over a few raw completions."""
+    name = engine_name(client, url)
+    runs = []
+    for _ in range(SPEED_RUNS):
         started = time.perf_counter()
-        reply = await bot.respond(task.request, ToolContext(user, f"bench-{mode}"), [])
-        latency = (time.perf_counter() - started) * 1000
-        trace = reply.trace
-        invalid = sum("invalid" in r for r in trace.reflections)
-        success = task.check(task.request, reply.text)
-        outcome = Outcome(mode, task.category, task.request, reply.text, success, round(latency, 1),
-                          trace.llm_calls, len(trace.tool_calls), sum(c.status == "ok" for c in trace.tool_calls),
-                          len(trace.plans), invalid, trace.route)
-        print(f"[{mode}] {'ok  ' if outcome.success else 'FAIL'} {latency:6.0f} ms  {task.request!r} -> "
-              f"{reply.text[:80]!r}", flush=True)
-        outcomes.append(outcome)
-    return outcomes
+        response = client.post(f"{url}/v1/chat/completions", json={"model": name, **SPEED_REQUEST})
+        wall_s = time.perf_counter() - started
+        ok = response.status_code == 200
+        runs.append({"status": response.status_code, "wall_s": round(wall_s, 3),
+                     "completion_tokens": (response.json().get("usage") or {}).get("completion_tokens") if ok else None,
+                     "error": None if ok else response.text})
+    rates = [run["completion_tokens"] / run["wall_s"] for run in runs if run["completion_tokens"]]
+    return {"model": name, "tokens_per_s": round(statistics.median(rates), 1) if rates else None, "runs": runs}
 
 
-def summarise(outcomes: list[Outcome]) -> dict[str, dict[str, float]]:
-    summary = {}
-    for mode in dict.fromkeys(o.mode for o in outcomes):
-        rows = [o for o in outcomes if o.mode == mode]
-        calls = sum(o.tool_calls for o in rows)
-        plans = sum(o.plans_valid + o.plans_invalid for o in rows)
-        summary[mode] = {
-            "task_success_rate": round(sum(o.success for o in rows) / len(rows), 3),
-            "tool_call_validity_rate": round(sum(o.tool_calls_ok for o in rows) / calls, 3) if calls else None,
-            "plan_validity_rate": round(sum(o.plans_valid for o in rows) / plans, 3) if plans else None,
-            "median_latency_ms": round(statistics.median(o.latency_ms for o in rows), 1),
-            "llm_calls_per_request": round(sum(o.llm_calls for o in rows) / len(rows), 2),
-            **{f"success_{category}": round(sum(o.success for o in rows if o.category == category)
-                                            / sum(o.category == category for o in rows), 3)
-               for category in dict.fromkeys(o.category for o in rows)},
-        }
-    return summary
+def june_settings(config: Config, port: int, data_dir: Path) -> JuneSettings:
+    return JuneSettings(port=port, data_dir=data_dir, llm_model=config.model, agent_planner=config.planner,
+                        llm_seed=SEED, timezone=HOME_ZONE)
 
 
-def plot(summary: dict[str, dict[str, float]], path: Path) -> None:
+def run_config(run: ConfigRun, tasks: list[Task], port: int) -> None:
+    """Deploy the graph for one configuration, send every task, measure the engine, remove the app."""
+    from ray import serve
+
+    with tempfile.TemporaryDirectory(prefix=f"june-agent-{run.config.name}-") as data_dir:
+        settings = june_settings(run.config, port, Path(data_dir))
+        run.settings = settings.model_dump(mode="json", exclude={"api_key"})
+        print(f"[{run.config.name}] deploying ...", flush=True)
+        try:
+            url = deploy(settings, access_log=False)
+            with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
+                for index, task in enumerate(tasks):
+                    outcome = run_task(client, url, run.config, index, task)
+                    run.outcomes.append(outcome)
+                    print_outcome(outcome)
+                run.engine = engine_speed(client, url)
+        finally:
+            if APP_NAME in serve.status().applications:  # absent when the graph failed before Serve started
+                serve.delete(APP_NAME)
+
+
+def print_outcome(o: Outcome) -> None:
+    reply = o.reply if o.http_status == 200 else f"HTTP {o.http_status}: {o.error}"
+    failed_setup = [turn["http_status"] for turn in o.setup if turn["http_status"] != 200]
+    note = f"  (setup turns failed: HTTP {failed_setup})" if failed_setup else ""
+    print(f"[{o.config}] {'ok  ' if o.success else 'FAIL'} {o.latency_ms:6.0f} ms  {o.category:<10} "
+          f"{o.request!r} -> {reply[:80]!r}{note}", flush=True)
+
+
+def _rate(hits: int, total: int) -> float | None:
+    return round(hits / total, 3) if total else None
+
+
+def _mean(values: list[int | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.mean(present), 1) if present else None
+
+
+def summarise(run: ConfigRun) -> dict[str, Any]:
+    rows = run.outcomes
+    calls = [call for o in rows for call in o.tool_calls]
+    one_sentence = [o.latency_ms for o in rows if o.http_status == 200 and o.sentences == 1]
+    latency = stat([o.latency_ms for o in rows])
+    short = stat(one_sentence) if one_sentence else None
+    return {
+        "tasks": len(rows),
+        "success_rate": _rate(sum(o.success for o in rows), len(rows)),
+        "success_by_category": {c: _rate(sum(o.success for o in rows if o.category == c),
+                                         sum(o.category == c for o in rows))
+                                for c in dict.fromkeys(o.category for o in rows)},
+        "http_errors": sum(o.http_status != 200 for o in rows),
+        "tool_calls": len(calls),
+        "tool_call_validity": _rate(sum(call["status"] == "ok" for call in calls), len(calls)),
+        "invalid_plans": sum(o.invalid_plans for o in rows),
+        "median_latency_ms": latency.median_ms,
+        "p95_latency_ms": latency.p95_ms,
+        "one_sentence_replies": len(one_sentence),
+        "one_sentence_median_latency_ms": short.median_ms if short else None,
+        "one_sentence_within_target_rate": _rate(sum(ms <= ONE_SENTENCE_TARGET_MS for ms in one_sentence),
+                                                 len(one_sentence)),
+        "one_sentence_target_ms": ONE_SENTENCE_TARGET_MS,
+        "llm_calls_per_request": _mean([o.llm_calls for o in rows]),
+        "prompt_tokens_per_request": _mean([o.prompt_tokens for o in rows]),
+        "completion_tokens_per_request": _mean([o.completion_tokens for o in rows]),
+        "engine_model": run.engine["model"] if run.engine else None,
+        "engine_tokens_per_s": run.engine["tokens_per_s"] if run.engine else None,
+    }
+
+
+def write_report(runs: list[ConfigRun], tasks: list[Task], machine: dict[str, Any], output: Path) -> None:
+    summaries = {run.config.name: summarise(run) for run in runs if run.outcomes}
+    report = {
+        "benchmark": "agent",
+        "written_at": now().isoformat(timespec="seconds"),
+        "home_zone": HOME_ZONE,
+        "machine": machine,
+        "tasks_per_category": dict(Counter(task.category for task in tasks)),
+        "tasks_per_config": {run.config.name: len(run.outcomes) for run in runs},
+        "configs": [{"name": run.config.name, "model": run.config.model, "planner": run.config.planner,
+                     "error": run.error, "settings": run.settings, "engine": run.engine,
+                     "summary": summaries.get(run.config.name)} for run in runs],
+        "outcomes": [asdict(o) for run in runs for o in run.outcomes],
+    }
+    (output / "agent.json").write_text(json.dumps(report, indent=2) + "\n")
+    if summaries:
+        plot(summaries, output / "agent.png")
+
+
+def plot(summaries: dict[str, dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    modes = list(summary)
-    categories = [k.removeprefix("success_") for k in summary[modes[0]] if k.startswith("success_")]
-    figure, (success_axis, latency_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
-    width = 0.8 / len(modes)
-    for index, mode in enumerate(modes):
-        values = [summary[mode][f"success_{c}"] * 100 for c in categories]
-        bars = success_axis.bar([i + index * width for i in range(len(categories))], values, width, label=mode)
-        success_axis.bar_label(bars, fmt="%.0f", fontsize=8)
-    success_axis.set_xticks([i + width * (len(modes) - 1) / 2 for i in range(len(categories))], categories)
-    success_axis.set_ylabel("task success (%)")
-    success_axis.set_ylim(0, 110)
-    success_axis.legend()
-    success_axis.set_title("success by category")
-    bars = latency_axis.bar(modes, [summary[m]["median_latency_ms"] for m in modes], color="tab:gray")
-    latency_axis.bar_label(bars, labels=[f"{summary[m]['median_latency_ms']:.0f} ms\n"
-                                         f"{summary[m]['llm_calls_per_request']:.2f} LLM calls" for m in modes],
-                           fontsize=8)
-    latency_axis.set_ylabel("median latency (ms)")
-    latency_axis.set_title("latency and LLM calls per request")
+    names = list(summaries)
+    categories = list(dict.fromkeys(c for s in summaries.values() for c in s["success_by_category"]))
+    figure, (bars_axis, scatter_axis) = plt.subplots(1, 2, figsize=(15, 5), width_ratios=(2.3, 1))
+    width = 0.8 / len(names)
+    for index, name in enumerate(names):
+        values = [100 * (summaries[name]["success_by_category"].get(c) or 0) for c in categories]
+        bars = bars_axis.bar([i + index * width for i in range(len(categories))], values, width, label=name)
+        bars_axis.bar_label(bars, fmt="%.0f", fontsize=7)
+    bars_axis.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(categories))], categories)
+    bars_axis.set_ylabel("task success (%)")
+    bars_axis.set_ylim(0, 110)
+    bars_axis.legend(fontsize=8)
+    bars_axis.set_title("success by category")
+    for name, summary in summaries.items():
+        x, y = summary["median_latency_ms"] / 1000, 100 * summary["success_rate"]
+        scatter_axis.scatter(x, y, s=50)
+        scatter_axis.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    scatter_axis.set_xlabel("median latency (s)")
+    scatter_axis.set_ylabel("task success (%)")
+    scatter_axis.set_ylim(0, 105)
+    scatter_axis.set_xlim(0, 1.3 * max(s["median_latency_ms"] for s in summaries.values()) / 1000 + 0.1)
+    scatter_axis.grid(alpha=0.3)
+    scatter_axis.set_title("quality × latency")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
 
-async def run_all(settings: JuneSettings, data_dir: Path) -> list[Outcome]:
-    from ray import serve
+def _cell(value: float | None, scale: float = 1.0, digits: int = 0, suffix: str = "") -> str:
+    return "-" if value is None else f"{value * scale:.{digits}f}{suffix}"
 
-    from deployments.agent import HandleChatModel
 
-    model = HandleChatModel(serve.get_deployment_handle("LanguageModel", app_name=APP_NAME), settings)
-    tools = build_tools(NoteStore(data_dir / "notes.db"), ConversationStore(data_dir / "turns.db"))
-    limits = AgentLimits(settings.agent_max_iterations, settings.agent_max_tool_calls, settings.agent_max_seconds)
+def print_summary(runs: list[ConfigRun]) -> None:
+    header = (f"{'config':<24}{'success':>8}{'tools ok':>9}{'invalid':>8}{'median':>8}{'p95':>8}"
+              f"{'1-sent.':>8}{'(n)':>5}{'LLM/req':>8}{'prompt':>8}{'compl.':>8}{'tok/s':>7}")
+    print(header)
+    for run in runs:
+        if not run.outcomes:
+            last_line = (run.error or "no outcomes").strip().splitlines()[-1]
+            print(f"{run.config.name:<24}failed: {last_line}")
+            continue
+        s = summarise(run)
+        print(f"{run.config.name:<24}{_cell(s['success_rate'], 100, 0, '%'):>8}"
+              f"{_cell(s['tool_call_validity'], 100, 0, '%'):>9}{s['invalid_plans']:>8}"
+              f"{_cell(s['median_latency_ms']):>8}{_cell(s['p95_latency_ms']):>8}"
+              f"{_cell(s['one_sentence_median_latency_ms']):>8}{s['one_sentence_replies']:>5}"
+              f"{_cell(s['llm_calls_per_request'], digits=2):>8}{_cell(s['prompt_tokens_per_request']):>8}"
+              f"{_cell(s['completion_tokens_per_request']):>8}{_cell(s['engine_tokens_per_s'], digits=1):>7}")
+    categories = list(dict.fromkeys(o.category for run in runs for o in run.outcomes))
+    print(f"\n{'success by category':<24}" + "".join(f"{c:>11}" for c in categories))
+    for run in runs:
+        if run.outcomes:
+            by_category = summarise(run)["success_by_category"]
+            print(f"{run.config.name:<24}" + "".join(f"{_cell(by_category.get(c), 100, 0, '%'):>11}"
+                                                     for c in categories))
 
-    def make(planner: str, with_tools: bool) -> Agent:
-        return Agent(model, tools if with_tools else [], system_prompt=settings.system_prompt, limits=limits,
-                     planner=planner, plan_cache=TtlLruCache(), max_tokens=settings.llm_max_tokens)
 
-    outcomes = []
-    for mode, bot in (("fast", make("hybrid", False)), ("loop", make("hybrid", True)),
-                      ("model-planner", make("model", True))):
-        outcomes += await run_mode(mode, bot, user=f"bench-{mode}")
-    return outcomes
+def select(categories: list[str], limit: int | None) -> list[Task]:
+    taken: Counter[str] = Counter()
+    chosen = []
+    for task in TASKS:
+        if task.category in categories and (limit is None or taken[task.category] < limit):
+            chosen.append(task)
+            taken[task.category] += 1
+    return chosen
+
+
+def machine_facts() -> dict[str, Any]:
+    return {"cpu_count": os.cpu_count() or 0, "cpu_model": cpu_model(), "platform": platform.platform(),
+            "load_average_1m_at_start": round(os.getloadavg()[0], 2)}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    parser.add_argument("--planners", nargs="+", choices=DEFAULT_PLANNERS, default=DEFAULT_PLANNERS)
+    parser.add_argument("--categories", nargs="+", choices=CATEGORIES, default=CATEGORIES)
+    parser.add_argument("--limit-per-category", type=int, default=None, metavar="N")
+    parser.add_argument("--sample", nargs="+", default=[], metavar="MODEL=N",
+                        help="fewer tasks per category for a slow model, e.g. qwen2.5-1.5b=2 (the first N of each)")
+    parser.add_argument("--output", type=Path, default=None, help="default benchmarks/results (--quick: a temp dir)")
+    parser.add_argument("--quick", action="store_true", help="1 task per category, first model and planner only")
+    args = parser.parse_args()
+    if args.quick:
+        args.models, args.planners, args.limit_per_category = args.models[:1], args.planners[:1], 1
+        args.output = args.output or Path(tempfile.mkdtemp(prefix="june-agent-bench-"))
+    args.output = args.output or Path("benchmarks/results")
+    return args
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
+    args = parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings = JuneSettings(port=free_port(), data_dir=Path(data_dir))
-        if settings.llm_seed is None:
-            settings = settings.model_copy(update={"llm_seed": 7})
-        print("starting the graph for its language model ...", flush=True)
-        start_ray()
-        try:
-            deploy(settings, access_log=False)
-            outcomes = asyncio.run(run_all(settings, Path(data_dir)))
-        finally:
-            stop()
-    summary = summarise(outcomes)
-    report = {"model": settings.llm_model, "seed": settings.llm_seed, "tasks": len(tasks()), "summary": summary,
-              "outcomes": [asdict(o) for o in outcomes]}
-    (args.output / "agent.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot(summary, args.output / "agent.png")
-    for mode, figures in summary.items():
-        print(mode, json.dumps(figures))
-    print(f"wrote {args.output / 'agent.json'} and {args.output / 'agent.png'}")
+    samples = {model: int(n) for model, _, n in (entry.partition("=") for entry in args.sample)}
+    tasks = select(args.categories, args.limit_per_category)
+    runs = [ConfigRun(Config(model, planner)) for model in args.models for planner in args.planners]
+    tasks_for = {run.config.name: select(args.categories, samples.get(run.config.model, args.limit_per_category))
+                 for run in runs}
+    machine = machine_facts()
+    print(f"{len(tasks)} tasks × {len(runs)} configurations; results in {args.output}", flush=True)
+    start_ray()
+    port = free_port()
+    try:
+        for index, run in enumerate(runs):
+            try:
+                run_config(run, tasks_for[run.config.name], port)
+            except Exception:  # one configuration that fails to deploy or dies must not lose the others
+                run.error = traceback.format_exc()
+                print(f"[{run.config.name}] failed:\n{run.error}", flush=True)
+            write_report(runs[: index + 1], tasks, machine, args.output)
+    finally:
+        stop()
+    print()
+    print_summary(runs)
+    print(f"\nwrote {args.output / 'agent.json'} and {args.output / 'agent.png'}")
 
 
 if __name__ == "__main__":

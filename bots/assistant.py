@@ -16,7 +16,7 @@ from bots.rendering import Rendered
 log = logging.getLogger("june.bots.assistant")
 
 Activity = Literal["typing", "recording"]
-TOO_LONG = "That voice message is too long for me. Could you keep it under a few minutes?"
+TOO_LONG = "That message is too long for me. Could you make it shorter, or send it in parts?"
 UNREADABLE = "I couldn't play that audio. Could you record it again?"
 UNREACHABLE = "I can't reach my brain right now. Please try again in a minute."
 BROKEN = "Something went wrong on my side. Please try again."

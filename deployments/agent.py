@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ray import serve
@@ -13,14 +13,17 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
 from agent.cache import TtlLruCache
-from agent.history import ConversationStore, Turn
+from agent.context import ContextWindow, load_token_counter
+from agent.history import Turn
 from agent.loop import Agent as ReasoningAgent
 from agent.loop import AgentLimits, AgentReply
 from agent.model import Completion, ToolCallRequest
-from agent.notes import NoteStore
+from agent.stores import Stores
 from agent.toolbox import build_tools
 from agent.tools.base import ToolContext
-from deployments.llm import chat_completion, chat_deltas
+from agent.trace import Trace
+from deployments.embedded import resolve_llm
+from deployments.llm import chat_chunks, chat_completion, tool_call_parser
 from deployments.settings import JuneSettings
 
 log = logging.getLogger(__name__)
@@ -29,64 +32,103 @@ ANONYMOUS = "anonymous"
 
 @dataclass(frozen=True)
 class Utterance:
-    """What a user said, and where it belongs. Without a conversation_id nothing is remembered."""
+    """What a user said, and where it belongs. Without a conversation_id nothing is remembered.
+
+    `history` is given by clients that keep the conversation themselves (OpenAI chat messages); then
+    June's stored history is not used."""
 
     text: str
     user_id: str | None = None
     conversation_id: str | None = None
+    history: tuple[dict[str, str], ...] | None = field(default=None, compare=False)
 
 
 class HandleChatModel:
     """The agent's `ChatModel` over the LanguageModel deployment's handle."""
 
-    def __init__(self, llm: DeploymentHandle, settings: JuneSettings):
-        self.llm, self.settings = llm, settings
+    def __init__(self, llm: DeploymentHandle, settings: JuneSettings, supports_tools: bool):
+        self.llm, self.settings, self._supports_tools = llm, settings, supports_tools
 
-    def _request(self, messages: list[dict[str, Any]], max_tokens: int, stream: bool) -> ChatCompletionRequest:
+    @property
+    def supports_tools(self) -> bool:
+        return self._supports_tools
+
+    def _request(self, messages: list[dict[str, Any]], max_tokens: int, stream: bool,
+                 tools: list[dict[str, Any]] | None = None,
+                 schema: dict[str, Any] | None = None) -> ChatCompletionRequest:
+        """A validated request: tools and schema are fields of the constructor, never assigned afterwards."""
         s = self.settings
-        return ChatCompletionRequest(model=s.llm_served_name, messages=messages, max_tokens=max_tokens,
+        fields: dict[str, Any] = {}
+        if tools and self.supports_tools:  # with a schema, the tools are shown but the reply follows the schema
+            fields |= {"tools": tools, "tool_choice": "none" if schema is not None else "auto"}
+        if schema is not None:
+            fields["structured_outputs"] = {"json": schema}
+        if stream:
+            fields["stream_options"] = {"include_usage": True}
+        return ChatCompletionRequest(model=s.engine_model_name, messages=messages, max_tokens=max_tokens,
                                      temperature=s.llm_temperature, top_p=s.llm_top_p,
-                                     repetition_penalty=s.llm_repetition_penalty, seed=s.llm_seed, stream=stream)
+                                     repetition_penalty=s.llm_repetition_penalty, seed=s.llm_seed, stream=stream,
+                                     **fields)
 
-    async def complete(
-        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int = 256
-    ) -> Completion:
-        request = self._request(messages, max_tokens, stream=False)
-        if tools and self.settings.llm_tool_call_parser:  # vLLM parses tool calls only with a parser configured
-            request.tools, request.tool_choice = tools, "auto"
-        message = (await chat_completion(self.llm, request)).choices[0].message
+    async def complete(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
+                       schema: dict[str, Any] | None = None, max_tokens: int = 256) -> Completion:
+        response = await chat_completion(self.llm, self._request(messages, max_tokens, False, tools, schema))
+        message = response.choices[0].message
         calls = [ToolCallRequest(call.function.name, call.function.arguments) for call in message.tool_calls or []]
-        return Completion(message.content or "", calls)
+        usage = response.usage
+        return Completion(message.content or "", calls, usage.prompt_tokens if usage else 0,
+                          usage.completion_tokens if usage else 0)
 
-    async def stream(self, messages: list[dict[str, Any]], *, max_tokens: int = 256) -> AsyncIterator[str]:
-        async for delta in chat_deltas(self.llm, self._request(messages, max_tokens, stream=True)):
-            yield delta
+    async def stream(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
+                     max_tokens: int = 256) -> AsyncIterator[str | Completion]:
+        text: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        usage: dict[str, int] = {}
+        async for chunk in chat_chunks(self.llm, self._request(messages, max_tokens, True, tools)):
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices", []):
+                delta = choice.get("delta") or {}
+                if content := delta.get("content"):
+                    text.append(content)
+                    yield content
+                for call in delta.get("tool_calls") or []:
+                    entry = calls.setdefault(call.get("index", 0), {"name": "", "arguments": ""})
+                    function = call.get("function") or {}
+                    entry["name"] += function.get("name") or ""
+                    entry["arguments"] += function.get("arguments") or ""
+        yield Completion("".join(text), [ToolCallRequest(c["name"], c["arguments"]) for c in calls.values()],
+                         usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
 
 @serve.deployment  # resources, limits and scaling: the placement profile (graphs/profiles)
 class Agent:
     def __init__(self, settings: JuneSettings, llm: DeploymentHandle):
         self.settings = settings
-        self.store = ConversationStore(settings.history_db)
-        tools = build_tools(NoteStore(settings.notes_db), self.store)
+        self.stores = Stores.open(settings.history_db, settings.notes_db)
+        model_dir = resolve_llm(settings.llm_model, settings.models_dir)
         self.agent = ReasoningAgent(
-            HandleChatModel(llm, settings),
-            tools,
+            HandleChatModel(llm, settings, supports_tools=tool_call_parser(settings, model_dir) is not None),
+            build_tools(self.stores),
             system_prompt=settings.system_prompt,
             limits=AgentLimits(settings.agent_max_iterations, settings.agent_max_tool_calls, settings.agent_max_seconds),
             planner=settings.agent_planner,
             plan_cache=TtlLruCache(settings.agent_cache_entries, settings.agent_cache_ttl_s),
             max_tokens=settings.llm_max_tokens,
+            window=ContextWindow(settings.llm_max_model_len, load_token_counter(model_dir)),
+            stores=self.stores,
+            default_timezone=settings.default_timezone,
         )
 
     def _context(self, utterance: Utterance) -> tuple[ToolContext, list[dict[str, str]]]:
         context = ToolContext(utterance.user_id or ANONYMOUS, utterance.conversation_id)
+        if utterance.history is not None:
+            return context, list(utterance.history)
         turns = self.history(utterance.user_id, utterance.conversation_id) if utterance.conversation_id else []
         return context, [{"role": turn.role, "content": turn.content} for turn in turns]
 
     def _remember(self, utterance: Utterance, reply: str) -> None:
         if utterance.conversation_id and reply:
-            self.store.append(utterance.user_id or ANONYMOUS, utterance.conversation_id, utterance.text, reply)
+            self.stores.history.append(utterance.user_id or ANONYMOUS, utterance.conversation_id, utterance.text, reply)
 
     async def reply(self, utterance: Utterance) -> AgentReply:
         context, history = self._context(utterance)
@@ -99,15 +141,15 @@ class Agent:
     async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str]:
         context, history = self._context(utterance)
         parts: list[str] = []
-        async for delta in self.agent.stream(utterance.text, context, history):
+        async for delta in self.agent.stream(utterance.text, context, history, Trace()):
             parts.append(delta)
             yield delta
         self._remember(utterance, "".join(parts).strip())
 
     def history(self, user_id: str | None, conversation_id: str) -> list[Turn]:
-        return self.store.recent(
+        return self.stores.history.recent(
             user_id or ANONYMOUS, conversation_id, self.settings.history_max_turns, self.settings.history_max_chars
         )
 
     def check_health(self) -> None:
-        self.store.ping()
+        self.stores.history.ping()

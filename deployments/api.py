@@ -6,7 +6,9 @@ import asyncio
 import base64
 import hmac
 import json
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -17,6 +19,7 @@ from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletio
 from starlette.datastructures import UploadFile
 
 from deployments.api_models import (
+    ID_PATTERN,
     ChatRequest,
     ChatResponse,
     SpeechRequest,
@@ -24,7 +27,7 @@ from deployments.api_models import (
     VoiceResponse,
 )
 from agent.loop import AgentReply
-from agent.speech import for_speech
+from agent.speech import for_speech, spoken_sentence_limit
 from deployments.agent import Utterance
 from deployments.audio import MEDIA_TYPES
 from deployments.errors import (
@@ -253,34 +256,96 @@ def create_api(settings: JuneSettings, pipeline: Pipeline) -> FastAPI:
 
     @app.get("/v1/models")
     async def models() -> dict:
-        return {"object": "list", "data": [{"id": settings.llm_served_name, "object": "model",
-                                            "created": 0, "owned_by": "june"}]}
+        return {"object": "list", "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "june"}
+            for name in (settings.llm_served_name, settings.engine_model_name)]}
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
+        """`june` answers through the agent (memory, tools, system prompt); the engine's own name reaches vLLM."""
         completion = await parse_json(request, ChatCompletionRequest)
-        if completion.model != settings.llm_served_name:
-            raise ApiError(404, f"model {completion.model!r} does not exist; use {settings.llm_served_name!r}",
+        if completion.model == settings.llm_served_name:
+            return await _agent_completion(pipeline, settings, completion, check_text)
+        if completion.model != settings.engine_model_name:
+            raise ApiError(404, f"model {completion.model!r} does not exist; use {settings.llm_served_name!r} "
+                                f"(June) or {settings.engine_model_name!r} (the bare language model)",
                            "model_not_found")
         if not completion.stream:
             response = await pipeline.chat_completion(completion)
             return JSONResponse(response.model_dump(mode="json", exclude_none=True))
         chunks = pipeline.chat_chunks(completion)
         first = await anext(chunks, None)  # errors before the first token still get a status code
-
-        async def sse() -> AsyncIterator[str]:
-            if first is not None:
-                yield f"data: {json.dumps(first)}\n\n"
-            try:
-                async for chunk in chunks:
-                    yield f"data: {json.dumps(chunk)}\n\n"
-            except Exception as error:
-                yield f"data: {json.dumps(mid_stream_error(error, settings.retry_after_s))}\n\n"
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(sse(), media_type="text/event-stream")
+        return StreamingResponse(_openai_sse(first, chunks, settings), media_type="text/event-stream")
 
     return app
+
+
+async def _openai_sse(first: dict | None, chunks: AsyncIterator[dict], settings: JuneSettings) -> AsyncIterator[str]:
+    if first is not None:
+        yield f"data: {json.dumps(first)}\n\n"
+    try:
+        async for chunk in chunks:
+            yield f"data: {json.dumps(chunk)}\n\n"
+    except Exception as error:
+        yield f"data: {json.dumps(mid_stream_error(error, settings.retry_after_s))}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _agent_utterance(completion: ChatCompletionRequest, check_text: Callable[[str], str]) -> Utterance:
+    """The last user message is the request, the earlier user and assistant messages its history; the
+    client's own system messages give way to June's."""
+    if completion.tools:
+        raise bad_request("the model 'june' uses June's own tools; send your tools to the bare model instead",
+                          "tools_not_supported")
+    if (completion.n or 1) != 1:
+        raise unprocessable("n: June gives one answer; n must be 1")
+    messages = [(m.get("role"), _message_text(m.get("content"))) for m in completion.messages]
+    turns = [(role, text) for role, text in messages if role in ("user", "assistant") and text.strip()]
+    if not turns or turns[-1][0] != "user":
+        raise unprocessable("messages: the last message must be the user's, with text")
+    user_id = completion.user
+    if user_id is not None and not re.fullmatch(ID_PATTERN, user_id):
+        raise unprocessable("user: letters, digits and . _ : @ - only, at most 128")
+    history = tuple({"role": role, "content": text} for role, text in turns[:-1])
+    return Utterance(check_text(turns[-1][1]), user_id, None, history)
+
+
+def _message_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") for part in content
+                        if isinstance(part, dict) and part.get("type") == "text")
+    return ""
+
+
+async def _agent_completion(pipeline: Pipeline, settings: JuneSettings, completion: ChatCompletionRequest,
+                            check_text: Callable[[str], str]) -> Response:
+    utterance = _agent_utterance(completion, check_text)
+    reply_id, created, model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), settings.llm_served_name
+    if not completion.stream:
+        reply: AgentReply = await pipeline.reply(utterance)
+        trace = reply.trace
+        return JSONResponse({
+            "id": reply_id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": trace.prompt_tokens, "completion_tokens": trace.completion_tokens,
+                      "total_tokens": trace.prompt_tokens + trace.completion_tokens}})
+
+    def chunk(delta: dict[str, str], finish_reason: str | None = None) -> dict:
+        return {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+    deltas = pipeline.stream_reply(utterance)
+    first = await anext(deltas, None)  # errors before the first word still get a status code
+
+    async def chunks() -> AsyncIterator[dict]:
+        yield chunk({"role": "assistant", "content": first or ""})
+        async for delta in deltas:
+            yield chunk({"content": delta})
+        yield chunk({}, "stop")
+
+    return StreamingResponse(_openai_sse(None, chunks(), settings), media_type="text/event-stream")
 
 
 async def _stream_voice_reply(
@@ -315,9 +380,10 @@ async def _stream_voice_reply(
 
     async def speak() -> None:
         index = 0
+        limit = spoken_sentence_limit(transcript.text)
         while (sentence := await sentences.get()) is not None:
             spoken = for_speech(sentence)
-            if not spoken:
+            if not spoken or (limit is not None and index >= limit):
                 continue
             audio = await pipeline.speak(spoken, form.reply_format)
             if index == 0:

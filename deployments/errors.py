@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,10 +13,14 @@ from fastapi.responses import JSONResponse
 from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agent.context import RequestTooLong
 from deployments.audio import AudioTooLong, UndecodableAudio
 from deployments.llm import LanguageModelError
 
 log = logging.getLogger(__name__)
+# vLLM's words for a prompt longer than the window (not for a max_tokens that is too large: that stays a 400)
+_CONTEXT_OVERFLOW = re.compile(
+    r"reduce the length of the (?:input )?messages|prompt .{0,40}(?:is too long|is longer than)", re.I)
 
 
 class ApiError(Exception):
@@ -78,7 +83,11 @@ def as_api_error(exc: BaseException, retry_after_s: int) -> ApiError | None:
         return bad_request(str(exc.args[0]) if exc.args else "the audio could not be decoded", "undecodable_audio")
     if isinstance(exc, BackPressureError):
         return busy(retry_after_s)
+    if isinstance(exc, RequestTooLong):
+        return too_large(str(exc))
     if isinstance(exc, LanguageModelError):
+        if _CONTEXT_OVERFLOW.search(str(exc)) and "max_tokens" not in str(exc):
+            return too_large(f"the request does not fit the language model's window ({exc})")
         status = exc.status_code if 400 <= exc.status_code < 600 else 502
         return ApiError(status, str(exc), "language_model_error")
     return None

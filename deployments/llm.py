@@ -10,24 +10,23 @@ import json
 import os
 from collections.abc import AsyncIterator
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
 from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
+from vllm.config import StructuredOutputsConfig
 
+from agent.model import ModelError
 from deployments.embedded import ensure_fits_cpu, resolve_llm
 from deployments.settings import JuneSettings
 
 LANGUAGE_MODEL = "LanguageModel"
 
 
-class LanguageModelError(RuntimeError):
+class LanguageModelError(ModelError):
     """The engine rejected a request (bad parameters, context too long, ...)."""
-
-    def __init__(self, message: str, status_code: int = 400):
-        super().__init__(message)
-        self.status_code = status_code
 
 
 def installed_engine_device() -> str:
@@ -51,13 +50,39 @@ def engine_on_gpu(settings: JuneSettings) -> bool:
     return device == "gpu"
 
 
+def chat_template(model_dir: Path) -> str:
+    """The model's chat template, from tokenizer_config.json or a chat_template.jinja beside it."""
+    jinja = model_dir / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text()
+    config = model_dir / "tokenizer_config.json"
+    template = json.loads(config.read_text()).get("chat_template") if config.is_file() else None
+    if isinstance(template, list):  # named templates: [{"name", "template"}, ...]
+        return "\n".join(str(entry.get("template", "")) for entry in template)
+    return template or ""
+
+
+def tool_call_parser(settings: JuneSettings, model_dir: Path) -> str | None:
+    """The configured vLLM tool parser; unset, `hermes` for a model whose template writes <tool_call> JSON
+    (Qwen2.5, Hermes), none otherwise."""
+    if settings.llm_tool_call_parser:
+        return None if settings.llm_tool_call_parser == "none" else settings.llm_tool_call_parser
+    return "hermes" if "<tool_call>" in chat_template(model_dir) else None
+
+
 def llm_config(settings: JuneSettings, on_gpu: bool) -> LLMConfig:
     model_dir = resolve_llm(settings.llm_model, settings.models_dir)
     if not on_gpu:
         ensure_fits_cpu(model_dir, settings.llm_max_cpu_model_gib)
-    engine_kwargs: dict[str, Any] = {"dtype": settings.llm_dtype, "max_model_len": settings.llm_max_model_len}
-    if settings.llm_tool_call_parser:
-        engine_kwargs |= {"enable_auto_tool_choice": True, "tool_call_parser": settings.llm_tool_call_parser}
+    engine_kwargs: dict[str, Any] = {
+        "dtype": settings.llm_dtype, "max_model_len": settings.llm_max_model_len,
+        "enable_prefix_caching": True,  # the system prompt and tool schemas
+        # JSON to a schema without runs of spaces (small models otherwise spend their token budget on them);
+        # xgrammar honours that, and also serves tool_choice "required" (llguidance does not).
+        "structured_outputs_config": StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
+    }
+    if parser := tool_call_parser(settings, model_dir):
+        engine_kwargs |= {"enable_auto_tool_choice": True, "tool_call_parser": parser}
     env_vars: dict[str, str] = {"VLLM_PLUGINS": vllm_own_plugins()}
     # The engine runs in processes of its own beside the replica and takes the placement bundle's
     # resources; the replica actor itself needs no CPU of its own.
@@ -74,7 +99,7 @@ def llm_config(settings: JuneSettings, on_gpu: bool) -> LLMConfig:
         env_vars["VLLM_CPU_KVCACHE_SPACE"] = str(settings.llm_kv_cache_gib)
         accelerator = {"accelerator_config": {"kind": "cpu"}, "placement_group_config": {"bundles": [{"CPU": 1}]}}
     return LLMConfig(
-        model_loading_config={"model_id": settings.llm_served_name, "model_source": str(model_dir)},
+        model_loading_config={"model_id": settings.engine_model_name, "model_source": str(model_dir)},
         engine_kwargs=engine_kwargs,
         runtime_env={"env_vars": env_vars},
         deployment_config=deployment_config,
@@ -141,12 +166,3 @@ async def chat_chunks(llm: DeploymentHandle, request: ChatCompletionRequest) -> 
                     error = chunk["error"]
                     raise LanguageModelError(error.get("message", "generation failed"), int(error.get("code", 502)))
                 yield chunk
-
-
-async def chat_deltas(llm: DeploymentHandle, request: ChatCompletionRequest) -> AsyncIterator[str]:
-    """Streamed reply text, delta by delta."""
-    async for chunk in chat_chunks(llm, request):
-        for choice in chunk.get("choices", []):
-            text = (choice.get("delta") or {}).get("content")
-            if text:
-                yield text

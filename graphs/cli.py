@@ -7,6 +7,8 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -49,10 +51,30 @@ def prepare(settings: JuneSettings) -> None:
         ("text-to-speech", lambda: speech_model(settings)),
     ]
     for number, (role, resolve) in enumerate(steps, 1):
+        label = f"[{number}/{len(steps)}] {role}: "
         started = time.perf_counter()
-        print(f"[{number}/{len(steps)}] {role}: ", end="", flush=True)
-        path = resolve()
-        print(f"{path} ({time.perf_counter() - started:.1f} s)", flush=True)
+        with _progress_lines(label):
+            path = resolve()
+        print(f"{label}{path} ({time.perf_counter() - started:.1f} s)", flush=True)
+
+
+@contextmanager
+def _progress_lines(label: str) -> Iterator[None]:
+    """Show the models' progress (joining, converting: minutes for a large one) as plain lines on
+    stderr under the step's label; the root handler that importing Ray installs would print JSON."""
+    logger = logging.getLogger("deployments.embedded")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(label.replace("%", "%%") + "%(message)s"))
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def _interrupt(*_: object) -> None:

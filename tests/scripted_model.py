@@ -13,19 +13,28 @@ from agent.model import Completion
 
 
 class ScriptedModel:
-    def __init__(self, *script: str | Completion):
+    def __init__(self, *script: str | Completion, supports_tools: bool = False):
         self.script = [item if isinstance(item, Completion) else Completion(item) for item in script]
         self.calls: list[dict[str, Any]] = []
+        self.supports_tools = supports_tools
 
     async def complete(
-        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int = 256
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        schema: dict[str, Any] | None = None,
+        max_tokens: int = 256,
     ) -> Completion:
-        self.calls.append({"messages": messages, "tools": tools})
+        self.calls.append({"messages": messages, "tools": tools, "schema": schema})
         if not self.script:
             raise AssertionError("the scripted model ran out of completions")
         return self.script.pop(0)
 
-    async def stream(self, messages: list[dict[str, Any]], *, max_tokens: int = 256) -> AsyncIterator[str]:
-        text = (await self.complete(messages, max_tokens=max_tokens)).text
-        for word in text.split(" "):
-            yield word + " "
+    async def stream(
+        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int = 256
+    ) -> AsyncIterator[str | Completion]:
+        completion = await self.complete(messages, tools=tools, max_tokens=max_tokens)
+        for index, word in enumerate(completion.text.split(" ") if completion.text else []):
+            yield word if index == 0 else " " + word
+        yield completion

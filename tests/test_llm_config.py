@@ -24,7 +24,20 @@ def test_cpu_config_matches_what_runs_on_vllm_cpu() -> None:
     assert config.engine_kwargs["enforce_eager"]
     assert config.runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert config.placement_group_config == {"bundles": [{"CPU": 1}]}
-    assert config.model_id == "june"
+    assert config.engine_kwargs["enable_prefix_caching"]
+    assert config.engine_kwargs["structured_outputs_config"].disable_any_whitespace
+    settings = JuneSettings()
+    assert config.model_id == settings.engine_model_name != settings.llm_served_name  # "june" is the agent
+
+
+@pytest.mark.parametrize(("model", "parser"), [("qwen2.5-0.5b", "hermes"), ("qwen2.5-1.5b", "hermes"),
+                                               ("smollm2", None)])
+def test_the_tool_parser_follows_the_models_chat_template(model: str, parser: str | None) -> None:
+    config = llm_config(JuneSettings(llm_model=model), on_gpu=False)
+    assert config.engine_kwargs.get("tool_call_parser") == parser
+    assert config.engine_kwargs.get("enable_auto_tool_choice", False) == (parser is not None)
+    assert "tool_call_parser" not in llm_config(JuneSettings(llm_model=model, llm_tool_call_parser="none"),
+                                                on_gpu=False).engine_kwargs
 
 
 def test_large_model_is_refused_on_cpu_before_anything_starts(big_model: Path) -> None:

@@ -13,8 +13,8 @@ def june(graph) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{graph.url}/v1", api_key="unused", timeout=120, max_retries=0)
 
 
-def test_models_lists_june(june: openai.OpenAI, graph) -> None:
-    assert [m.id for m in june.models.list()] == [graph.settings.llm_served_name]
+def test_models_lists_june_and_the_bare_engine(june: openai.OpenAI, graph) -> None:
+    assert [m.id for m in june.models.list()] == [graph.settings.llm_served_name, graph.settings.engine_model_name]
 
 
 def test_transcriptions(june: openai.OpenAI) -> None:
@@ -36,9 +36,42 @@ def test_speech(june: openai.OpenAI, response_format: str) -> None:
     assert decoded_seconds(audio.content) > 0.5
 
 
+def test_june_answers_openai_clients_through_the_agent(june: openai.OpenAI, graph) -> None:
+    completion = june.chat.completions.create(
+        model=graph.settings.llm_served_name, user="openai-client",
+        messages=[{"role": "system", "content": "You are a pirate."},
+                  {"role": "user", "content": "What is 12 times 7?"}])
+    assert "84" in completion.choices[0].message.content  # the calculator, not the model's guess
+    assert completion.model == "june" and completion.usage.total_tokens > 0
+
+
+def test_june_streams_to_openai_clients(june: openai.OpenAI, graph) -> None:
+    stream = june.chat.completions.create(
+        model=graph.settings.llm_served_name, stream=True,
+        messages=[{"role": "user", "content": "My name is Ada."}, {"role": "assistant", "content": "Hello Ada!"},
+                  {"role": "user", "content": "Say hello to me in one short sentence."}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip() and chunks[-1].choices[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize(("options", "error"), [
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]},
+     openai.BadRequestError),
+    ({"n": 3}, openai.UnprocessableEntityError),
+    ({"user": "bad user id!"}, openai.UnprocessableEntityError),
+    ({"messages": [{"role": "assistant", "content": "Hi"}]}, openai.UnprocessableEntityError),
+    ({"messages": [{"role": "user", "content": ""}]}, openai.UnprocessableEntityError),
+])
+def test_june_refuses_what_it_cannot_do_clearly(june: openai.OpenAI, graph, options: dict, error) -> None:
+    request = {"model": graph.settings.llm_served_name, "messages": [{"role": "user", "content": "hi"}], **options}
+    with pytest.raises(error):
+        june.chat.completions.create(**request)
+
+
 def test_chat_completion(june: openai.OpenAI, graph) -> None:
     completion = june.chat.completions.create(
-        model=graph.settings.llm_served_name, max_tokens=30,
+        model=graph.settings.engine_model_name, max_tokens=30,
         messages=[{"role": "system", "content": "Answer briefly."},
                   {"role": "user", "content": "What is the capital of France?"}])
     assert completion.choices[0].message.content.strip()
@@ -47,7 +80,7 @@ def test_chat_completion(june: openai.OpenAI, graph) -> None:
 
 def test_chat_completion_stream(june: openai.OpenAI, graph) -> None:
     stream = june.chat.completions.create(
-        model=graph.settings.llm_served_name, max_tokens=20, stream=True,
+        model=graph.settings.engine_model_name, max_tokens=20, stream=True,
         messages=[{"role": "user", "content": "Count to five."}])
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -60,7 +93,7 @@ def test_tools_are_passed_through(june: openai.OpenAI, graph) -> None:
     tools = [{"type": "function", "function": {
         "name": "get_time", "description": "The current time", "parameters": {"type": "object", "properties": {}}}}]
     completion = june.chat.completions.create(
-        model=graph.settings.llm_served_name, max_tokens=20, tools=tools, tool_choice="none",
+        model=graph.settings.engine_model_name, max_tokens=20, tools=tools, tool_choice="none",
         messages=[{"role": "user", "content": "What time is it?"}])
     assert completion.choices[0].message.content is not None
 
@@ -72,8 +105,8 @@ def test_unknown_model_is_a_clear_404(june: openai.OpenAI) -> None:
 
 def test_engine_errors_keep_their_status(june: openai.OpenAI, graph) -> None:
     with pytest.raises(openai.BadRequestError, match="max_tokens"):
-        june.chat.completions.create(model=graph.settings.llm_served_name, max_tokens=100_000,
+        june.chat.completions.create(model=graph.settings.engine_model_name, max_tokens=100_000,
                                      messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.BadRequestError, match="max_tokens"):
-        list(june.chat.completions.create(model=graph.settings.llm_served_name, max_tokens=100_000, stream=True,
+        list(june.chat.completions.create(model=graph.settings.engine_model_name, max_tokens=100_000, stream=True,
                                           messages=[{"role": "user", "content": "hi"}]))

@@ -13,12 +13,21 @@ class ToolError(Exception):
     """A tool could not do what was asked; the message is shown to the model and in the trace."""
 
 
+class ConfirmationNeeded(Exception):
+    """The tool will act only after the user says yes; `question` is June's whole answer for this turn."""
+
+    def __init__(self, question: str):
+        super().__init__(question)
+        self.question = question
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """Who is asking. Tools that touch stored data only ever see this user's."""
 
     user_id: str
     conversation_id: str | None = None
+    timezone: str = "UTC"  # the user's own, or June's default
 
 
 @dataclass(frozen=True)

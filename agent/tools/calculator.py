@@ -72,7 +72,7 @@ def _run(arguments: dict[str, Any], _: ToolContext) -> str:
 
 calculator = Tool(
     name="calculator",
-    description="Evaluate an arithmetic expression, e.g. '(12.5 * 4) / 3' or 'sqrt(2) ** 3'.",
+    description="Evaluate an arithmetic expression written with numbers, + - * / ** % and sqrt().",
     parameters=object_schema({"expression": {"type": "string", "minLength": 1}}, ["expression"]),
     run=_run,
 )

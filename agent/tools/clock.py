@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from agent.tools.base import Tool, ToolError, object_schema
+from agent.preferences import UserPreferences
+from agent.tools.base import Tool, ToolContext, ToolError, object_schema
+
+TIMEZONE_PREFERENCE = "timezone"
 
 _ALIASES = {"utc": "UTC", "gmt": "UTC", "london": "Europe/London", "paris": "Europe/Paris", "berlin": "Europe/Berlin",
             "new york": "America/New_York", "tokyo": "Asia/Tokyo", "sydney": "Australia/Sydney",
             "los angeles": "America/Los_Angeles", "san francisco": "America/Los_Angeles",
             "chicago": "America/Chicago", "moscow": "Europe/Moscow", "india": "Asia/Kolkata",
             "delhi": "Asia/Kolkata", "beijing": "Asia/Shanghai", "lisbon": "Europe/Lisbon", "madrid": "Europe/Madrid",
-            "rome": "Europe/Rome", "dubai": "Asia/Dubai", "singapore": "Asia/Singapore", "toronto": "America/Toronto"}
+            "rome": "Europe/Rome", "dubai": "Asia/Dubai", "singapore": "Asia/Singapore", "toronto": "America/Toronto",
+            "seattle": "America/Los_Angeles", "boston": "America/New_York", "miami": "America/New_York",
+            "washington": "America/New_York", "mumbai": "Asia/Kolkata", "bangalore": "Asia/Kolkata",
+            "pacific": "America/Los_Angeles", "eastern": "America/New_York", "central": "America/Chicago",
+            "mountain": "America/Denver", "pst": "America/Los_Angeles", "est": "America/New_York",
+            "cet": "Europe/Paris", "hawaii": "Pacific/Honolulu", "california": "America/Los_Angeles"}
+_ZONE_SUFFIX = re.compile(r"\s+(?:standard\s+)?time(?:\s*zone)?$", re.I)
 
 
 def zone(name: str) -> ZoneInfo:
+    name = _ZONE_SUFFIX.sub("", name.strip())
     key = _ALIASES.get(name.strip().lower(), name.strip())
     if not key:
         raise ToolError("a time zone is required")
@@ -32,10 +43,15 @@ def zone(name: str) -> ZoneInfo:
         raise ToolError(f"unknown time zone {name!r}") from None
 
 
-def _now_in(arguments: dict[str, Any], now: Callable[[], datetime]) -> str:
-    tz = zone(arguments.get("timezone", "UTC"))
-    moment = now().astimezone(tz)
-    return moment.strftime(f"%A %d %B %Y, %H:%M ({tz.key}, UTC%z)")
+def describe_moment(moment: datetime, tz: ZoneInfo) -> str:
+    """Both clocks, so a model that words the answer cannot turn 04:02 into "4:02 PM"."""
+    local = moment.astimezone(tz)
+    twelve_hour = local.strftime("%I:%M %p").lstrip("0")
+    return local.strftime(f"%A %d %B %Y, %H:%M ({twelve_hour}, {tz.key}, UTC%z)")
+
+
+def _now_in(arguments: dict[str, Any], context: ToolContext, now: Callable[[], datetime]) -> str:
+    return describe_moment(now(), zone(arguments.get("timezone") or context.timezone))
 
 
 def _convert(arguments: dict[str, Any]) -> str:
@@ -48,13 +64,18 @@ def _convert(arguments: dict[str, Any]) -> str:
     return converted.strftime(f"%A %d %B %Y, %H:%M ({target.key})")
 
 
-def make_clock_tools(now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> list[Tool]:
-    """`now` is injectable so tests can pin the moment."""
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def make_clock_tools(preferences: UserPreferences | None = None, now: Callable[[], datetime] = utc_now) -> list[Tool]:
+    """`now` is injectable so tests can pin the moment; `set_timezone` needs somewhere to keep the choice."""
     current_time = Tool(
         name="current_time",
-        description="The current date and time in a time zone (IANA name or a major city; default UTC).",
+        description="The current date and time, in the user's own time zone unless another place or IANA zone "
+                    "is named.",
         parameters=object_schema({"timezone": {"type": "string"}}, []),
-        run=lambda arguments, _: _now_in(arguments, now),
+        run=lambda arguments, context: _now_in(arguments, context, now),
     )
     convert_time = Tool(
         name="convert_time",
@@ -63,5 +84,19 @@ def make_clock_tools(now: Callable[[], datetime] = lambda: datetime.now(timezone
                                   "to_timezone": {"type": "string"}}, ["time", "from_timezone", "to_timezone"]),
         run=lambda arguments, _: _convert(arguments),
     )
-    return [current_time, convert_time]
+    tools = [current_time, convert_time]
+    if preferences is not None:
+
+        def set_timezone(arguments: dict[str, Any], context: ToolContext) -> str:
+            tz = zone(arguments["timezone"])
+            preferences.set(context.user_id, TIMEZONE_PREFERENCE, tz.key)
+            return f"Your time zone is now {tz.key}; it is {describe_moment(now(), tz)}."
+
+        tools.append(Tool(
+            name="set_timezone",
+            description="Set the user's own time zone, when they say where they live or which zone they are in.",
+            parameters=object_schema({"timezone": {"type": "string", "minLength": 1}}, ["timezone"]),
+            run=set_timezone,
+        ))
+    return tools
 

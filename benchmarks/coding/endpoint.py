@@ -54,7 +54,7 @@ def resolve_endpoint(url: str | None, model: str | None, api_key: str | None) ->
     running = f"http://{settings.host}:{settings.port}"
     if _healthy(running):
         print(f"using the June graph running on {running}", flush=True)
-        yield Endpoint(openai_base(running), model or settings.llm_served_name, key)
+        yield Endpoint(openai_base(running), model or settings.engine_model_name, key)
         return
     import ray
 
@@ -68,7 +68,7 @@ def resolve_endpoint(url: str | None, model: str | None, api_key: str | None) ->
     try:
         url = deploy(settings, access_log=False)
         print(f"June is ready on {url}", flush=True)
-        yield Endpoint(openai_base(url), model or settings.llm_served_name, key)
+        yield Endpoint(openai_base(url), model or settings.engine_model_name, key)
     finally:
         print("stopping the June graph ...", flush=True)
         stop()

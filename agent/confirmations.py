@@ -1,0 +1,72 @@
+"""Actions that wait for the user's yes, one per conversation, kept in SQLite so a restart does not lose them."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.sqlite import connect
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending_actions (
+    user_id TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    question TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (user_id, conversation_id)
+);
+"""
+MAX_AGE_S = 600.0
+_YES = re.compile(r"^\s*(?:yes|yeah|yep|yup|sure|ok(?:ay)?|confirm(?:ed)?|do it|go ahead|please do|"
+                  r"correct|that's right|delete (?:it|them))\b[\s\w,'!.]*$", re.I)
+_NO = re.compile(r"^\s*(?:no|nope|nah|cancel|stop|don't|do not|never ?mind|keep (?:it|them))\b", re.I)
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    action: str
+    payload: dict[str, Any]
+    question: str
+
+
+def answer_to(text: str) -> str | None:
+    """'yes', 'no', or None when the text is neither (a new request)."""
+    if _NO.match(text):
+        return "no"
+    if _YES.match(text) and len(text.split()) <= 8:
+        return "yes"
+    return None
+
+
+class PendingActions:
+    """At most one pending action per (user, conversation); it expires after MAX_AGE_S."""
+
+    def __init__(self, path: Path, clock=time.time):
+        self._lock = threading.Lock()
+        self._db = connect(path, _SCHEMA)
+        self._clock = clock
+
+    def ask(self, user_id: str, conversation_id: str | None, action: str, payload: dict[str, Any],
+            question: str) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO pending_actions VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, conversation_id or "", action, json.dumps(payload), question, self._clock()))
+
+    def take(self, user_id: str, conversation_id: str | None) -> PendingAction | None:
+        """The pending action, removed: it is answered (or dropped) by the message that reads it."""
+        key = (user_id, conversation_id or "")
+        with self._lock, self._db:
+            row = self._db.execute("SELECT action, payload, question, created_at FROM pending_actions "
+                                   "WHERE user_id = ? AND conversation_id = ?", key).fetchone()
+            self._db.execute("DELETE FROM pending_actions WHERE user_id = ? AND conversation_id = ?", key)
+        if row is None or self._clock() - row[3] > MAX_AGE_S:
+            return None
+        return PendingAction(row[0], json.loads(row[1]), row[2])

@@ -1,0 +1,33 @@
+"""Per-user preferences the user set by saying them (their time zone), in SQLite."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from agent.sqlite import connect
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS user_preferences (
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (user_id, name)
+);
+"""
+
+
+class UserPreferences:
+    def __init__(self, path: Path):
+        self._lock = threading.Lock()
+        self._db = connect(path, _SCHEMA)
+
+    def get(self, user_id: str, name: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM user_preferences WHERE user_id = ? AND name = ?",
+                                   (user_id, name)).fetchone()
+        return row[0] if row else None
+
+    def set(self, user_id: str, name: str, value: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO user_preferences VALUES (?, ?, ?)", (user_id, name, value))
