@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -22,7 +23,7 @@ from agent.stores import Stores
 from agent.toolbox import build_tools
 from agent.tools.base import ToolContext
 from agent.trace import Trace
-from deployments.embedded import resolve_llm
+from deployments.embedded import ModelNotFound, resolve_llm
 from deployments.llm import chat_chunks, chat_completion, tool_call_parser
 from deployments.settings import JuneSettings
 
@@ -100,12 +101,22 @@ class HandleChatModel:
                          usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
 
+def _model_folder(settings: JuneSettings) -> Path:
+    """The LLM's folder, for its tokenizer and chat template. On a cluster the Agent may run on a node without the
+    model (a path on the GPU workers): then tokens are estimated, and tool calls need JUNE_LLM_TOOL_CALL_PARSER."""
+    try:
+        return resolve_llm(settings.llm_model, settings.models_dir)
+    except ModelNotFound:
+        log.warning("the LLM folder %s is not on this node; estimating tokens", settings.llm_model)
+        return Path(settings.llm_model)
+
+
 @serve.deployment  # resources, limits and scaling: the placement profile (graphs/profiles)
 class Agent:
     def __init__(self, settings: JuneSettings, llm: DeploymentHandle):
         self.settings = settings
         self.stores = Stores.open(settings.history_db, settings.notes_db)
-        model_dir = resolve_llm(settings.llm_model, settings.models_dir)
+        model_dir = _model_folder(settings)
         self.agent = ReasoningAgent(
             HandleChatModel(llm, settings, supports_tools=tool_call_parser(settings, model_dir) is not None),
             build_tools(self.stores),

@@ -71,3 +71,15 @@ def test_gpu_engine_spreads_over_the_configured_gpus(big_model: Path) -> None:
     config = llm_config(settings, on_gpu=True)
     assert config.engine_kwargs["tensor_parallel_size"] == 4
     assert config.engine_kwargs["gpu_memory_utilization"] == 0.8
+
+
+def test_an_agent_on_a_node_without_the_model_estimates_tokens_and_takes_the_configured_parser() -> None:
+    from agent.context import approximate_tokens, load_token_counter
+    from deployments.agent import _model_folder
+    from deployments.llm import tool_call_parser
+
+    elsewhere = JuneSettings(llm_model="/models/on-the-gpu-workers-only")
+    folder = _model_folder(elsewhere)
+    assert load_token_counter(folder) is approximate_tokens and tool_call_parser(elsewhere, folder) is None
+    explicit = elsewhere.model_copy(update={"llm_tool_call_parser": "hermes"})
+    assert tool_call_parser(explicit, _model_folder(explicit)) == "hermes"
