@@ -14,12 +14,12 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 
 install: system-deps $(STAMP)
 
-# bubblewrap isolates the Python sandbox (agent tool, coding benchmark); without it the sandbox
-# falls back to rlimits and says so in its results.
+# bubblewrap isolates the Python sandbox (agent tool, coding benchmark); without it run_python is
+# refused unless JUNE_SANDBOX_ISOLATION=rlimits opts into the weaker mode.
 system-deps:
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || \
-		echo "warning: install bubblewrap (apt-get install bubblewrap) for the full Python sandbox"
+		echo "warning: install bubblewrap (apt-get install bubblewrap): without it June will not run Python programs"
 
 $(STAMP): pyproject.toml Makefile
 	@echo "==> creating $(VENV) and installing June ($(ACCELERATOR)); the first time takes a few minutes"

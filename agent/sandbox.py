@@ -1,18 +1,22 @@
-"""Run untrusted Python in a throwaway sandbox: one subprocess per run, limited and isolated.
+"""Run untrusted Python in a throwaway sandbox: one process per run, limited and isolated.
 
-With bubblewrap (`bwrap`) the program sees a read-only file system, an empty private /tmp as its
-working directory, no network, its own PID namespace (everything it starts dies with it) and, when
-June runs as root, an unprivileged user id of its own (so the process-count limit really applies and
-root-only files stay unreadable). Where namespaces are unavailable it
-falls back to resource limits plus blocked sockets, and says so in `SandboxResult.isolation`.
-In both cases the program gets CPU, memory, file-size and process-count limits, a wall-clock
-timeout, and destructive functions (`os.system`, `subprocess`, `shutil.rmtree`, ...) disabled.
+With bubblewrap (`bwrap`) the program sees only what it needs, read-only: /usr (with /bin, /lib...
+as on the host), the few /etc files the dynamic linker and Python read, and the interpreter's own
+folders (its standard library and site-packages). It gets an empty private /tmp as its working
+directory, its own PID namespace (everything dies with it), no network, no home, data dir, /run,
+/var or other sockets. A seccomp filter keeps the run a single process (threads only: no fork,
+spawn, namespaces, mounts, tracing, io_uring, bpf), so the memory, CPU-time, thread and file-size
+limits hold for the whole run; /tmp's size bounds all of its files. When June runs as root the
+program also gets a user id of its own.
 
-`JUNE_SANDBOX_ISOLATION=rlimits` forces the fallback; the default `auto` uses bubblewrap when it works.
+Without bubblewrap `run_python` refuses (`SandboxUnavailable`) unless the operator opts into
+`JUNE_SANDBOX_ISOLATION=rlimits`: resource limits and Python-level guards only, which a program
+can get around and which hide no files; each result then says `isolation="rlimits"`.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import itertools
 import json
@@ -20,6 +24,7 @@ import logging
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -41,16 +46,24 @@ SANDBOX_ENV = {
 }
 # Sandboxed runs of a root caller get uids from here up: unique per run, owned by nobody else.
 UID_BASE = 1 << 20
+# What the dynamic linker and Python read from /etc; nothing about users, hosts or secrets.
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "alternatives")
 _run_numbers = itertools.count()
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox cannot isolate programs here and the operator has not accepted the weaker mode."""
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
+    """Limits on the whole run: with bubblewrap it is one process, so memory and CPU time are its totals."""
+
     timeout_s: float = 10.0  # wall clock
     cpu_s: int = 10
     memory_mb: int = 512  # address space
     file_size_mb: int = 16  # any one file, all of /tmp, and stdout + stderr together
-    processes: int = 64
+    threads: int = 64  # rlimits mode: counts all of the caller's processes instead (root: no limit)
     output_bytes: int = 64 * 1024  # how much of the end of stdout and of stderr is kept
 
 
@@ -62,7 +75,7 @@ class SandboxResult:
     stderr: str
     duration_s: float
     peak_memory_mb: float  # the program's peak RSS (an upper bound when it was killed)
-    isolation: str  # "bubblewrap" | "rlimits"
+    isolation: str  # "bubblewrap" | "rlimits" (the weaker mode the operator opted into)
     reason: str = ""  # why it ended, for people: "exit code 1", "wall-clock limit 10 s", ...
 
 
@@ -80,7 +93,7 @@ def _june_prepare():
         ("RLIMIT_AS", settings["memory_mb"] * mb, settings["memory_mb"] * mb),
         ("RLIMIT_CPU", settings["cpu_s"], settings["cpu_s"] + 1),  # SIGXCPU, then SIGKILL if it is caught
         ("RLIMIT_FSIZE", settings["file_size_mb"] * mb, settings["file_size_mb"] * mb),
-        ("RLIMIT_NPROC", settings["processes"], settings["processes"]),
+        ("RLIMIT_NPROC", settings["threads"], settings["threads"]),
         ("RLIMIT_CORE", 0, 0),
     ):
         resource.setrlimit(getattr(resource, name), (soft, hard))
@@ -142,7 +155,10 @@ finally:
 
 
 def run_python(code: str, *, stdin: str = "", limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
-    """Run `code` as a fresh `python` process in the sandbox and report how it ended."""
+    """Run `code` as a fresh `python` process in the sandbox and report how it ended.
+
+    Raises SandboxUnavailable when bubblewrap does not work here and JUNE_SANDBOX_ISOLATION is not `rlimits`.
+    """
     mode = isolation()
     workdir = None if mode == "bubblewrap" else tempfile.mkdtemp(prefix="june-sandbox-")
     try:
@@ -152,39 +168,51 @@ def run_python(code: str, *, stdin: str = "", limits: SandboxLimits = SandboxLim
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-@functools.cache
 def isolation() -> str:
-    """"bubblewrap" when a trial run inside it works here, else "rlimits" (or as JUNE_SANDBOX_ISOLATION says)."""
+    """"bubblewrap", or "rlimits" when JUNE_SANDBOX_ISOLATION says so; SandboxUnavailable otherwise."""
     wanted = os.environ.get(ISOLATION_ENV, "auto")
     if wanted not in ("auto", "bubblewrap", "rlimits"):
-        raise ValueError(f"{ISOLATION_ENV} must be auto, bubblewrap or rlimits, not {wanted!r}")
+        raise SandboxUnavailable(f"{ISOLATION_ENV} must be auto, bubblewrap or rlimits, not {wanted!r}")
     if wanted == "rlimits":
+        _warn_weaker()
         return "rlimits"
     problem = _bubblewrap_problem()
-    if problem is None:
-        return "bubblewrap"
-    if wanted == "bubblewrap":
-        raise RuntimeError(f"{ISOLATION_ENV}=bubblewrap, but bubblewrap does not work here: {problem}")
-    log.warning("sandbox: bubblewrap unavailable (%s); falling back to resource limits only%s", problem,
-                " (as root the process-count limit does not apply)" if os.geteuid() == 0 else "")
-    return "rlimits"
+    if problem is not None:
+        raise SandboxUnavailable(
+            f"run_python is disabled: the sandbox needs bubblewrap, which does not work here ({problem}). "
+            f"Install it (Debian/Ubuntu: apt-get install bubblewrap), or set {ISOLATION_ENV}=rlimits to accept "
+            "resource limits only, which hide none of June's files from the program")
+    return "bubblewrap"
 
 
+@functools.cache
+def _warn_weaker() -> None:
+    log.warning("sandbox: %s=rlimits: programs run with resource limits only and can read every file June can",
+                ISOLATION_ENV)
+
+
+@functools.cache
 def _bubblewrap_problem() -> str | None:
     if shutil.which("bwrap") is None:
-        return "bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+        return "bwrap is not installed"
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         return "setpriv (util-linux) is not installed"
-    try:
-        trial = _run("print('ok')", "", SandboxLimits(timeout_s=30), "bubblewrap", None)
+    if os.uname().machine not in _AUDIT_ARCH:
+        return f"no seccomp filter for {os.uname().machine}"
+    exposed = [str(f) for f in _interpreter_folders() if f == Path("/") or f == Path.home() or f in Path.home().parents]
+    if exposed:
+        return f"the interpreter's folder {exposed[0]} would show the program far more than Python"
+    try:  # the filter must hold, or the limits are per process only
+        trial = _run("import posix\ntry:\n    posix.fork()\nexcept PermissionError:\n    print('ok')", "",
+                     SandboxLimits(timeout_s=30), "bubblewrap", None)
     except OSError as error:
         return str(error)
-    return None if trial.stdout == "ok\n" else (trial.stderr.strip() or trial.reason)
+    return None if trial.stdout == "ok\n" else (trial.stderr.strip() or trial.reason or "the trial run failed")
 
 
 def _settings(limits: SandboxLimits, block_network: bool, code_fd: int, status_fd: int) -> str:
     fields = asdict(limits)
-    return json.dumps({key: fields[key] for key in ("cpu_s", "memory_mb", "file_size_mb", "processes")}
+    return json.dumps({key: fields[key] for key in ("cpu_s", "memory_mb", "file_size_mb", "threads")}
                       | {"block_network": block_network, "code_fd": code_fd, "status_fd": status_fd})
 
 
@@ -193,30 +221,81 @@ def _python_command(settings: str) -> list[str]:
     return [sys.executable, "-I", "-B", "-c", PRELUDE, settings]
 
 
-def _sandboxed_command(limits: SandboxLimits, settings: str) -> list[str]:
-    # PID 1 of the sandbox is `timeout`: it bounds the run even if the runner dies, cannot be
-    # signalled from inside, reaps the program (so its peak memory reaches us), and when it ends
-    # the kernel kills whatever the program started.
-    return ["timeout", "--signal=KILL", f"{limits.timeout_s + 2:g}"] + _python_command(settings)
+# Classic BPF over struct seccomp_data (linux/filter.h, linux/seccomp.h, linux/audit.h).
+_LOAD, _IF_EQUAL, _IF_AT_LEAST, _AND, _RETURN = 0x20, 0x15, 0x35, 0x54, 0x06
+_KILL, _ALLOW, _ERRNO = 0x80000000, 0x7FFF0000, 0x00050000
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_X32_CALLS = 0x40000000  # x86_64 syscall numbers from here up are the x32 ABI's
+_CLONE_THREAD = 0x00010000
+_CLONE_NAMESPACES = 0x7E020000  # CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
+# name: (x86_64, aarch64) numbers; None where the architecture has no such call. All but clone and
+# clone3 are refused with EPERM; clone only makes threads; clone3 says ENOSYS, so glibc uses clone.
+SYSCALLS = {
+    "clone": (56, 220), "clone3": (435, 435), "fork": (57, None), "vfork": (58, None),
+    "ptrace": (101, 117), "process_vm_readv": (310, 270), "process_vm_writev": (311, 271),
+    "unshare": (272, 97), "setns": (308, 268), "mount": (165, 40), "umount2": (166, 39),
+    "pivot_root": (155, 41), "chroot": (161, 51), "open_tree": (428, 428), "move_mount": (429, 429),
+    "fsopen": (430, 430), "fsconfig": (431, 431), "fsmount": (432, 432), "fspick": (433, 433),
+    "mount_setattr": (442, 442), "keyctl": (250, 219), "add_key": (248, 217), "request_key": (249, 218),
+    "bpf": (321, 280), "perf_event_open": (298, 241), "userfaultfd": (323, 282),
+    "io_uring_setup": (425, 425), "io_uring_enter": (426, 426), "io_uring_register": (427, 427),
+}
 
 
-def _bubblewrap_command(limits: SandboxLimits, settings: str) -> list[str]:
+def seccomp_filter(machine: str) -> bytes:
+    """The filter `bwrap --seccomp` installs for `machine` (x86_64 or aarch64), as struct sock_filter[]."""
+    column = ("x86_64", "aarch64").index(machine)
+    number = {name: numbers[column] for name, numbers in SYSCALLS.items() if numbers[column] is not None}
+    program = [(_LOAD, 0, 0, 4), (_IF_EQUAL, 1, 0, _AUDIT_ARCH[machine]), (_RETURN, 0, 0, _KILL), (_LOAD, 0, 0, 0)]
+    if machine == "x86_64":
+        program += [(_IF_AT_LEAST, 0, 1, _X32_CALLS), (_RETURN, 0, 0, _ERRNO | errno.ENOSYS)]
+    for name, nr in number.items():
+        if name not in ("clone", "clone3"):
+            program += [(_IF_EQUAL, 0, 1, nr), (_RETURN, 0, 0, _ERRNO | errno.EPERM)]
+    program += [
+        (_IF_EQUAL, 0, 1, number["clone3"]), (_RETURN, 0, 0, _ERRNO | errno.ENOSYS),
+        (_IF_EQUAL, 0, 4, number["clone"]), (_LOAD, 0, 0, 16),  # the low half of the flags (args[0])
+        (_AND, 0, 0, _CLONE_THREAD | _CLONE_NAMESPACES), (_IF_EQUAL, 1, 0, _CLONE_THREAD),
+        (_RETURN, 0, 0, _ERRNO | errno.EPERM), (_RETURN, 0, 0, _ALLOW),
+    ]
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+
+
+def _bubblewrap_command(limits: SandboxLimits, settings: str, seccomp_fd: int) -> list[str]:
+    # The program is the sandbox's PID 1 and its only process: bwrap's own init would run unfiltered
+    # beside it, open to a program of the same uid through /proc/1/mem. When it ends, the run ends.
     command = [
-        "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+        "bwrap", *_system_mounts(), "--dev", "/dev", "--proc", "/proc",
         "--perms", "1777", "--size", str(limits.file_size_mb * 1024 * 1024), "--tmpfs", "/tmp",
+        *_interpreter_mounts(), "--remount-ro", "/dev", "--remount-ro", "/",
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--as-pid-1", "--die-with-parent", "--new-session", "--chdir", "/tmp", "--setenv", "HOME", "/tmp",
+        "--seccomp", str(seccomp_fd),
     ]
-    command += _rebind_under_tmp()
     if os.geteuid() != 0:
-        return command + ["--unshare-user", "--"] + _sandboxed_command(limits, settings)
+        return command + ["--unshare-user", "--"] + _python_command(settings)
     # As root: bwrap keeps just enough to let setpriv drop to a uid of this run's own, without capabilities.
     uid = UID_BASE + (os.getpid() % (1 << 22)) * 64 + next(_run_numbers) % 64
-    return command + _python_mounts() + [
+    return command + [
         "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--",
         "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
         "--bounding-set=-all", "--no-new-privs", "--",
-    ] + _sandboxed_command(limits, settings)
+    ] + _python_command(settings)
+
+
+@functools.cache
+def _system_mounts() -> tuple[str, ...]:
+    """/usr read-only, /bin, /lib... as the host has them (links into /usr, or folders), and ETC_FILES."""
+    arguments = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            arguments += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            arguments += ["--ro-bind", top, top]
+    arguments += ["--perms", "0755", "--dir", "/etc"]
+    for name in ETC_FILES:
+        arguments += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    return tuple(arguments)
 
 
 def _interpreter_folders() -> set[Path]:
@@ -226,41 +305,27 @@ def _interpreter_folders() -> set[Path]:
 
 
 @functools.cache
-def _rebind_under_tmp() -> list[str]:
-    """The private /tmp hides an interpreter (a venv) that lives under /tmp: bind it back read-only."""
-    arguments: list[str] = []
-    for folder in sorted(f for f in _interpreter_folders() if Path("/tmp") in f.parents):
-        for parent in reversed(folder.parents):
-            if Path("/tmp") in parent.parents:
-                arguments += ["--perms", "0755", "--dir", str(parent)]
-        arguments += ["--ro-bind", str(folder), str(folder)]
-    return arguments
+def _interpreter_mounts() -> tuple[str, ...]:
+    """The interpreter's folders outside /usr, read-only, at their real paths and the paths Python uses.
 
-
-@functools.cache
-def _python_mounts() -> list[str]:
-    """bwrap arguments that let an unprivileged uid reach this Python when it lives in a private home.
-
-    Each closed ancestor (e.g. /root, mode 700) becomes an empty tmpfs, which also hides the rest
-    of it, and the interpreter's folders are bound back into it read-only.
+    The folders above them are made empty and open (a private home such as /root holds just these),
+    and one under /tmp is bound over the private /tmp, so this follows that mount.
     """
-    needed = _interpreter_folders()
-    hidden: dict[Path, list[Path]] = {}
-    for folder in sorted(needed):
-        closed = next((a for a in reversed(folder.parents) if a != Path("/") and not a.stat().st_mode & 0o001), None)
-        if closed is not None:
-            hidden.setdefault(closed, []).append(folder)
+    targets = {folder: folder for folder in _interpreter_folders()}
+    for alias in (sys.prefix, sys.base_prefix, sys.exec_prefix):
+        if Path(os.path.abspath(alias)) != Path(alias).resolve():
+            targets[Path(os.path.abspath(alias))] = Path(alias).resolve()
     arguments: list[str] = []
-    for closed, folders in hidden.items():
-        arguments += ["--tmpfs", str(closed)]
-        made: set[Path] = set()
-        for folder in folders:
-            for parent in reversed(folder.parents):
-                if closed in parent.parents and parent not in made:
-                    arguments += ["--perms", "0755", "--dir", str(parent)]
-                    made.add(parent)
-            arguments += ["--ro-bind", str(folder), str(folder)]
-    return arguments
+    made = {Path("/"), Path("/tmp")}
+    for target, source in sorted(targets.items()):
+        if target == Path("/usr") or Path("/usr") in target.parents:
+            continue
+        for parent in reversed(target.parents):
+            if parent not in made:
+                arguments += ["--perms", "0755", "--dir", str(parent)]
+                made.add(parent)
+        arguments += ["--ro-bind", str(source), str(target)]
+    return tuple(arguments)
 
 
 class _Tail:
@@ -291,8 +356,13 @@ def _run(code: str, stdin: str, limits: SandboxLimits, mode: str, workdir: str |
     status_reader, status_writer = os.pipe()
     os.set_blocking(status_reader, False)
     settings = _settings(limits, mode == "rlimits", code_reader, status_writer)
+    passed = [code_reader, status_writer]
     if mode == "bubblewrap":
-        command = _bubblewrap_command(limits, settings)
+        seccomp_reader, seccomp_writer = os.pipe()  # bwrap reads the filter to the end, then closes it
+        os.write(seccomp_writer, seccomp_filter(os.uname().machine))
+        os.close(seccomp_writer)
+        passed.append(seccomp_reader)
+        command = _bubblewrap_command(limits, settings, seccomp_reader)
         env, cwd = SANDBOX_ENV | {"HOME": "/tmp"}, "/"
     else:
         command = _python_command(settings)
@@ -300,14 +370,14 @@ def _run(code: str, stdin: str, limits: SandboxLimits, mode: str, workdir: str |
     started = time.perf_counter()
     try:
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   cwd=cwd, env=env, start_new_session=True, pass_fds=(code_reader, status_writer))
+                                   cwd=cwd, env=env, start_new_session=True, pass_fds=passed)
     except BaseException:
         os.close(code_writer)
         os.close(status_reader)
         raise
     finally:
-        os.close(code_reader)
-        os.close(status_writer)
+        for fd in passed:
+            os.close(fd)
     stopped: list[str] = []  # why we killed it, first reason wins
     lock = threading.Lock()
 
@@ -358,7 +428,7 @@ def _run(code: str, stdin: str, limits: SandboxLimits, mode: str, workdir: str |
     process.returncode = returncode  # reaped here (wait4, for rusage); Popen must not wait again
     stdout, stderr = (tail.text() for tail in tails)
     peak_mb = _reported_peak_kb(status_reader, usage.ru_maxrss) / 1024
-    status_name, reason = _classify(returncode, stderr, stopped[0] if stopped else None, limits, duration,
+    status_name, reason = _classify(returncode, stderr, stopped[0] if stopped else None, limits,
                                     usage.ru_utime + usage.ru_stime)
     return SandboxResult(status_name, returncode, stdout, stderr, round(duration, 4), round(peak_mb, 1), mode, reason)
 
@@ -390,7 +460,7 @@ def _feed(pipe, data: bytes) -> None:
         pass
 
 
-def _classify(returncode: int, stderr: str, stopped: str | None, limits: SandboxLimits, duration_s: float,
+def _classify(returncode: int, stderr: str, stopped: str | None, limits: SandboxLimits,
               cpu_s: float) -> tuple[str, str]:
     if stopped is not None:
         return ("timeout" if stopped.startswith("wall-clock") else "killed"), stopped
@@ -403,8 +473,6 @@ def _classify(returncode: int, stderr: str, stopped: str | None, limits: Sandbox
         return "error", f"exit code {returncode}"
     if -returncode == signal.SIGXCPU or (returncode == -signal.SIGKILL and cpu_s >= limits.cpu_s):
         return "timeout", f"CPU limit {limits.cpu_s} s"
-    if returncode == -signal.SIGKILL and duration_s >= limits.timeout_s:  # the sandbox's own backstop
-        return "timeout", f"wall-clock limit {limits.timeout_s:g} s"
     if -returncode == signal.SIGXFSZ:
         return "killed", f"file size limit {limits.file_size_mb} MB"
     try:

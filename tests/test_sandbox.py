@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import os
+import struct
 import sys
 import socket
 import subprocess
@@ -13,10 +17,12 @@ from pathlib import Path
 import pytest
 
 from agent import sandbox
-from agent.sandbox import SandboxLimits, run_python
+from agent.sandbox import SandboxLimits, SandboxUnavailable, run_python
+from agent.tools.base import ToolContext, ToolError
+from agent.tools.python import make_python_tool
 
 QUICK = SandboxLimits(timeout_s=3)  # for the tests that wait for the wall clock
-SMALL = SandboxLimits(memory_mb=256, file_size_mb=4, processes=32)
+SMALL = SandboxLimits(memory_mb=256, file_size_mb=4, threads=8)
 
 
 @pytest.fixture(autouse=True)
@@ -80,28 +86,95 @@ def _processes_of(uid: int) -> list[str]:
     return listing.stdout.split()
 
 
-def test_fork_bomb_is_contained() -> None:
-    """The guard stops os.fork; the raw posix.fork is stopped by the process limit, and all of it dies."""
+def test_fork_bomb_fails_inside_the_program() -> None:
+    """The guard stops os.fork; the raw posix.fork is refused by the seccomp filter: nothing is started."""
     guarded = run_python("import os\nwhile True:\n    os.fork()", limits=QUICK)
     assert guarded.status == "error" and "os.fork is disabled" in guarded.stderr
-    bomb = ("import os, posix, sys\nprint(os.getuid(), flush=True)\nforks = 0\nwhile True:\n"
-            "    try:\n        posix.fork()\n        forks += 1\n    except OSError:\n        pass\n")
-    result = run_python(bomb, limits=SandboxLimits(timeout_s=3, processes=16))
-    assert result.status == "timeout"
+    bomb = "import os, posix\nprint(os.getuid(), flush=True)\nwhile True:\n    posix.fork()\n"
+    result = run_python(bomb, limits=QUICK)
+    assert result.status == "error"
+    assert result.stderr.strip().endswith("PermissionError: [Errno 1] Operation not permitted")
     uid = int(result.stdout.split()[0])
     if uid != os.geteuid():  # only a uid of its own can be checked from outside
-        deadline = time.monotonic() + 30
-        while _processes_of(uid) and time.monotonic() < deadline:
-            time.sleep(0.2)
         assert _processes_of(uid) == []
 
 
-def test_process_limit_holds() -> None:
-    result = run_python("import posix\nchildren = 0\ntry:\n    while children < 100:\n        if posix.fork() == 0:\n"
-                        "            import time; time.sleep(5); posix._exit(0)\n        children += 1\n"
-                        "except OSError as error:\n    print(children, error.errno)", limits=SMALL)
-    started, errno = map(int, result.stdout.split())
-    assert result.status == "ok" and started < SMALL.processes and errno == 11  # EAGAIN
+def test_the_run_is_one_process() -> None:
+    """No call that starts a process or leaves the sandbox's namespaces works, from Python or from libc."""
+    result = run_python(
+        "import ctypes, os, posix\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "def errno_of(call):\n    ctypes.set_errno(0)\n    call()\n    return ctypes.get_errno()\n"
+        "try:\n    posix.posix_spawn('/usr/bin/true', ['true'], {})\nexcept OSError as error:\n"
+        "    print('spawn', error.errno)\n"
+        "print('system', posix.system('true'))\n"
+        "print('clone3', errno_of(lambda: libc.syscall(435, 0, 0)))\n"
+        "print('unshare', errno_of(lambda: libc.unshare(0x10000000)))\n"
+        "print('fork', errno_of(lambda: libc.fork()))\n"
+        "print('pids', ','.join(p for p in os.listdir('/proc') if p.isdigit()))\n", limits=QUICK)
+    assert result.status == "ok", result.stderr
+    lines = dict(line.split() for line in result.stdout.splitlines())
+    assert lines["spawn"] == lines["fork"] == lines["unshare"] == str(errno.EPERM)
+    assert lines["clone3"] == str(errno.ENOSYS) and lines["system"] != "0"
+    assert lines["pids"] == "1"  # alone in its PID namespace: no unfiltered helper beside it
+
+
+def test_a_program_it_execs_cannot_start_anything_either() -> None:
+    result = run_python("import posix\nposix.execv('/bin/sh', ['sh', '-c', '/usr/bin/true && echo started'])",
+                        limits=QUICK)
+    assert result.status == "error" and "started" not in result.stdout
+
+
+def test_threads_work_within_their_limit() -> None:
+    result = run_python("import threading, time\ndone = []\nworkers = [threading.Thread(target=done.append, args=(1,))"
+                        " for _ in range(4)]\nfor w in workers: w.start()\nfor w in workers: w.join()\nstarted = 0\n"
+                        "threading.stack_size(64 * 1024)\ntry:\n    while started < 100:\n"
+                        "        threading.Thread(target=time.sleep, args=(3,), daemon=True).start()\n"
+                        "        started += 1\n"
+                        "except RuntimeError:\n    pass\nprint(len(done), started)", limits=SMALL)
+    finished, started = map(int, result.stdout.split())
+    assert result.status == "ok" and finished == 4 and started < SMALL.threads
+
+
+def test_memory_limit_is_for_the_whole_run() -> None:
+    """Threads share the one address space: together they get no more than the limit."""
+    result = run_python("import threading\nheld, refused = [], []\ndef hog():\n    try:\n"
+                        "        held.append(bytearray(100 * 1024 * 1024))\n    except MemoryError:\n"
+                        "        refused.append(1)\nworkers = [threading.Thread(target=hog) for _ in range(4)]\n"
+                        "for w in workers: w.start()\nfor w in workers: w.join()\nprint(len(held), len(refused))",
+                        limits=SMALL)
+    held, refused = map(int, result.stdout.split())
+    assert result.status == "ok" and held * 100 < SMALL.memory_mb and held + refused == 4
+
+
+def _descendants(pid: int) -> list[int]:
+    children = sandbox._children(pid)
+    return children + [grandchild for child in children for grandchild in _descendants(child)]
+
+
+def _runs_the_prelude(pids: list[int]) -> bool:
+    try:
+        return any(b"_june_prepare" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in pids)
+    except OSError:
+        return False
+
+
+def test_the_run_dies_with_its_runner() -> None:
+    """Killing the process that runs the sandbox ends the run too: nothing is left sleeping."""
+    program = ("from agent.sandbox import SandboxLimits, run_python\n"
+               "run_python('import time\\ntime.sleep(120)', limits=SandboxLimits(timeout_s=120))")
+    runner = subprocess.Popen([sys.executable, "-c", program], cwd=Path(sandbox.__file__).parents[1])
+    try:
+        deadline = time.monotonic() + 30
+        while not _runs_the_prelude(inside := _descendants(runner.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _runs_the_prelude(inside), inside
+    finally:
+        runner.kill()
+        runner.wait()
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in inside) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in inside)
 
 
 def test_memory_hog_is_stopped() -> None:
@@ -170,17 +243,93 @@ def test_killing_its_parent_does_not_reach_the_runner() -> None:
     assert result.status in ("ok", "killed")  # it may take itself down with kill(-1); never the runner
 
 
-def test_fallback_without_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Resource limits, blocked sockets and the guard still apply, and the result says isolation is weaker."""
-    monkeypatch.setenv(sandbox.ISOLATION_ENV, "rlimits")
-    sandbox.isolation.cache_clear()
+def test_without_bubblewrap_run_python_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No silent fallback: the refusal says what to install, and the tool reports it as its error."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    sandbox._bubblewrap_problem.cache_clear()
     try:
-        assert run_python("print('hi')").isolation == "rlimits"
-        assert run_python("while True: pass", limits=QUICK).status == "timeout"
-        assert run_python("x = bytearray(1024 ** 3)", limits=SMALL).status == "memory"
-        assert run_python("while True: print('x' * 100_000)", limits=SMALL).status == "killed"
-        network = run_python("import socket; socket.create_connection(('127.0.0.1', 9))")
-        assert network.status == "error" and "network access is disabled" in network.stderr
-        assert "is disabled" in run_python("import os; os.system('true')").stderr
+        with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap.*JUNE_SANDBOX_ISOLATION=rlimits"):
+            run_python("print('hi')")
+        with pytest.raises(ToolError, match="apt-get install bubblewrap"):
+            make_python_tool().run({"code": "print('hi')"}, ToolContext("alice"))
+        monkeypatch.setenv(sandbox.ISOLATION_ENV, "sometimes")
+        with pytest.raises(ToolError, match="must be auto, bubblewrap or rlimits"):
+            make_python_tool().run({"code": "print('hi')"}, ToolContext("alice"))
     finally:
-        sandbox.isolation.cache_clear()
+        sandbox._bubblewrap_problem.cache_clear()
+
+
+def test_the_weaker_mode_is_opt_in_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resource limits, blocked sockets and the guard still apply, and every result says isolation is weaker."""
+    monkeypatch.setenv(sandbox.ISOLATION_ENV, "rlimits")
+    assert run_python("print('hi')").isolation == "rlimits"
+    assert run_python("while True: pass", limits=QUICK).status == "timeout"
+    assert run_python("x = bytearray(1024 ** 3)", limits=SMALL).status == "memory"
+    assert run_python("while True: print('x' * 100_000)", limits=SMALL).status == "killed"
+    network = run_python("import socket; socket.create_connection(('127.0.0.1', 9))")
+    assert network.status == "error" and "network access is disabled" in network.stderr
+    assert "is disabled" in run_python("import os; os.system('true')").stderr
+    tool = make_python_tool()
+    assert "rlimits" in tool.run({"code": "print('hi')"}, ToolContext("alice"))
+    with pytest.raises(ToolError, match="rlimits"):
+        tool.run({"code": "1 / 0"}, ToolContext("alice"))
+
+
+def test_the_python_tool_with_bubblewrap() -> None:
+    tool = make_python_tool()
+    assert tool.run({"code": "import numpy\nprint(numpy.arange(4).sum())"}, ToolContext("alice")) == "6"
+    with pytest.raises(ToolError, match="error.*ZeroDivisionError"):
+        tool.run({"code": "1 / 0"}, ToolContext("alice"))
+
+
+# Classic BPF, as the kernel runs it over struct seccomp_data: enough to check the filter per architecture.
+def _run_filter(program: bytes, arch: int, nr: int, flags: int = 0) -> int:
+    data = struct.pack("=iIQ6Q", nr, arch, 0, flags, 0, 0, 0, 0, 0)
+    instructions = [struct.unpack_from("=HBBI", program, at) for at in range(0, len(program), 8)]
+    accumulator, pc = 0, 0
+    while True:
+        code, jt, jf, k = instructions[pc]
+        pc += 1
+        if code == 0x20:
+            accumulator = struct.unpack_from("=I", data, k)[0]
+        elif code == 0x54:
+            accumulator &= k
+        elif code in (0x15, 0x35):
+            pc += jt if (accumulator == k if code == 0x15 else accumulator >= k) else jf
+        elif code == 0x06:
+            return k
+        else:
+            raise AssertionError(f"unexpected instruction {code:#x}")
+
+
+@pytest.mark.parametrize(("machine", "arch"), [("x86_64", 0xC000003E), ("aarch64", 0xC00000B7)])
+def test_the_seccomp_filter_for_each_architecture(machine: str, arch: int) -> None:
+    program = sandbox.seccomp_filter(machine)
+    column = ("x86_64", "aarch64").index(machine)
+    number = {name: numbers[column] for name, numbers in sandbox.SYSCALLS.items() if numbers[column] is not None}
+    eperm, enosys, allow, kill = 0x50000 | errno.EPERM, 0x50000 | errno.ENOSYS, 0x7FFF0000, 0x80000000
+    for name, nr in number.items():
+        if name not in ("clone", "clone3"):
+            assert _run_filter(program, arch, nr) == eperm, name
+    assert _run_filter(program, arch, number["clone3"]) == enosys
+    thread = 0x3D0F00  # glibc's threads: CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|CHILD_CLEARTID
+    assert _run_filter(program, arch, number["clone"], thread) == allow
+    for flags in (17, 0x4111, thread | 0x40000000, thread | 0x10000000):  # fork, vfork, new namespaces
+        assert _run_filter(program, arch, number["clone"], flags) == eperm, hex(flags)
+    assert _run_filter(program, arch, 0) == allow  # read or io_setup
+    assert _run_filter(program, 0x40000003, 2) == kill  # another ABI (i386) is never let through
+    if machine == "x86_64":
+        assert _run_filter(program, arch, 0x40000000 | 57) == enosys  # x32 calls
+
+
+def test_syscall_numbers_agree_with_libseccomp() -> None:
+    """The filter's table, checked against the kernel's numbers as libseccomp knows them for both architectures."""
+    name = ctypes.util.find_library("seccomp")
+    if name is None:
+        pytest.skip("libseccomp is not installed (Debian: libseccomp2)")
+    resolve = ctypes.CDLL(name).seccomp_syscall_resolve_name_arch
+    resolve.argtypes, resolve.restype = [ctypes.c_uint32, ctypes.c_char_p], ctypes.c_int
+    for call, numbers in sandbox.SYSCALLS.items():
+        for arch, expected in zip((0xC000003E, 0xC00000B7), numbers):
+            found = resolve(arch, call.encode())
+            assert (found if found >= 0 else None) == expected, (call, hex(arch))

@@ -1,11 +1,15 @@
-"""Safe arithmetic: the expression is parsed to an AST and only numbers and operators are evaluated."""
+"""Safe arithmetic: the expression is parsed to an AST and only numbers and operators are evaluated.
+
+Every intermediate result is bounded (at most MAX_MAGNITUDE, exponents and round's digits checked
+before computing), so no expression holds the interpreter for long.
+"""
 
 from __future__ import annotations
 
 import ast
-import re
 import math
 import operator
+import re
 from typing import Any
 
 from agent.tools.base import Tool, ToolContext, ToolError, object_schema
@@ -18,22 +22,31 @@ _FUNCTIONS = {"sqrt": math.sqrt, "abs": abs, "round": round, "sin": math.sin, "c
 _CONSTANTS = {"pi": math.pi, "e": math.e}
 MAX_EXPONENT = 1000
 MAX_MAGNITUDE = 1e100
+MAX_DIGITS = 100  # round's second argument, either way
 MAX_LENGTH = 300
+_TOO_LARGE = "the result is too large or not a real number"
 
 
 def evaluate(expression: str) -> float | int:
+    if len(expression) > MAX_LENGTH:
+        raise ToolError(f"the expression is longer than {MAX_LENGTH} characters")
     text = expression.replace("^", "**").replace("×", "*").replace("÷", "/")
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # thousands separators, not argument commas
-    if len(text) > MAX_LENGTH:
-        raise ToolError(f"the expression is longer than {MAX_LENGTH} characters")
     try:
         tree = ast.parse(text, mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise ToolError(f"{expression!r} is not an arithmetic expression") from None
-    return _eval(tree.body)
+    try:
+        return _eval(tree.body)
+    except RecursionError:
+        raise ToolError("the expression is nested too deeply") from None
 
 
 def _eval(node: ast.AST) -> float | int:
+    return _bounded(_value(node))
+
+
+def _value(node: ast.AST) -> float | int:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         return node.value
     if isinstance(node, ast.Name) and node.id in _CONSTANTS:
@@ -42,22 +55,41 @@ def _eval(node: ast.AST) -> float | int:
         return _UNARY[type(node.op)](_eval(node.operand))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-            raise ToolError(f"exponents above {MAX_EXPONENT} are not computed")
-        try:
-            result = _BINARY[type(node.op)](left, right)
-        except ZeroDivisionError:
-            raise ToolError("division by zero") from None
-        if isinstance(result, complex) or abs(result) > MAX_MAGNITUDE:
-            raise ToolError("the result is too large or not a real number")
-        return result
+        if isinstance(node.op, ast.Pow):
+            _check_power(left, right)
+        return _computed(type(node.op).__name__.lower(), _BINARY[type(node.op)], left, right)
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS
             and not node.keywords and len(node.args) in (1, 2)):
-        try:
-            return _FUNCTIONS[node.func.id](*(_eval(a) for a in node.args))
-        except (ValueError, TypeError) as error:
-            raise ToolError(f"{node.func.id}: {error}") from None
+        arguments = [_eval(a) for a in node.args]
+        if node.func.id == "round" and len(arguments) == 2 and abs(arguments[1]) > MAX_DIGITS:
+            raise ToolError(f"round: more than {MAX_DIGITS} digits either way are not computed")
+        return _computed(node.func.id, _FUNCTIONS[node.func.id], *arguments)
     raise ToolError(f"only numbers, + - * / // % ** and {', '.join(sorted(_FUNCTIONS))} are allowed")
+
+
+def _check_power(base: float | int, exponent: float | int) -> None:
+    """Refuse a power before computing it when its exponent, or its result, would be too large."""
+    if abs(exponent) > MAX_EXPONENT:
+        raise ToolError(f"exponents above {MAX_EXPONENT} are not computed")
+    if abs(base) > 1 and exponent > 0 and exponent * math.log10(abs(base)) > math.log10(MAX_MAGNITUDE) + 1:
+        raise ToolError(_TOO_LARGE)
+
+
+def _computed(name: str, function: Any, *arguments: float | int) -> float | int:
+    try:
+        return function(*arguments)
+    except ZeroDivisionError:
+        raise ToolError("division by zero") from None
+    except OverflowError:
+        raise ToolError(_TOO_LARGE) from None
+    except (ValueError, TypeError) as error:
+        raise ToolError(f"{name}: {error}") from None
+
+
+def _bounded(value: Any) -> float | int:
+    if isinstance(value, complex) or abs(value) > MAX_MAGNITUDE or (isinstance(value, float) and math.isnan(value)):
+        raise ToolError(_TOO_LARGE)
+    return value
 
 
 def format_number(value: float | int) -> str:

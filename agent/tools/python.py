@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.sandbox import SandboxLimits, run_python
+from agent.sandbox import ISOLATION_ENV, SandboxLimits, SandboxResult, SandboxUnavailable, run_python
 from agent.tools.base import Tool, ToolContext, ToolError, object_schema
 
 MAX_CODE_CHARS = 20_000
 RESULT_CHARS = 2000
+WEAKER = f"[ran with resource limits only ({ISOLATION_ENV}=rlimits): not isolated from June's files]"
 
 
 def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
     def run(arguments: dict[str, Any], _: ToolContext) -> str:
-        result = run_python(arguments["code"], limits=limits)
+        try:
+            result = run_python(arguments["code"], limits=limits)
+        except SandboxUnavailable as error:
+            raise ToolError(str(error)) from None
         if result.status == "ok":
-            return result.stdout.strip()[-RESULT_CHARS:] or "(the program printed nothing)"
+            return _named(result, result.stdout.strip()[-RESULT_CHARS:] or "(the program printed nothing)")
         last_error_line = (result.stderr.strip().splitlines() or [""])[-1][:300]
         detail = "; ".join(part for part in (result.reason, last_error_line) if part)
-        raise ToolError(f"the program ended with {result.status}" + (f" ({detail})" if detail else ""))
+        raise ToolError(_named(result, f"the program ended with {result.status}" + (f" ({detail})" if detail else "")))
 
     return Tool(
         name="run_python",
@@ -27,3 +31,8 @@ def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
         parameters=object_schema({"code": {"type": "string", "minLength": 1, "maxLength": MAX_CODE_CHARS}}, ["code"]),
         run=run,
     )
+
+
+def _named(result: SandboxResult, text: str) -> str:
+    """The text, with a note when the operator chose the weaker isolation."""
+    return f"{text}\n{WEAKER}" if result.isolation == "rlimits" else text

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agent.sandbox import SandboxLimits
+from agent.sandbox import SandboxLimits, SandboxUnavailable, isolation
 from benchmarks.coding.datasets import DatasetError, Task, dataset_label, load_dataset, select_tasks
 from benchmarks.coding.endpoint import default_api_key, resolve_endpoint
 from benchmarks.coding.generation import Endpoint, Sampling
@@ -123,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.samples:
             given = read_samples(Path(args.samples), tasks)
     except (DatasetError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        isolation()  # refuse now, not in every worker, when the sandbox cannot isolate programs here
+    except SandboxUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     limits = SandboxLimits(timeout_s=WALL_CLOCK_FACTOR * args.timeout, cpu_s=args.timeout, memory_mb=args.memory_mb)
