@@ -60,6 +60,14 @@ class PendingActions:
                 "INSERT OR REPLACE INTO pending_actions VALUES (?, ?, ?, ?, ?, ?)",
                 (user_id, conversation_id or "", action, json.dumps(payload), question, self._clock()))
 
+    def forget(self, user_id: str, conversation_id: str | None = None) -> int:
+        """Drop this user's pending actions: those of one conversation, or all of them."""
+        sql, args = "DELETE FROM pending_actions WHERE user_id = ?", [user_id]
+        if conversation_id is not None:
+            sql, args = sql + " AND conversation_id = ?", [user_id, conversation_id]
+        with self._lock, self._db:
+            return self._db.execute(sql, args).rowcount
+
     def take(self, user_id: str, conversation_id: str | None) -> PendingAction | None:
         """The pending action, removed: it is answered (or dropped) by the message that reads it."""
         key = (user_id, conversation_id or "")

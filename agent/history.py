@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.sqlite import connect, contains_words
+from agent.sqlite import connect, contains_words, purge_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS turns (
@@ -83,11 +83,30 @@ class ConversationStore:
         return [Turn(role, content) for role, content in rows]
 
     def forget(self, user_id: str, conversation_id: str) -> int:
-        with self._lock, self._db:
-            cursor = self._db.execute(
-                "DELETE FROM turns WHERE user_id = ? AND conversation_id = ?", (user_id, conversation_id)
-            )
+        with self._lock:
+            with self._db:
+                cursor = self._db.execute(
+                    "DELETE FROM turns WHERE user_id = ? AND conversation_id = ?", (user_id, conversation_id))
+            purge_wal(self._db)
         return cursor.rowcount
+
+    def forget_user(self, user_id: str) -> int:
+        with self._lock:
+            with self._db:
+                cursor = self._db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))
+            purge_wal(self._db)
+        return cursor.rowcount
+
+    def export(self, user_id: str) -> list[dict]:
+        """Every conversation of this user, each with its turns in order."""
+        with self._lock:
+            rows = self._db.execute("SELECT conversation_id, role, content, created_at FROM turns WHERE user_id = ? "
+                                    "ORDER BY conversation_id, id", (user_id,)).fetchall()
+        conversations: dict[str, list[dict]] = {}
+        for conversation_id, role, content, created_at in rows:
+            conversations.setdefault(conversation_id, []).append(
+                {"role": role, "content": content, "created_at": created_at})
+        return [{"conversation_id": cid, "turns": turns} for cid, turns in conversations.items()]
 
     def close(self) -> None:
         self._db.close()

@@ -8,6 +8,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ from agent.trace import ToolCallRecord, Trace
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 MAX_CHECKED_NUMBERS = 6
+QUICK_TOOL_THREADS = 8
 TOOL_ROUND_RESERVE_TOKENS = 400
 PLAN_MAX_TOKENS = 320  # a plan of four steps, written without whitespace  # tool calls and results added to the prompt while the request runs
 TOOLS_PROMPT = ("Use a tool whenever the answer needs arithmetic, a unit or time-zone conversion, the current time, "
@@ -86,6 +88,7 @@ class _Request:
     messages: list[dict[str, Any]]  # system, fitted history, the request after what June knows for it
     trace: Trace
     budget: _Budget
+    tools: dict[str, Tool]  # those this request may use: no private ones where others may read the answer
 
 
 class Agent:
@@ -102,6 +105,7 @@ class Agent:
         window: ContextWindow = ContextWindow(),
         stores: Stores | None = None,
         default_timezone: str = "UTC",
+        code_runs: int = 2,
         now: Callable[[], datetime] = utc_now,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -110,10 +114,16 @@ class Agent:
         self.plan_cache = plan_cache if plan_cache is not None else TtlLruCache()
         self.max_tokens, self.window, self.stores = max_tokens, window, stores
         self.default_timezone, self.now, self.clock = default_timezone, now, clock
+        # Programs get a pool of their own: a slow one never holds up another user's calculator.
+        self._code_pool = ThreadPoolExecutor(code_runs, thread_name_prefix="june-code")
+        self._tool_pool = ThreadPoolExecutor(QUICK_TOOL_THREADS, thread_name_prefix="june-tool")
 
-    def route(self, request: str, history: list[dict[str, str]]) -> Route:
-        return decide(request, RouteContext(frozenset(self.tools), len(history), self.planner,
-                                            self.model.supports_tools))
+    def route(self, request: str, history: list[dict[str, str]], tools: dict[str, Tool] | None = None) -> Route:
+        names = frozenset(self.tools if tools is None else tools)
+        return decide(request, RouteContext(names, len(history), self.planner, self.model.supports_tools))
+
+    def available_tools(self, context: ToolContext) -> dict[str, Tool]:
+        return self.tools if context.private else {n: t for n, t in self.tools.items() if not t.private}
 
     async def respond(self, request: str, context: ToolContext, history: list[dict[str, str]]) -> AgentReply:
         trace = Trace()
@@ -139,11 +149,12 @@ class Agent:
             yield confirmation
             return
         context = replace(context, timezone=self._timezone(context.user_id))
-        route = self.route(text, history)
+        available = self.available_tools(context)
+        route = self.route(text, history, available)
         trace.route, trace.route_reasons = route.kind, list(route.reasons)
-        tools = [tool.openai_schema() for tool in self.tools.values()] if route.kind == "tools" else []
+        tools = [tool.openai_schema() for tool in available.values()] if route.kind == "tools" else []
         request = _Request(text, context, self._messages(text, context, history, route, tools, trace), trace,
-                           _Budget(self.limits, self.clock))
+                           _Budget(self.limits, self.clock), available)
         if route.kind == "fast":
             async for delta in self._stream_text(request.messages, trace):
                 yield delta
@@ -177,7 +188,7 @@ class Agent:
 
     def _briefing(self, text: str, context: ToolContext, history: list[dict[str, str]]) -> Briefing:
         now = describe_moment(self.now(), zone(context.timezone))
-        if self.stores is None:
+        if self.stores is None or not context.private:
             return Briefing(now)
         notes = [note.text for note in self.stores.notes.relevant(context.user_id, text)]
         older = (self.stores.history.user_turns(context.user_id, context.conversation_id)
@@ -253,7 +264,7 @@ class Agent:
             if not completion.tool_calls:  # the calls were the text itself
                 completion = replace(completion, text="", tool_calls=calls)
             trace.iterations = round_number
-            steps, problems, unknown = self._steps_from_calls(completion.tool_calls, round_number)
+            steps, problems, unknown = self._steps_from_calls(completion.tool_calls, round_number, request.tools)
             trace.plans.append({"source": "model-tools", "thoughts": [completion.text] if completion.text else [],
                                 "steps": [asdict(step) for step in steps]})
             if problems or unknown:
@@ -298,18 +309,19 @@ class Agent:
             trace.verdict = "plain-answer"
             yield await self._plain(request)
 
-    def _steps_from_calls(self, calls: list[ToolCallRequest],
-                          round_number: int) -> tuple[list[Step], list[str], list[Any]]:
+    @staticmethod
+    def _steps_from_calls(calls: list[ToolCallRequest], round_number: int,
+                          tools: dict[str, Tool]) -> tuple[list[Step], list[str], list[Any]]:
         """The model's tool calls as steps, what is wrong with the arguments of any, and the names of tools that
         do not exist (any shape can come back)."""
         steps, problems, unknown = [], [], []
         for index, call in enumerate(calls, 1):
             step_id = f"r{round_number}s{index}"
-            if not isinstance(call.name, str) or call.name not in self.tools:
+            if not isinstance(call.name, str) or call.name not in tools:
                 unknown.append(call.name)
                 continue
             try:
-                arguments = self.tools[call.name].validate(parse_arguments(call.arguments))
+                arguments = tools[call.name].validate(parse_arguments(call.arguments))
             except (MalformedJson, ToolError) as error:
                 problems.append(f"{call.name}: {error}")
                 continue
@@ -378,15 +390,15 @@ class Agent:
             messages = [*request.messages[:-1], {"role": "user", "content": asked + "\n\n" + REPLAN_PROMPT}]
         else:
             tool_list = "\n".join(f"- {t.name}: {t.description} Arguments: {json.dumps(t.parameters['properties'])}"
-                                  for t in self.tools.values())
+                                  for t in request.tools.values())
             messages = [{"role": "system", "content": PLANNING_PROMPT.format(tools=tool_list)},
                         *request.messages[1:-1], {"role": "user", "content": asked}]
-        schema = plan_schema(self.tools)
+        schema = plan_schema(request.tools)
         for source in ("model", "model-retry"):
             try:
                 completion = await self._complete(messages, trace, schema=schema, tools=tools,
                                                   max_tokens=PLAN_MAX_TOKENS)
-                plan = parse_plan(completion.text, self.tools, source)
+                plan = parse_plan(completion.text, request.tools, source)
             except InvalidPlan as error:
                 trace.reflections.append(f"the {source} plan was invalid: {error}")
                 messages += [{"role": "assistant", "content": completion.text},
@@ -431,11 +443,12 @@ class Agent:
         """Run one tool within the budget; ConfirmationNeeded passes through (it is the turn's answer)."""
         request.budget.tool_calls += 1
         started = self.clock()
-        tool = self.tools[step.tool]
+        tool = request.tools[step.tool]
         try:
             tool.validate(arguments)
-            result = await asyncio.wait_for(asyncio.to_thread(tool.run, arguments, request.context),
-                                            request.budget.seconds_left())
+            pool = self._code_pool if tool.runs_code else self._tool_pool
+            run = asyncio.get_running_loop().run_in_executor(pool, tool.run, arguments, request.context)
+            result = await asyncio.wait_for(run, request.budget.seconds_left())
             status = "ok"
         except ConfirmationNeeded as question:
             self._record(request.trace, step, arguments, "needs-confirmation", question.question,

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.sqlite import connect, contains_words
+from agent.sqlite import connect, contains_words, purge_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (
@@ -101,8 +101,30 @@ class NoteStore:
                                     (user_id, *ids)).fetchall()
         return [Note(*row) for row in rows]
 
+    def forget_user(self, user_id: str) -> int:
+        with self._lock:
+            with self._db:
+                cursor = self._db.execute("DELETE FROM notes WHERE user_id = ?", (user_id,))
+            self._erase_deleted()
+        return cursor.rowcount
+
+    def _erase_deleted(self) -> None:
+        """Merge the search index (deleted notes' words stay in older segments until then) and empty the log."""
+        with self._db:
+            self._db.execute("INSERT INTO notes_fts (notes_fts) VALUES ('optimize')")
+        purge_wal(self._db)
+
+    def export(self, user_id: str) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, text, created_at FROM notes WHERE user_id = ? ORDER BY id",
+                                    (user_id,)).fetchall()
+        return [{"id": i, "text": text, "created_at": created} for i, text, created in rows]
+
     def delete(self, user_id: str, ids: list[int]) -> int:
         """Delete exactly these notes of this user; the number deleted."""
-        with self._lock, self._db:
-            cursor = self._db.executemany("DELETE FROM notes WHERE user_id = ? AND id = ?", [(user_id, i) for i in ids])
+        with self._lock:
+            with self._db:
+                cursor = self._db.executemany("DELETE FROM notes WHERE user_id = ? AND id = ?",
+                                              [(user_id, i) for i in ids])
+            self._erase_deleted()
         return cursor.rowcount

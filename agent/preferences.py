@@ -28,6 +28,15 @@ class UserPreferences:
                                    (user_id, name)).fetchone()
         return row[0] if row else None
 
+    def export(self, user_id: str) -> dict[str, str]:
+        with self._lock:
+            rows = self._db.execute("SELECT name, value FROM user_preferences WHERE user_id = ?", (user_id,)).fetchall()
+        return dict(rows)
+
+    def forget_user(self, user_id: str) -> int:
+        with self._lock, self._db:
+            return self._db.execute("DELETE FROM user_preferences WHERE user_id = ?", (user_id,)).rowcount
+
     def set(self, user_id: str, name: str, value: str) -> None:
         with self._lock, self._db:
             self._db.execute("INSERT OR REPLACE INTO user_preferences VALUES (?, ?, ?)", (user_id, name, value))

@@ -14,8 +14,14 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA busy_timeout=5000")
+    db.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
     db.executescript(schema)
     return db
+
+
+def purge_wal(db: sqlite3.Connection) -> None:
+    """Write the log back and empty it, so deleted rows' old pages leave the -wal file too."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def contains_words(column: str, query: str) -> tuple[str, list[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from agent.stores import Stores
@@ -15,5 +16,7 @@ from agent.tools.units import unit_converter
 
 
 def build_tools(stores: Stores, now: Callable[[], datetime] = utc_now) -> list[Tool]:
-    return [calculator, unit_converter, *make_clock_tools(stores.preferences, now),
-            *make_memory_tools(stores.notes, stores.history, stores.pending), make_python_tool()]
+    """Memory tools and programs are private: only offered where the answer reaches the user alone."""
+    memory = [replace(tool, private=True) for tool in make_memory_tools(stores.notes, stores.history, stores.pending)]
+    return [calculator, unit_converter, *make_clock_tools(stores.preferences, now), *memory,
+            replace(make_python_tool(), private=True, runs_code=True)]

@@ -23,12 +23,12 @@ from agent.stores import Stores
 from agent.toolbox import build_tools
 from agent.tools.base import ToolContext
 from agent.trace import Trace
+from deployments.api_models import ANONYMOUS
 from deployments.embedded import ModelNotFound, resolve_llm
 from deployments.llm import chat_chunks, chat_completion, tool_call_parser
 from deployments.settings import JuneSettings
 
 log = logging.getLogger(__name__)
-ANONYMOUS = "anonymous"
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,14 @@ class Utterance:
     """What a user said, and where it belongs. Without a conversation_id nothing is remembered.
 
     `history` is given by clients that keep the conversation themselves (OpenAI chat messages); then
-    June's stored history is not used."""
+    June's stored history is not used. `private` is False where others read the answer (a group chat): then no
+    notes, history search or program output reach it."""
 
     text: str
     user_id: str | None = None
     conversation_id: str | None = None
     history: tuple[dict[str, str], ...] | None = field(default=None, compare=False)
+    private: bool = True
 
 
 class HandleChatModel:
@@ -128,10 +130,11 @@ class Agent:
             window=ContextWindow(settings.llm_max_model_len, load_token_counter(model_dir)),
             stores=self.stores,
             default_timezone=settings.default_timezone,
+            code_runs=settings.code_runs,
         )
 
     def _context(self, utterance: Utterance) -> tuple[ToolContext, list[dict[str, str]]]:
-        context = ToolContext(utterance.user_id or ANONYMOUS, utterance.conversation_id)
+        context = ToolContext(utterance.user_id or ANONYMOUS, utterance.conversation_id, private=utterance.private)
         if utterance.history is not None:
             return context, list(utterance.history)
         turns = self.history(utterance.user_id, utterance.conversation_id) if utterance.conversation_id else []
@@ -161,6 +164,15 @@ class Agent:
         return self.stores.history.recent(
             user_id or ANONYMOUS, conversation_id, self.settings.history_max_turns, self.settings.history_max_chars
         )
+
+    def forget_conversation(self, user_id: str, conversation_id: str) -> int:
+        return self.stores.forget_conversation(user_id, conversation_id)
+
+    def forget_user(self, user_id: str) -> dict[str, int]:
+        return self.stores.forget_user(user_id)
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        return self.stores.export(user_id)
 
     def check_health(self) -> None:
         self.stores.history.ping()

@@ -4,55 +4,63 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import json
+import logging
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Annotated, Any, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Form, Header, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
-from starlette.datastructures import UploadFile
 
-from deployments.api_models import (
-    ID_PATTERN,
-    ChatRequest,
-    ChatResponse,
-    SpeechRequest,
-    VoiceForm,
-    VoiceResponse,
-)
 from agent.loop import AgentReply
 from agent.speech import for_speech, spoken_sentence_limit
 from deployments.agent import Utterance
+from deployments.api_models import (
+    ID_PATTERN,
+    AudioError,
+    ChatRequest,
+    ChatResponse,
+    ConversationDeleted,
+    ErrorBody,
+    SpeechRequest,
+    TranscriptionUpload,
+    UserDeleted,
+    UserExport,
+    VoiceForm,
+    VoiceResponse,
+    VoiceUpload,
+)
 from deployments.audio import MEDIA_TYPES
+from deployments.callers import Caller, Keys
 from deployments.errors import (
     ApiError,
+    as_api_error,
     bad_request,
-    busy,
-    describe_validation_errors,
-    error_response,
     install_error_handlers,
     mid_stream_error,
     too_large,
-    unauthorized,
     unprocessable,
     unsupported_media,
 )
+from deployments.guard import Guard
+from deployments.idempotency import KEY_PATTERN, AnswerStore, fingerprint
 from deployments.sentences import SentenceBuffer
 from deployments.settings import JuneSettings
 from deployments.stt import Transcript
 
+log = logging.getLogger(__name__)
 DIDNT_CATCH_THAT = "Sorry, I didn't catch that. Could you say it again?"
 AUDIO_CONTENT_PREFIXES = ("audio/", "video/")
 AUDIO_CONTENT_TYPES = {"application/octet-stream", "application/ogg", ""}
 OPENAI_TO_JUNE_FORMAT = {"opus": "ogg"}
-MULTIPART_OVERHEAD = 64 * 1024
-Body = TypeVar("Body", bound=BaseModel)
 
 
 class Pipeline(Protocol):
@@ -64,6 +72,9 @@ class Pipeline(Protocol):
     async def speak(self, text: str, audio_format: str) -> bytes: ...
     async def chat_completion(self, request: ChatCompletionRequest) -> ChatCompletionResponse: ...
     def chat_chunks(self, request: ChatCompletionRequest) -> AsyncIterator[dict]: ...
+    async def forget_conversation(self, user_id: str, conversation_id: str) -> int: ...
+    async def forget_user(self, user_id: str) -> dict[str, int]: ...
+    async def export_user(self, user_id: str) -> dict[str, Any]: ...
     async def health(self) -> dict[str, str]: ...
     def record_latency(self, stage: str, ms: float) -> None: ...
 
@@ -101,75 +112,15 @@ def _sse(event: str, data: dict) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def create_api(settings: JuneSettings, pipeline: Pipeline) -> FastAPI:
-    app = FastAPI(title="June", summary="A self-hosted voice assistant", version="0.1.0")
+def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None = None,
+               answers: AnswerStore | None = None) -> FastAPI:
+    app = FastAPI(title="June", summary="A self-hosted voice assistant", version="0.1.0",
+                  responses={code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422, 503)})
     install_error_handlers(app, settings.retry_after_s)
-    api_key = settings.api_key.get_secret_value() if settings.api_key else None
-    inflight = 0
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable) -> Response:
-        """Authentication, body-size and admission checks before any route runs."""
-        nonlocal inflight
-        if request.url.path != "/healthz":
-            if api_key is not None:
-                supplied = request.headers.get("authorization", "")
-                scheme, _, token = supplied.partition(" ")
-                if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
-                    return error_response(unauthorized())
-            declared = request.headers.get("content-length", "")
-            limit = settings.max_audio_bytes + MULTIPART_OVERHEAD
-            if declared.isdigit() and int(declared) > limit:
-                return error_response(too_large(f"the request is over {limit} bytes"))
-            if inflight >= settings.max_inflight_requests:
-                return error_response(busy(settings.retry_after_s))
-        inflight += 1
-        try:
-            return await call_next(request)
-        finally:
-            inflight -= 1
-
-    async def parse_json(request: Request, model: type[Body]) -> Body:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise unsupported_media("send a JSON body with Content-Type: application/json")
-        try:
-            payload = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise bad_request("the body is not valid JSON", "invalid_json") from None
-        if not isinstance(payload, dict):
-            raise unprocessable("the JSON body must be an object")
-        try:
-            return model.model_validate(payload)
-        except ValidationError as error:
-            raise unprocessable(describe_validation_errors(error.errors())) from None
-
-    async def read_audio_form(request: Request, file_field: str) -> tuple[bytes, dict[str, str]]:
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("multipart/form-data"):
-            raise unsupported_media(f"send multipart/form-data with the audio in the {file_field!r} field")
-        try:
-            form = await request.form(max_files=1, max_fields=20)
-        except Exception as error:  # starlette raises several types for broken multipart bodies
-            raise bad_request(f"the multipart body could not be parsed ({type(error).__name__})") from None
-        upload = form.get(file_field)
-        if not isinstance(upload, UploadFile):
-            raise unprocessable(f"{file_field}: an audio file is required")
-        upload_type = (upload.content_type or "").split(";")[0].strip().lower()
-        if not (upload_type.startswith(AUDIO_CONTENT_PREFIXES) or upload_type in AUDIO_CONTENT_TYPES):
-            raise unsupported_media(f"{upload_type!r} is not audio")
-        data = await upload.read(settings.max_audio_bytes + 1)
-        if len(data) > settings.max_audio_bytes:
-            raise too_large(f"the audio is over {settings.max_audio_bytes} bytes")
-        if not data:
-            raise bad_request("the audio file is empty", "empty_audio")
-        fields = {key: value for key, value in form.items() if isinstance(value, str)}
-        return data, fields
-
-    def voice_form(fields: dict[str, str]) -> VoiceForm:
-        try:
-            return VoiceForm.model_validate({k: v for k, v in fields.items() if k in VoiceForm.model_fields})
-        except ValidationError as error:
-            raise unprocessable(describe_validation_errors(error.errors())) from None
+    keys = keys or Keys.from_settings(settings)
+    app.add_middleware(Guard, settings=settings, keys=keys)
+    answers = answers or AnswerStore(settings.requests_db, settings.idempotency_ttl_s,
+                                     wait_s=settings.agent_max_seconds + 120)
 
     def check_text(text: str) -> str:
         if not text.strip():
@@ -178,65 +129,119 @@ def create_api(settings: JuneSettings, pipeline: Pipeline) -> FastAPI:
             raise too_large(f"the text is over {settings.max_text_chars} characters")
         return text
 
+    async def read_audio(request: Request, upload: UploadFile, field: str) -> bytes:
+        if len((await request.form()).getlist(field)) > 1:
+            raise bad_request(f"send one audio file in the {field!r} field")
+        upload_type = (upload.content_type or "").split(";")[0].strip().lower()
+        if not (upload_type.startswith(AUDIO_CONTENT_PREFIXES) or upload_type in AUDIO_CONTENT_TYPES):
+            raise unsupported_media(f"{upload_type!r} is not audio")
+        data = await upload.read(settings.max_audio_bytes + 1)
+        if len(data) > settings.max_audio_bytes:
+            raise too_large(f"the audio is over {settings.max_audio_bytes} bytes")
+        if not data:
+            raise bad_request("the audio file is empty", "empty_audio")
+        return data
+
+    async def speak_or_explain(clock: Stopwatch, text: str, audio_format: str) -> tuple[str | None, AudioError | None]:
+        """The reply's audio, or why there is none: a failed synthesis never costs the caller the text."""
+        try:
+            return _b64(await clock.run("tts", pipeline.speak(text, audio_format))), None
+        except Exception as error:
+            mapped = as_api_error(error, settings.retry_after_s)
+            log.warning("speech synthesis failed; answering with text only", extra={"error": type(error).__name__})
+            if mapped is None:
+                return None, AudioError(code="speech_failed", message="the reply could not be spoken")
+            return None, AudioError(code=mapped.code, message=mapped.message)
+
+    async def once(caller: Caller, key: str | None, user_id: str, request_fingerprint: str,
+                   answer: Callable[[], Awaitable[BaseModel]]) -> Response:
+        """Run `answer` once per Idempotency-Key: a retry gets the stored answer, not a second turn."""
+        if key is None:
+            return JSONResponse((await answer()).model_dump(mode="json"))
+        claim = await answers.claim(caller.name, key, user_id, request_fingerprint)
+        if claim.stored is not None:
+            return JSONResponse(claim.stored, headers={"Idempotent-Replayed": "true"})
+        try:
+            body = (await answer()).model_dump(mode="json")
+        except BaseException:
+            await asyncio.to_thread(answers.release, claim)
+            raise
+        await asyncio.to_thread(answers.finish, claim, body)
+        return JSONResponse(body)
+
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
+        """Serve's own view of every deployment: never queued behind user requests."""
         deployments = await pipeline.health()
         healthy = all(state == "ok" for state in deployments.values())
         body = {"status": "ok" if healthy else "degraded", "deployments": deployments}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    @app.post("/v1/chat", response_model=ChatResponse)
-    async def chat(request: Request) -> ChatResponse:
-        body = await parse_json(request, ChatRequest)
+    @app.post("/v1/chat", response_model=ChatResponse, dependencies=[Depends(json_body)])
+    async def chat(body: ChatRequest, caller: CurrentCaller, idempotency_key: IdempotencyKey = None) -> Response:
+        """Text in, June's reply out (and its speech with `speak`)."""
         check_text(body.text)
-        clock = Stopwatch(pipeline)
-        utterance = Utterance(body.text, body.user_id, body.conversation_id)
-        reply: AgentReply = await clock.run("think", pipeline.reply(utterance))
-        audio = None
-        if body.speak:
-            audio = _b64(await clock.run("tts", pipeline.speak(reply.speech, body.reply_format)))
-        return ChatResponse(reply=reply.text, audio=audio, audio_format=body.reply_format if audio else None,
-                            timings_ms=clock.total(), trace=reply.trace.to_dict() if body.trace else None)
+        user_id = acting_for(caller, body.user_id)
 
-    @app.post("/v1/voice", response_model=VoiceResponse)
-    async def voice(request: Request) -> VoiceResponse:
-        data, fields = await read_audio_form(request, "audio")
-        form = voice_form(fields)
-        clock = Stopwatch(pipeline)
-        transcript: Transcript = await clock.run("stt", pipeline.transcribe(data))
-        trace = None
-        if transcript.text:
-            utterance = Utterance(transcript.text, form.user_id, form.conversation_id)
+        async def answer() -> ChatResponse:
+            clock = Stopwatch(pipeline)
+            utterance = Utterance(body.text, user_id, body.conversation_id, private=body.private)
             reply: AgentReply = await clock.run("think", pipeline.reply(utterance))
-            text, speech, trace = reply.text, reply.speech, reply.trace.to_dict()
-        else:
-            text = speech = DIDNT_CATCH_THAT
-            clock.timings["think"] = 0.0
-        audio = await clock.run("tts", pipeline.speak(speech, form.reply_format))
-        return VoiceResponse(transcript=transcript.text, language=transcript.language, reply=text,
-                             audio=_b64(audio), audio_format=form.reply_format, timings_ms=clock.total(),
-                             trace=trace if form.trace else None)
+            audio, audio_error = await speak_or_explain(clock, reply.speech, body.reply_format) if body.speak else \
+                (None, None)
+            return ChatResponse(reply=reply.text, audio=audio, audio_format=body.reply_format if audio else None,
+                                audio_error=audio_error, timings_ms=clock.total(),
+                                trace=reply.trace.to_dict() if body.trace else None)
 
-    @app.post("/v1/voice/stream")
-    async def voice_stream(request: Request) -> StreamingResponse:
-        data, fields = await read_audio_form(request, "audio")
-        form = voice_form(fields)
+        return await once(caller, idempotency_key, user_id, fingerprint("chat", body.model_dump_json()), answer)
+
+    @app.post("/v1/voice", response_model=VoiceResponse, dependencies=[Depends(multipart_body)])
+    async def voice(request: Request, form: Annotated[VoiceUpload, Form()], caller: CurrentCaller,
+                    idempotency_key: IdempotencyKey = None) -> Response:
+        """A spoken question in, the transcript, June's reply and its speech out."""
+        data = await read_audio(request, form.audio, "audio")
+        user_id = acting_for(caller, form.user_id)
+
+        async def answer() -> VoiceResponse:
+            clock = Stopwatch(pipeline)
+            transcript: Transcript = await clock.run("stt", pipeline.transcribe(data))
+            trace = None
+            if transcript.text:
+                utterance = Utterance(transcript.text, user_id, form.conversation_id, private=form.private)
+                reply: AgentReply = await clock.run("think", pipeline.reply(utterance))
+                text, speech, trace = reply.text, reply.speech, reply.trace.to_dict()
+            else:
+                text = speech = DIDNT_CATCH_THAT
+                clock.timings["think"] = 0.0
+            spoken, audio_error = await speak_or_explain(clock, speech, form.reply_format)
+            return VoiceResponse(transcript=transcript.text, language=transcript.language, reply=text, audio=spoken,
+                                 audio_format=form.reply_format if spoken else None, audio_error=audio_error,
+                                 timings_ms=clock.total(), trace=trace if form.trace else None)
+
+        return await once(caller, idempotency_key, user_id, fingerprint("voice", data, form.model_dump_json(exclude={"audio"})), answer)
+
+    @app.post("/v1/voice/stream", dependencies=[Depends(multipart_body)],
+              response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+    async def voice_stream(request: Request, upload: Annotated[VoiceUpload, Form()],
+                           caller: CurrentCaller) -> StreamingResponse:
+        """Server-sent events: transcript, text deltas, one audio event per sentence (or audio_error), done."""
+        data = await read_audio(request, upload.audio, "audio")
+        form = VoiceForm.model_validate(upload.model_dump(exclude={"audio"}) | {
+            "user_id": acting_for(caller, upload.user_id)})
         clock = Stopwatch(pipeline)
         transcript: Transcript = await clock.run("stt", pipeline.transcribe(data))
         events = _stream_voice_reply(pipeline, settings, clock, transcript, form)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
-    @app.post("/v1/audio/transcriptions")
-    async def transcriptions(request: Request) -> Response:
-        data, fields = await read_audio_form(request, "file")
-        response_format = fields.get("response_format", "json")
-        if response_format not in ("json", "text", "verbose_json"):
-            raise unprocessable("response_format: must be json, text or verbose_json")
+    @app.post("/v1/audio/transcriptions", dependencies=[Depends(multipart_body)])
+    async def transcriptions(request: Request, form: Annotated[TranscriptionUpload, Form()]) -> Response:
+        """OpenAI-compatible transcription."""
+        data = await read_audio(request, form.file, "file")
         clock = Stopwatch(pipeline)
         transcript: Transcript = await clock.run("stt", pipeline.transcribe(data))
-        if response_format == "text":
+        if form.response_format == "text":
             return PlainTextResponse(transcript.text)
-        if response_format == "json":
+        if form.response_format == "json":
             return JSONResponse({"text": transcript.text})
         return JSONResponse({
             "task": "transcribe", "language": transcript.language, "duration": transcript.duration_s,
@@ -245,9 +250,10 @@ def create_api(settings: JuneSettings, pipeline: Pipeline) -> FastAPI:
                          for i, s in enumerate(transcript.segments)],
         })
 
-    @app.post("/v1/audio/speech")
-    async def speech(request: Request) -> Response:
-        body = await parse_json(request, SpeechRequest)
+    @app.post("/v1/audio/speech", dependencies=[Depends(json_body)], response_class=Response,
+              responses={200: {"content": {media: {} for media in sorted(set(MEDIA_TYPES.values()))}}})
+    async def speech(body: SpeechRequest) -> Response:
+        """OpenAI-compatible speech synthesis."""
         check_text(body.input)
         audio_format = OPENAI_TO_JUNE_FORMAT.get(body.response_format, body.response_format)
         clock = Stopwatch(pipeline)
@@ -260,12 +266,14 @@ def create_api(settings: JuneSettings, pipeline: Pipeline) -> FastAPI:
             {"id": name, "object": "model", "created": 0, "owned_by": "june"}
             for name in (settings.llm_served_name, settings.engine_model_name)]}
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
+    @app.post("/v1/chat/completions", dependencies=[Depends(json_body)])
+    async def chat_completions(completion: ChatCompletionRequest, caller: CurrentCaller) -> Response:
         """`june` answers through the agent (memory, tools, system prompt); the engine's own name reaches vLLM."""
-        completion = await parse_json(request, ChatCompletionRequest)
+        _check_completion_limits(completion, settings)
         if completion.model == settings.llm_served_name:
-            return await _agent_completion(pipeline, settings, completion, check_text)
+            utterance = _agent_utterance(completion, check_text)
+            utterance = replace(utterance, user_id=acting_for(caller, utterance.user_id))
+            return await _agent_completion(pipeline, settings, completion, utterance)
         if completion.model != settings.engine_model_name:
             raise ApiError(404, f"model {completion.model!r} does not exist; use {settings.llm_served_name!r} "
                                 f"(June) or {settings.engine_model_name!r} (the bare language model)",
@@ -277,7 +285,70 @@ def create_api(settings: JuneSettings, pipeline: Pipeline) -> FastAPI:
         first = await anext(chunks, None)  # errors before the first token still get a status code
         return StreamingResponse(_openai_sse(first, chunks, settings), media_type="text/event-stream")
 
+    @app.delete("/v1/conversations/{conversation_id}", response_model=ConversationDeleted)
+    async def delete_conversation(conversation_id: Annotated[str, PathParam(pattern=ID_PATTERN)],
+                                  caller: CurrentCaller, user_id: UserQuery = None) -> ConversationDeleted:
+        """Delete a conversation's turns (and a question June was waiting on in it)."""
+        user = acting_for(caller, user_id)
+        deleted = await pipeline.forget_conversation(user, conversation_id)
+        return ConversationDeleted(conversation_id=conversation_id, user_id=user, deleted_turns=deleted)
+
+    @app.delete("/v1/users/{user_id}", response_model=UserDeleted)
+    async def delete_user(user_id: Annotated[str, PathParam(pattern=ID_PATTERN)], caller: CurrentCaller) -> UserDeleted:
+        """Delete everything June keeps about a user: history, notes, pending questions, preferences, stored answers."""
+        user = acting_for(caller, user_id)
+        deleted = await pipeline.forget_user(user)
+        deleted["stored_answers"] = await asyncio.to_thread(answers.forget_user, user)
+        return UserDeleted(user_id=user, deleted=deleted)
+
+    @app.get("/v1/users/{user_id}/export", response_model=UserExport)
+    async def export_user(user_id: Annotated[str, PathParam(pattern=ID_PATTERN)], caller: CurrentCaller) -> UserExport:
+        """Everything June keeps about a user, as JSON."""
+        user = acting_for(caller, user_id)
+        data = await pipeline.export_user(user)
+        return UserExport(user_id=user, exported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), **data)
+
     return app
+
+
+def json_body(request: Request) -> None:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise unsupported_media("send a JSON body with Content-Type: application/json")
+
+
+def multipart_body(request: Request) -> None:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise unsupported_media("send multipart/form-data with the audio file in it")
+
+
+def current_caller(request: Request) -> Caller:
+    return request.state.caller
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=KEY_PATTERN,
+                                              description="Repeat it on a retry to get the first answer again.")]
+UserQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
+
+
+def acting_for(caller: Caller, user_id: str | None) -> str:
+    """The user a request is for; a key can never act for a user outside its namespaces."""
+    user = user_id or caller.default_user
+    if not caller.may_act_for(user):
+        raise ApiError(403, f"this API key ({caller.name}) may not act for user {user[:128]!r}", "forbidden_user")
+    return user
+
+
+def _check_completion_limits(completion: ChatCompletionRequest, settings: JuneSettings) -> None:
+    if (completion.n or 1) > settings.max_completion_choices:
+        raise unprocessable(f"n: at most {settings.max_completion_choices}")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = getattr(completion, name, None)
+        if value is not None and value > settings.max_completion_tokens:
+            raise unprocessable(f"{name}: at most {settings.max_completion_tokens}")
+    size = sum(len(json.dumps(message.get("content"), ensure_ascii=False)) for message in completion.messages)
+    if size > settings.max_chat_messages_chars:
+        raise too_large(f"the messages are over {settings.max_chat_messages_chars} characters together")
 
 
 async def _openai_sse(first: dict | None, chunks: AsyncIterator[dict], settings: JuneSettings) -> AsyncIterator[str]:
@@ -320,8 +391,7 @@ def _message_text(content: Any) -> str:
 
 
 async def _agent_completion(pipeline: Pipeline, settings: JuneSettings, completion: ChatCompletionRequest,
-                            check_text: Callable[[str], str]) -> Response:
-    utterance = _agent_utterance(completion, check_text)
+                            utterance: Utterance) -> Response:
     reply_id, created, model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), settings.llm_served_name
     if not completion.stream:
         reply: AgentReply = await pipeline.reply(utterance)
@@ -366,7 +436,8 @@ async def _stream_voice_reply(
         if not transcript.text:
             deltas: AsyncIterator[str] = _once(DIDNT_CATCH_THAT)
         else:
-            deltas = pipeline.stream_reply(Utterance(transcript.text, form.user_id, form.conversation_id))
+            deltas = pipeline.stream_reply(Utterance(transcript.text, form.user_id, form.conversation_id,
+                                                     private=form.private))
         try:
             async for delta in deltas:
                 await events.put(("delta", delta))
@@ -385,7 +456,15 @@ async def _stream_voice_reply(
             spoken = for_speech(sentence)
             if not spoken or (limit is not None and index >= limit):
                 continue
-            audio = await pipeline.speak(spoken, form.reply_format)
+            try:
+                audio = await pipeline.speak(spoken, form.reply_format)
+            except Exception as error:  # the text goes on; the client learns why the voice stopped
+                mapped = as_api_error(error, settings.retry_after_s)
+                log.warning("speech synthesis failed mid-stream", extra={"error": type(error).__name__})
+                await events.put(("audio_error", {"code": mapped.code if mapped else "speech_failed",
+                                                  "message": mapped.message if mapped else "the reply could not be spoken"}))
+                limit = index  # no more audio
+                continue
             if index == 0:
                 clock.mark("first_audio", clock.started)
             await events.put(("audio", {"index": index, "sentence": sentence, "audio": _b64(audio),
@@ -405,7 +484,7 @@ async def _stream_voice_reply(
                     reply_parts.append(payload)
                     yield _sse("delta", {"text": payload})
                 else:
-                    yield _sse("audio", payload)
+                    yield _sse(kind, payload)
             else:
                 getter.cancel()
             for task in done - {getter}:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 ReplyFormat = Literal["ogg", "wav"]
 ID_PATTERN = r"^[A-Za-z0-9._:@\-]{1,128}$"
+ANONYMOUS = "anonymous"  # whom a request without a user_id is for, on an owner's own loopback June
 
 
 class ChatRequest(BaseModel):
@@ -19,6 +21,7 @@ class ChatRequest(BaseModel):
     speak: bool = False
     reply_format: ReplyFormat = "ogg"
     trace: bool = False
+    private: bool = Field(True, description="False where others read the answer: no notes, history or program output.")
 
 
 class VoiceForm(BaseModel):
@@ -28,12 +31,38 @@ class VoiceForm(BaseModel):
     user_id: str | None = Field(None, pattern=ID_PATTERN)
     reply_format: ReplyFormat = "ogg"
     trace: bool = False
+    private: bool = Field(True, description="False where others read the answer: no notes, history or program output.")
+
+
+class VoiceUpload(VoiceForm):
+    """`POST /v1/voice` and `/v1/voice/stream`: the spoken question and the fields beside it."""
+
+    audio: UploadFile = Field(description="The question as OGG/Opus, WAV, MP3, WebM, … (anything PyAV decodes).")
+
+
+class TranscriptionUpload(BaseModel):
+    """OpenAI `POST /v1/audio/transcriptions`; June has one model and finds the language itself."""
+
+    file: UploadFile
+    model: str = "whisper-1"
+    response_format: Literal["json", "text", "verbose_json"] = "json"
+    language: str | None = Field(None, max_length=16)
+    prompt: str | None = Field(None, max_length=4000)
+    temperature: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class AudioError(BaseModel):
+    """Why a reply has no audio: the text still arrives."""
+
+    code: str
+    message: str
 
 
 class ChatResponse(BaseModel):
     reply: str
     audio: str | None = None
     audio_format: str | None = None
+    audio_error: AudioError | None = None
     timings_ms: dict[str, float]
     trace: dict[str, Any] | None = None
 
@@ -42,10 +71,30 @@ class VoiceResponse(BaseModel):
     transcript: str
     language: str
     reply: str
-    audio: str
-    audio_format: str
+    audio: str | None
+    audio_format: str | None
+    audio_error: AudioError | None = None
     timings_ms: dict[str, float]
     trace: dict[str, Any] | None = None
+
+
+class ConversationDeleted(BaseModel):
+    conversation_id: str
+    user_id: str
+    deleted_turns: int
+
+
+class UserDeleted(BaseModel):
+    user_id: str
+    deleted: dict[str, int]
+
+
+class UserExport(BaseModel):
+    user_id: str
+    exported_at: str
+    conversations: list[dict[str, Any]]
+    notes: list[dict[str, Any]]
+    preferences: dict[str, str]
 
 
 OpenAISpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]

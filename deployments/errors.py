@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -20,7 +21,7 @@ from deployments.llm import LanguageModelError
 log = logging.getLogger(__name__)
 # vLLM's words for a prompt longer than the window (not for a max_tokens that is too large: that stays a 400)
 _CONTEXT_OVERFLOW = re.compile(
-    r"reduce the length of the (?:input )?messages|prompt .{0,40}(?:is too long|is longer than)", re.I)
+    r"reduce the length of the (?:input )?(?:messages|prompt)|prompt .{0,40}(?:is too long|is longer than)", re.I)
 
 
 class ApiError(Exception):
@@ -83,6 +84,9 @@ def as_api_error(exc: BaseException, retry_after_s: int) -> ApiError | None:
         return bad_request(str(exc.args[0]) if exc.args else "the audio could not be decoded", "undecodable_audio")
     if isinstance(exc, BackPressureError):
         return busy(retry_after_s)
+    if isinstance(exc, (RayActorError, ActorUnavailableError)):  # a replica died; Serve starts another
+        return ApiError(503, "a part of June restarted while answering; retry shortly", "stage_unavailable",
+                        {"Retry-After": str(retry_after_s)})
     if isinstance(exc, RequestTooLong):
         return too_large(str(exc))
     if isinstance(exc, LanguageModelError):
@@ -109,11 +113,16 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            return error_response(bad_request("the body is not valid JSON", "invalid_json"))
         return error_response(unprocessable(describe_validation_errors(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
+        if exc.status_code == 400:  # the body could not be parsed at all
+            json_sent = request.headers.get("content-type", "").startswith("application/json")
+            code = "invalid_json" if json_sent else "bad_request"
         return error_response(ApiError(exc.status_code, str(exc.detail), code, dict(exc.headers or {})))
 
     @app.exception_handler(Exception)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+from ray import serve
+from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
 from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
 
@@ -14,6 +18,10 @@ from deployments.llm import chat_chunks, chat_completion
 from deployments.stt import Transcript
 
 HEALTH_TIMEOUT_S = 5.0
+HEALTH_CACHE_S = 1.0
+APP_NAME = "june"
+DEPLOYMENTS = ("SpeechToText", "Agent", "TextToSpeech", "LanguageModel")
+HEALTHY_STATES = {"HEALTHY", "UPSCALING", "DOWNSCALING"}
 
 
 class HandlePipeline:
@@ -29,6 +37,7 @@ class HandlePipeline:
     ):
         self.stt, self.agent, self.tts, self.llm = stt, agent, tts, llm
         self.record_latency = record_latency
+        self._health: tuple[float, dict[str, str]] | None = None
 
     async def transcribe(self, audio: bytes) -> Transcript:
         return await self.stt.transcribe.remote(audio)
@@ -49,22 +58,36 @@ class HandlePipeline:
     def chat_chunks(self, request: ChatCompletionRequest) -> AsyncIterator[dict]:
         return chat_chunks(self.llm, request)
 
+    async def forget_conversation(self, user_id: str, conversation_id: str) -> int:
+        return await self.agent.forget_conversation.remote(user_id, conversation_id)
+
+    async def forget_user(self, user_id: str) -> dict[str, int]:
+        return await self.agent.forget_user.remote(user_id)
+
+    async def export_user(self, user_id: str) -> dict[str, Any]:
+        return await self.agent.export_user.remote(user_id)
+
     async def health(self) -> dict[str, str]:
-        probes = {
-            "SpeechToText": self.stt.check_health.remote(),
-            "Agent": self.agent.check_health.remote(),
-            "TextToSpeech": self.tts.check_health.remote(),
-            "LanguageModel": self.llm.check_health.remote(),
-        }
+        """Serve's own health checks of each deployment (run by the controller, not queued behind requests)."""
+        now = time.monotonic()
+        if self._health is None or now - self._health[0] > HEALTH_CACHE_S:
+            status = await asyncio.wait_for(asyncio.to_thread(serve.status), HEALTH_TIMEOUT_S)
+            application = status.applications.get(_app_name())
+            deployments = application.deployments if application else {}
+            self._health = now, {name: _state(deployments.get(name)) for name in DEPLOYMENTS}
+        return dict(self._health[1])
 
-        async def probe(response) -> str:
-            try:
-                await asyncio.wait_for(response, HEALTH_TIMEOUT_S)
-                return "ok"
-            except asyncio.TimeoutError:
-                return "timeout"
-            except Exception as error:
-                return f"unhealthy: {type(error).__name__}"
 
-        states = await asyncio.gather(*(probe(r) for r in probes.values()))
-        return dict(zip(probes, states))
+def _app_name() -> str:
+    """The application this Ingress belongs to (`serve run graphs.voice:app` names it `default`)."""
+    try:
+        return serve.get_replica_context().app_name
+    except RayServeException:  # not in a replica (an API built in a test's own process)
+        return APP_NAME
+
+
+def _state(deployment: Any) -> str:
+    if deployment is None:
+        return "missing"
+    status = str(getattr(deployment.status, "value", deployment.status))
+    return "ok" if status in HEALTHY_STATES else status.lower()

@@ -7,7 +7,7 @@ from typing import Literal
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -25,7 +25,14 @@ class JuneSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     dashboard_port: int = Field(8265, ge=1, le=65535)
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = Field(None, description="One key that acts for every user (the owner's).")
+    api_keys_file: Path | None = Field(
+        None, description="TOML file of per-client keys: name → key (or its sha256) and the user ids it may act for."
+    )
+    allowed_hosts: str = Field(
+        "", description="Comma-separated Host names the API answers besides loopback ones; '*' turns the check off."
+    )
+    allowed_origins: str = Field("", description="Comma-separated browser origins allowed besides June's own.")
     data_dir: Path = Path("~/.local/share/june").expanduser()
     models_dir: Path = Path("~/.cache/june/models").expanduser()
     startup_timeout_s: float = 300.0
@@ -88,8 +95,14 @@ class JuneSettings(BaseSettings):
     history_max_turns: int = Field(12, ge=0)
     history_max_chars: int = Field(4000, ge=0)
 
+    max_json_bytes: int = Field(1024 * 1024, ge=1024, description="Largest JSON request body.")
+    max_chat_messages_chars: int = Field(32000, ge=1, description="OpenAI chat: all messages' text together.")
+    max_completion_tokens: int = Field(1024, ge=1, description="OpenAI chat: the largest max_tokens a client may ask.")
+    max_completion_choices: int = Field(4, ge=1, description="OpenAI chat: the largest n for the bare engine.")
     max_inflight_requests: int = Field(64, ge=1)
     retry_after_s: int = Field(2, ge=1)
+    idempotency_ttl_s: float = Field(86400.0, gt=0, description="How long a stored answer replays a retried request.")
+    code_runs: int = Field(2, ge=1, description="Python sandbox runs at once per Agent replica; more wait their turn.")
 
     @field_validator("timezone")
     @classmethod
@@ -100,6 +113,13 @@ class JuneSettings(BaseSettings):
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Paris") from None
         return value
+
+    @model_validator(mode="after")
+    def _other_machines_need_a_key(self) -> JuneSettings:
+        if not is_loopback(self.host) and self.api_key is None and self.api_keys_file is None:
+            raise ValueError(f"JUNE_HOST={self.host} lets other machines in: set JUNE_API_KEYS_FILE (or JUNE_API_KEY) "
+                             "first, or keep the default 127.0.0.1")
+        return self
 
     @property
     def engine_model_name(self) -> str:
@@ -121,3 +141,11 @@ class JuneSettings(BaseSettings):
     @property
     def notes_db(self) -> Path:
         return self.data_dir / "notes.sqlite3"
+
+    @property
+    def requests_db(self) -> Path:
+        return self.data_dir / "requests.sqlite3"
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")

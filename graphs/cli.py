@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
+import re
+import secrets
 import signal
 import sys
 import time
@@ -12,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
+from pythonjsonlogger.json import JsonFormatter
 
 from deployments.embedded import (
     ModelNotFound,
@@ -20,6 +25,8 @@ from deployments.embedded import (
     resolve_piper_voice,
     resolve_whisper,
 )
+from deployments.api_models import ID_PATTERN
+from deployments.callers import Keys
 from deployments.settings import JuneSettings
 from graphs.launch import deploy, start_ray, stop
 from graphs.profiles import ProfileError, load_profile, profile_path
@@ -81,7 +88,19 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+def new_key(name: str, users: list[str], admin: bool) -> str:
+    """A fresh client key, and the keys-file entry that names only its sha256 (the key is shown once)."""
+    if not re.fullmatch(ID_PATTERN, name):
+        raise ValueError(f"client name {name!r}: letters, digits and . _ : @ - only")
+    key = secrets.token_urlsafe(32)
+    entry = (f'[clients.{name}]\nkey_sha256 = "{hashlib.sha256(key.encode()).hexdigest()}"\n'
+             f"users = {json.dumps(users)}\n" + ("admin = true\n" if admin else ""))
+    return (f"key for {name} (give it to that client; it is not stored anywhere): {key}\n\n"
+            f"add to your JUNE_API_KEYS_FILE:\n\n{entry}")
+
+
 def serve_forever(settings: JuneSettings) -> None:
+    Keys.from_settings(settings)  # a broken keys file stops us here, not in a replica
     prepare(settings)
     print(f"starting Ray; its dashboard will be on http://127.0.0.1:{settings.dashboard_port}", flush=True)
     start_ray(dashboard_port=settings.dashboard_port)
@@ -110,11 +129,22 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("prepare", help="resolve and convert the configured models (once)")
     commands.add_parser("serve", help="run the graph in the foreground until Ctrl-C")
     commands.add_parser("history", help="the bots' message history (june history --help)")
+    key = commands.add_parser("key", help="make an API key for a client (printed once, with its keys-file entry)")
+    key.add_argument("name", help="the client's name, e.g. telegram")
+    key.add_argument("--users", action="append", required=True,
+                     help="user ids it may act for, as patterns: 'telegram:*' (repeatable; '*' is everyone)")
+    key.add_argument("--admin", action="store_true", help="may use the owner's routes")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format='{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": "%(message)s"}',
-    )
+    if args.command == "key":
+        try:
+            print(new_key(args.name, args.users, args.admin))
+        except ValueError as error:
+            print(f"june: {error}", file=sys.stderr)
+            return 2
+        return 0
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter("{asctime}{levelname}{name}{message}", style="{"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     try:
         settings = JuneSettings()
         if args.command == "prepare":

@@ -45,7 +45,7 @@ def deploy(settings: JuneSettings, *, access_log: bool = True) -> str:
 
     from graphs.voice import build_app
 
-    logging_config = {"enable_access_log": access_log}
+    logging_config = {"enable_access_log": access_log, "encoding": "JSON"}
     serve.start(
         proxy_location="HeadOnly",
         http_options={"host": settings.host, "port": settings.port},

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,44 @@ def test_time_answers_must_state_the_time(tools) -> None:
                  if t.name == "current_time")
     reply = respond(agent(ScriptedModel("It is open 24/7."), [*moment_tools, clock]), "What time is it in London?")
     assert reply.text == "It is Tuesday 24 November 2026, 07:30 (7:30 AM, Europe/London, UTC+0000)."
+
+
+class KeyedModel:
+    """Scripted by the request's words, for concurrent requests: a plan for `slow` or for the calculator."""
+
+    supports_tools = False
+
+    async def complete(self, messages, *, tools=None, schema=None, max_tokens=256) -> Completion:
+        if schema is None:
+            return Completion("Done.")
+        asked = messages[-1]["content"]
+        if "program" in asked:
+            return Completion(plan_json({"id": "s1", "tool": "slow", "arguments": {}, "depends_on": []}))
+        return Completion(plan_json({"id": "s1", "tool": "calculator", "arguments": {"expression": "12*7"},
+                                     "depends_on": []}))
+
+    async def stream(self, messages, *, tools=None, max_tokens=256):
+        yield await self.complete(messages, tools=tools, max_tokens=max_tokens)
+
+
+def test_slow_programs_never_hold_up_another_users_calculator() -> None:
+    program = replace(slow_tool(3), runs_code=True)
+    bot = agent(KeyedModel(), [calculator, program], planner="model", code_runs=1,
+                limits=AgentLimits(max_seconds=60))
+
+    async def main() -> tuple[float, list[float]]:
+        started = time.monotonic()
+
+        async def ask(text: str, user: str) -> float:
+            reply = await bot.respond(text, ToolContext(user), [])
+            assert reply.trace.tool_calls[0].status == "ok", reply.trace
+            return time.monotonic() - started
+
+        programs = [asyncio.create_task(ask("Run my program please.", f"coder{n}")) for n in range(3)]
+        await asyncio.sleep(0.2)
+        sum_done = await ask("Please work out twelve by seven.", "alice")
+        return sum_done, await asyncio.gather(*programs)
+
+    sum_done, programs_done = asyncio.run(main())
+    assert sum_done < min(programs_done)  # it did not wait behind the programs
+    assert sorted(programs_done)[-1] >= 3 * 3  # one program at a time (code_runs=1)

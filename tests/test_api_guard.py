@@ -22,7 +22,7 @@ def pipeline() -> HandlePipeline:
 def call(app, *requests: tuple[str, str, dict]) -> list[httpx.Response]:
     async def main() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://june", timeout=120) as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=120) as http:
             return await asyncio.gather(*(http.request(method, url, **kw) for method, url, kw in requests))
 
     return asyncio.run(main())

@@ -104,9 +104,21 @@ def test_unknown_model_is_a_clear_404(june: openai.OpenAI) -> None:
 
 
 def test_engine_errors_keep_their_status(june: openai.OpenAI, graph) -> None:
-    with pytest.raises(openai.BadRequestError, match="max_tokens"):
-        june.chat.completions.create(model=graph.settings.engine_model_name, max_tokens=100_000,
+    out_of_vocabulary = {"logit_bias": {"999999999": 5}}
+    with pytest.raises(openai.BadRequestError):
+        june.chat.completions.create(model=graph.settings.engine_model_name, max_tokens=8, extra_body=out_of_vocabulary,
                                      messages=[{"role": "user", "content": "hi"}])
-    with pytest.raises(openai.BadRequestError, match="max_tokens"):
-        list(june.chat.completions.create(model=graph.settings.engine_model_name, max_tokens=100_000, stream=True,
-                                          messages=[{"role": "user", "content": "hi"}]))
+    with pytest.raises(openai.BadRequestError):
+        list(june.chat.completions.create(model=graph.settings.engine_model_name, max_tokens=8, stream=True,
+                                          extra_body=out_of_vocabulary, messages=[{"role": "user", "content": "hi"}]))
+
+
+def test_requests_over_the_caps_are_refused_before_the_engine(june: openai.OpenAI, graph) -> None:
+    for options in ({"max_tokens": 100_000}, {"n": graph.settings.max_completion_choices + 1}):
+        with pytest.raises(openai.UnprocessableEntityError, match="at most"):
+            june.chat.completions.create(model=graph.settings.engine_model_name, **options,
+                                         messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.APIStatusError) as too_long:
+        june.chat.completions.create(model="june", messages=[
+            {"role": "user", "content": "a" * (graph.settings.max_chat_messages_chars + 1)}])
+    assert too_long.value.status_code == 413

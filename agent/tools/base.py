@@ -28,6 +28,7 @@ class ToolContext:
     user_id: str
     conversation_id: str | None = None
     timezone: str = "UTC"  # the user's own, or June's default
+    private: bool = True  # False where others read the answer (a group chat): no private tools or notes
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Tool:
     parameters: dict[str, Any]
     run: Callable[[dict[str, Any], ToolContext], str]
     examples: tuple[str, ...] = field(default=())
+    private: bool = False  # reads or reveals the user's own data (notes, history, program output)
+    runs_code: bool = False  # slow and heavy: runs in the code pool
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         """The arguments if they satisfy the schema; a ToolError naming the problem otherwise."""

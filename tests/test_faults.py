@@ -1,0 +1,86 @@
+"""Failures on the way: each gives the caller a clear error (or the text without its audio) and June keeps serving.
+
+Faults are injected through the `Pipeline` protocol around the real deployments, except the ones that can
+be made real here: a prompt longer than the engine's window, and a replica killed mid-request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+import pytest
+import ray
+
+from deployments.api import create_api
+from tests.live_api import Faulty, real_pipeline
+from tests.speech import say
+
+
+def call(app, method: str, path: str, **kwargs) -> httpx.Response:
+    async def main() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=120) as http:
+            return await http.request(method, path, **kwargs)
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def question() -> bytes:
+    return say("What is the capital of France?")
+
+
+def test_a_failed_synthesis_still_delivers_the_text(graph, question: bytes) -> None:
+    app = create_api(graph.settings, Faulty(real_pipeline(), speak=RuntimeError("piper crashed")))
+    voice = call(app, "POST", "/v1/voice", files={"audio": ("q.ogg", question, "audio/ogg")})
+    assert voice.status_code == 200, voice.text
+    body = voice.json()
+    assert body["reply"] and "capital" in body["transcript"].lower()
+    assert body["audio"] is None and body["audio_error"]["code"] == "speech_failed"
+    chat = call(app, "POST", "/v1/chat", json={"text": "Say hello.", "speak": True}).json()
+    assert chat["reply"] and chat["audio"] is None and chat["audio_error"]["code"] == "speech_failed"
+    stream = call(app, "POST", "/v1/voice/stream", files={"audio": ("q.ogg", question, "audio/ogg")})
+    events = [line.removeprefix("event: ") for line in stream.text.splitlines() if line.startswith("event: ")]
+    assert events[0] == "transcript" and "audio_error" in events and events[-1] == "done" and "audio" not in events
+
+
+def test_a_failed_transcription_is_a_clear_error(graph, question: bytes) -> None:
+    app = create_api(graph.settings, Faulty(real_pipeline(), transcribe=RuntimeError("whisper crashed")))
+    response = call(app, "POST", "/v1/voice", files={"audio": ("q.ogg", question, "audio/ogg")})
+    assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
+    assert "whisper" not in response.text  # internals stay in the log
+    assert call(app, "POST", "/v1/chat", json={"text": "Still there?"}).status_code == 200
+
+
+def test_a_prompt_longer_than_the_window_is_413(client: httpx.Client, graph) -> None:
+    words = " ".join(f"word{n}" for n in range(graph.settings.llm_max_model_len * 2))[:30000]
+    response = client.post("/v1/chat/completions", json={
+        "model": graph.settings.engine_model_name, "max_tokens": 8,
+        "messages": [{"role": "user", "content": words}]})
+    assert response.status_code == 413, response.text
+    assert client.post("/v1/chat", json={"text": "Hello again."}).status_code == 200
+
+
+def test_a_replica_that_dies_mid_request_is_a_retryable_error(graph, client: httpx.Client) -> None:
+    long_text = "This sentence is here to keep the speech engine busy for a while. " * 25
+    result: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: result.append(
+        client.post("/v1/audio/speech", json={"model": "tts-1", "input": long_text, "response_format": "wav"})))
+    sender.start()
+    time.sleep(1.0)
+    replicas = [a for a in ray.util.list_named_actors(all_namespaces=True) if "TextToSpeech" in a["name"]]
+    assert replicas, "no TextToSpeech replica found"
+    for replica in replicas:
+        ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=False)
+    sender.join(120)
+    [response] = result
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "stage_unavailable" and response.headers["retry-after"]
+    deadline = time.monotonic() + 180
+    while client.get("/healthz").json()["status"] != "ok" and time.monotonic() < deadline:
+        time.sleep(1)
+    again = client.post("/v1/audio/speech", json={"model": "tts-1", "input": "Back again.", "response_format": "wav"})
+    assert again.status_code == 200 and again.content[:4] == b"RIFF"
