@@ -1,15 +1,23 @@
-"""The Discord bot: `python -m bots.discord` (`make discord`); messages and slash commands over the gateway."""
+"""The Discord bot: `python -m bots.discord` (`make discord`); messages and slash commands over the gateway.
+
+In guild channels it answers only messages that mention it or reply to one of its messages (the
+mention is taken out of the question), and June answers there without the user's private data.
+Direct messages are answered as they come.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import logging
+import re
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -18,8 +26,8 @@ from pydantic import ValidationError
 from bots import discord_markdown
 from bots.access import AccessPolicy, Role
 from bots.api_client import JuneClient
-from bots.assistant import Activity, Assistant, AudioTooLarge, Renderer
-from bots.commands import DESCRIPTIONS, Commands
+from bots.assistant import Activity, Assistant, AudioTooLarge, Renderer, SendFailed, SendRetry
+from bots.commands import DESCRIPTIONS, Caller, Commands
 from bots.history import Inbound, MessageHistory
 from bots.logs import configure_logging
 from bots.preferences import Preferences
@@ -27,6 +35,8 @@ from bots.settings import DiscordSettings, describe_settings_error
 
 PLATFORM = "discord"
 NO_MENTIONS = discord.AllowedMentions.none()
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # Discord's attachment limit without boosts
+MENTION_ONLY = "Yes? Write your question after mentioning me, or reply to one of my messages."
 log = logging.getLogger("june.bots.discord")
 
 RENDERER = Renderer(discord_markdown.render, lambda markdown: markdown)
@@ -45,8 +55,25 @@ def _audio_attachment(message: discord.Message) -> discord.Attachment | None:
     return None
 
 
+def _translate(error: Exception) -> Exception:
+    """discord.py's errors as the assistant's. discord.py itself already retried 429s and 5xx a few times."""
+    if isinstance(error, discord.RateLimited):
+        return SendRetry(f"rate limited for {error.retry_after:.1f} s", error.retry_after)
+    if isinstance(error, discord.DiscordServerError) or (isinstance(error, discord.HTTPException)
+                                                         and error.status == 429):
+        return SendRetry(f"HTTP {error.status}")
+    if isinstance(error, discord.HTTPException):  # 403 (50013 missing permissions, 50007 DMs closed), 404, 400
+        return SendFailed(f"HTTP {error.status} ({error.code}): {error.text}"[:300])
+    if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError, OSError)):
+        return SendRetry(type(error).__name__)
+    return error
+
+
 class DiscordTransport:
     """The assistant's view of Discord, through channel IDs only (no cache needed after a restart)."""
+
+    voice_is_file = True  # a bot's "voice note" is an OGG attachment already
+    max_file_bytes = MAX_UPLOAD_BYTES
 
     def __init__(self, client: discord.Client, max_audio_bytes: int):
         self.client = client
@@ -66,14 +93,23 @@ class DiscordTransport:
 
     async def send_text(self, chat_id: str, text: str, parse_mode: str | None, reply_to: str | None) -> str:
         channel = self.client.get_partial_messageable(int(chat_id))
-        sent = await channel.send(text, reference=self._reference(chat_id, reply_to), allowed_mentions=NO_MENTIONS,
-                                  suppress_embeds=True)
+        try:
+            sent = await channel.send(text, reference=self._reference(chat_id, reply_to),
+                                      allowed_mentions=NO_MENTIONS, suppress_embeds=True)
+        except (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            raise _translate(error) from None
         return str(sent.id)
 
     async def send_voice(self, chat_id: str, audio: bytes, reply_to: str | None) -> str:
+        return await self.send_file(chat_id, audio, "june.ogg", reply_to)
+
+    async def send_file(self, chat_id: str, data: bytes, filename: str, reply_to: str | None) -> str:
         channel = self.client.get_partial_messageable(int(chat_id))
-        sent = await channel.send(file=discord.File(io.BytesIO(audio), "june.ogg"),
-                                  reference=self._reference(chat_id, reply_to), allowed_mentions=NO_MENTIONS)
+        try:
+            sent = await channel.send(file=discord.File(io.BytesIO(data), filename),
+                                      reference=self._reference(chat_id, reply_to), allowed_mentions=NO_MENTIONS)
+        except (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            raise _translate(error) from None
         return str(sent.id)
 
     @staticmethod
@@ -91,16 +127,54 @@ class InteractionTransport(DiscordTransport):
         self.interaction = interaction
 
     async def send_text(self, chat_id: str, text: str, parse_mode: str | None, reply_to: str | None) -> str:
-        if not self.interaction.response.is_done():
-            response = await self.interaction.response.send_message(text, ephemeral=True,
-                                                                    allowed_mentions=NO_MENTIONS)
-            return str(response.message_id or self.interaction.id)
-        sent = await self.interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS, wait=True)
+        try:
+            if not self.interaction.response.is_done():
+                response = await self.interaction.response.send_message(text, ephemeral=True,
+                                                                        allowed_mentions=NO_MENTIONS)
+                return str(response.message_id or self.interaction.id)
+            sent = await self.interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS, wait=True)
+        except (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            raise _translate(error) from None
+        return str(sent.id)
+
+    async def send_file(self, chat_id: str, data: bytes, filename: str, reply_to: str | None) -> str:
+        file = discord.File(io.BytesIO(data), filename)
+        try:
+            if not self.interaction.response.is_done():
+                response = await self.interaction.response.send_message(file=file, ephemeral=True)
+                return str(response.message_id or self.interaction.id)
+            sent = await self.interaction.followup.send(file=file, ephemeral=True, wait=True)
+        except (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            raise _translate(error) from None
         return str(sent.id)
 
 
+def addressed_content(message: discord.Message, bot_id: int,
+                      is_ours: Callable[[str, str], bool]) -> tuple[bool, str]:
+    """Whether a guild message is for the bot (mentions it, or replies to it), and its text without the mention."""
+    mentioned = bot_id in message.raw_mentions
+    reference = message.reference
+    replied = False
+    if reference is not None and reference.message_id:
+        resolved = reference.resolved
+        replied = (isinstance(resolved, discord.Message) and resolved.author.id == bot_id) or \
+            is_ours(str(reference.channel_id or message.channel.id), str(reference.message_id))
+    content = re.sub(rf"<@!?{bot_id}>[,:;]?", " ", message.content or "")
+    return mentioned or replied, " ".join(content.split())
+
+
+def bot_user_id(token: str) -> str:
+    """The bot's user ID, which a Discord token begins with (base64); "" when it does not decode."""
+    head = token.split(".")[0]
+    try:
+        decoded = base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    return decoded if decoded.isdigit() else ""
+
+
 class JuneDiscord(discord.Client):
-    def __init__(self, settings: DiscordSettings):
+    def __init__(self, settings: DiscordSettings, june: JuneClient | None = None):
         intents = discord.Intents.default()
         intents.message_content = True
         super().__init__(intents=intents, allowed_mentions=NO_MENTIONS)
@@ -108,19 +182,27 @@ class JuneDiscord(discord.Client):
         self.history = MessageHistory(settings.history_db)
         self.preferences = Preferences(settings.history_db)
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
-        self.june = JuneClient(settings.api_url, api_key, timeout_s=settings.api_timeout_s,
-                               retry_for_s=settings.api_retry_for_s)
+        self.june = june or JuneClient(settings.api_url, api_key, timeout_s=settings.api_timeout_s,
+                                       retry_for_s=settings.api_retry_for_s)
         self.access = AccessPolicy(PLATFORM, settings.discord_owners, settings.discord_allowed)
         self.assistant = Assistant(PLATFORM, self.june, self.history, self.preferences, RENDERER,
-                                   DiscordTransport(self, settings.max_audio_bytes))
-        self.commands = Commands(PLATFORM, self.june, self.preferences)
+                                   DiscordTransport(self, settings.max_audio_bytes),
+                                   bot_user_id(settings.discord_token.get_secret_value()))
+        self.commands = Commands(PLATFORM, self.june, self.preferences, self.history)
         self.chat_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.tree = app_commands.CommandTree(self)
         self._register_commands()
 
     def _register_commands(self) -> None:
-        for name in ("start", "help", "reset", "status"):
+        for name in ("start", "help", "reset", "status", "export"):
             self.tree.command(name=name, description=DESCRIPTIONS[name])(self._simple_command(name))
+
+        @self.tree.command(name="forget", description=DESCRIPTIONS["forget"])
+        @app_commands.describe(what="'me' to ask, then 'me confirm' within 5 minutes to delete")
+        @app_commands.choices(what=[app_commands.Choice(name="me", value="me"),
+                                    app_commands.Choice(name="me confirm", value="me confirm")])
+        async def forget(interaction: discord.Interaction, what: app_commands.Choice[str]) -> None:
+            await self.on_command(interaction, "forget", what.value)
 
         @self.tree.command(name="voice", description=DESCRIPTIONS["voice"])
         @app_commands.choices(state=[app_commands.Choice(name="on", value="on"),
@@ -161,22 +243,34 @@ class JuneDiscord(discord.Client):
         attachment = _audio_attachment(message)
         kind = "voice" if attachment else "text"
         chat_id, user_id = str(message.channel.id), str(message.author.id)
+        public = not isinstance(message.channel, discord.DMChannel)
+        content = message.content
+        if public:  # a guild channel (or one not known to be a DM): only what is addressed to the bot
+            if self.user is None:
+                return
+            addressed, content = addressed_content(message, self.user.id,
+                                                   lambda channel, sent: self.history.is_ours(PLATFORM, channel, sent))
+            if not addressed:
+                return
         role = self.access.admit(message.author.id)
         if role is None:
             self.history.ignore(PLATFORM, kind, chat_id, user_id, str(message.id))
             return
-        if not attachment and not message.content.strip():
+        if not attachment and not content.strip() and not public:
             return
         media = {"url": attachment.url, "filename": attachment.filename, "size": attachment.size,
                  "content_type": attachment.content_type} if attachment else None
         inbound = self.history.receive(PLATFORM, kind, chat_id, user_id, str(message.id),
-                                       None if attachment else message.content, media)
+                                       None if attachment else content, media, public=public)
         if inbound is None:
             return
         if role is Role.ALLOWED and self.settings.forward_to_owners:
             await self._forward(message)
         async with self.chat_locks[chat_id]:
-            await self.assistant.answer(inbound)
+            if not attachment and not content.strip():
+                await self.assistant.reply_text(inbound, MENTION_ONLY)
+            else:
+                await self.assistant.answer(inbound)
 
     async def on_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:
         role = self.access.admit(interaction.user.id)
@@ -184,22 +278,15 @@ class JuneDiscord(discord.Client):
         if role is None:
             self.history.ignore(PLATFORM, "command", chat_id, user_id, str(interaction.id))
             return
+        direct = interaction.guild_id is None and isinstance(interaction.channel, discord.DMChannel)
         inbound = self.history.receive(PLATFORM, "command", chat_id, user_id, str(interaction.id),
-                                       f"/{name} {argument}".strip())
+                                       f"/{name} {argument}".strip(), public=not direct)
         if inbound is None:
             return
-        if name == "voice":
-            text = self.commands.voice(user_id, argument)
-        elif name == "reset":
-            text = self.commands.reset(chat_id)
-        elif name == "status":
+        if name in ("status", "reset", "export", "forget"):  # these wait for June: answer within Discord's 3 s
             await interaction.response.defer(ephemeral=True, thinking=True)
-            text = await self.commands.status(user_id, chat_id, role)
-        elif name == "start":
-            text = self.commands.start()
-        else:
-            text = self.commands.help()
-        await self.assistant.reply_text(inbound, text, InteractionTransport(self, interaction))
+        answer = await self.commands.run(name, argument, Caller(user_id, chat_id, role, direct))
+        await self.assistant.reply_text(inbound, answer, InteractionTransport(self, interaction))
 
     async def _forward(self, message: discord.Message) -> None:
         for owner in self.settings.discord_owners:
@@ -214,6 +301,11 @@ class JuneDiscord(discord.Client):
         log.error("event handler failed", extra={"event": event, "reason": type(error).__name__})
 
 
+def _secrets(settings: DiscordSettings) -> list[str]:
+    """What the log formatter cuts out of every line."""
+    return [value.get_secret_value() for value in (settings.discord_token, settings.api_key) if value is not None]
+
+
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
@@ -221,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"june discord: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
         return 2
+    configure_logging(secrets=_secrets(settings))
     point_at(settings.discord_api_url, settings.discord_gateway_url)
     try:
         JuneDiscord(settings).run(settings.discord_token.get_secret_value(), log_handler=None)

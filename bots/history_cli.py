@@ -1,4 +1,4 @@
-"""`june history`: read the bots' message history; `--analyze` lists rendering problems."""
+"""`june history`: read the bots' message history; `--analyze` lists rendering and delivery problems."""
 
 from __future__ import annotations
 
@@ -33,17 +33,25 @@ def _line(row: sqlite3.Row) -> str:
 
 
 def problems(row: sqlite3.Row) -> list[str]:
-    """What went wrong rendering or delivering one outbound row."""
+    """What went wrong answering one inbound row, or rendering or delivering one outbound row."""
     found = []
-    if row["direction"] != "out":
-        return found
     detail = row["detail"] or ""
+    if row["direction"] != "out":
+        if row["status"] == "failed":
+            found.append(f"not answered (failed: {detail or 'no detail'})")
+        return found
     if detail.startswith("fallback:"):
-        found.append(f"markup refused, sent as plain text ({detail.removeprefix('fallback: ')})")
+        reasons = detail.removeprefix("fallback: ").split("; no voice:")[0]
+        found.append(f"markup refused, sent as plain text ({reasons})")
     if "platform rejected markup" in detail:
         found.append("the platform failed to parse the markup")
+    if "no voice: " in detail:
+        found.append(f"spoken answer missing, June could not synthesise it ({detail.split('no voice: ')[1]})")
+    if row["kind"] == "voice" and detail.startswith("voice refused"):
+        found.append(f"voice note refused by the platform: {detail}")
     if row["status"] in ("failed", "queued"):
-        found.append(f"not delivered ({row['status']})")
+        reason = f": {detail}" if detail and row["kind"] != "voice" else ""
+        found.append(f"not delivered ({row['status']}){reason}")
     if row["split_count"] and row["split_count"] > 1 and row["split_index"] == 0:
         found.append(f"answer split into {row['split_count']} messages")
     rendered = row["rendered_text"] or ""
@@ -77,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             print(_line(row))
             continue
         for problem in problems(row):
-            print(f"#{row['id']} {row['platform']} chat {row['chat_id']} (reply to #{row['reply_to']}): {problem}")
+            answering = (f"reply to #{row['reply_to']}" if row["direction"] == "out"
+                         else f"{row['kind']} from user {row['user_id']}")
+            print(f"#{row['id']} {row['platform']} chat {row['chat_id']} ({answering}): {problem}")
     return 0
 
 

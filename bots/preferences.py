@@ -1,8 +1,10 @@
-"""Per-user voice replies and per-chat conversation generations (a /reset starts a new one)."""
+"""Per-user voice replies, per-chat conversation generations (a /reset starts a new one), and the
+`/forget me` requests waiting for their confirmation."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 SCHEMA = """
@@ -10,6 +12,8 @@ CREATE TABLE IF NOT EXISTS voice_replies (platform TEXT, user_id TEXT, enabled I
                                           PRIMARY KEY (platform, user_id));
 CREATE TABLE IF NOT EXISTS conversations (platform TEXT, chat_id TEXT, generation INTEGER NOT NULL,
                                           PRIMARY KEY (platform, chat_id));
+CREATE TABLE IF NOT EXISTS forget_requests (platform TEXT, user_id TEXT, requested_at REAL NOT NULL,
+                                            PRIMARY KEY (platform, user_id));
 """
 
 
@@ -41,3 +45,30 @@ class Preferences:
     def reset(self, platform: str, chat_id: str) -> None:
         self.db.execute("INSERT INTO conversations VALUES (?, ?, 1)"
                         " ON CONFLICT DO UPDATE SET generation = generation + 1", (platform, chat_id))
+
+    def request_forget(self, platform: str, user_id: str) -> None:
+        self.db.execute("INSERT INTO forget_requests VALUES (?, ?, ?)"
+                        " ON CONFLICT DO UPDATE SET requested_at = excluded.requested_at",
+                        (platform, user_id, time.time()))
+
+    def take_forget_request(self, platform: str, user_id: str, within_s: float) -> bool:
+        """Whether the user asked to be forgotten in the last `within_s` seconds; the request is used up."""
+        row = self.db.execute("DELETE FROM forget_requests WHERE platform = ? AND user_id = ? RETURNING requested_at",
+                              (platform, user_id)).fetchone()
+        return bool(row) and 0 <= time.time() - row[0] <= within_s
+
+    def cancel_forget(self, platform: str, user_id: str) -> bool:
+        """Drop a waiting `/forget me` request; whether there was one."""
+        return self.db.execute("DELETE FROM forget_requests WHERE platform = ? AND user_id = ?",
+                               (platform, user_id)).rowcount > 0
+
+    def export_user(self, platform: str, user_id: str) -> dict:
+        return {"voice_replies": self.voice_replies(platform, user_id)}
+
+    def forget_user(self, platform: str, user_id: str, chat_id: str) -> None:
+        """A user's settings, and the conversation generation of their direct chat with the bot."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM voice_replies WHERE platform = ? AND user_id = ?", (platform, user_id))
+            self.db.execute("DELETE FROM forget_requests WHERE platform = ? AND user_id = ?", (platform, user_id))
+            self.db.execute("DELETE FROM conversations WHERE platform = ? AND chat_id = ?", (platform, chat_id))

@@ -56,6 +56,17 @@ class BotSettings(BaseSettings):
         return self.data_dir / "bot_messages.sqlite3"
 
 
+def _webhook_secret(value: object) -> object:
+    """Telegram's rule for a secret_token; empty means unset (a random one is made per start)."""
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.strip()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value.strip()
+    return value
+
+
 class TelegramSettings(BotSettings):
     telegram_token: SecretStr
     telegram_owners: UserIds = frozenset()
@@ -71,6 +82,7 @@ class TelegramSettings(BotSettings):
 
     _ids = field_validator("telegram_owners", "telegram_allowed", mode="before")(_parse_ids)
     _token = field_validator("telegram_token")(_token_shape(TELEGRAM_TOKEN_PATTERN))
+    _secret = field_validator("telegram_webhook_secret", mode="before")(_webhook_secret)
 
 
 class DiscordSettings(BotSettings):

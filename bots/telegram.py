@@ -1,4 +1,9 @@
-"""The Telegram bot: `python -m bots.telegram` (`make telegram`); polling, or a webhook when configured."""
+"""The Telegram bot: `python -m bots.telegram` (`make telegram`); polling, or a webhook when configured.
+
+In groups, supergroups and channels it answers only messages that mention it (`@botname`) or reply
+to one of its messages, and commands addressed to it; June then answers without the user's private
+data. A webhook always has a secret token: `JUNE_TELEGRAM_WEBHOOK_SECRET`, or a random one per start.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,25 @@ import asyncio
 import html
 import logging
 import re
+import secrets
 import sys
+from datetime import timedelta
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from pydantic import ValidationError
-from telegram import BotCommand, Message, ReplyParameters, Update
-from telegram.constants import ChatAction
-from telegram.error import BadRequest, InvalidToken, NetworkError
+from telegram import BotCommand, Message, MessageEntity, ReplyParameters, Update
+from telegram.constants import ChatAction, ChatType
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, CommandHandler, ContextTypes, filters
 from telegram.ext import MessageHandler as OnMessage
 
 from bots import telegram_html
 from bots.access import AccessPolicy, Role
 from bots.api_client import JuneClient
-from bots.assistant import Activity, Assistant, AudioTooLarge, MarkupRejected, Renderer
-from bots.commands import DESCRIPTIONS, Commands
+from bots.assistant import Activity, Assistant, AudioTooLarge, MarkupRejected, Renderer, SendFailed, SendRetry
+from bots.commands import DESCRIPTIONS, Caller, Commands
 from bots.history import Inbound, MessageHistory
 from bots.logs import configure_logging
 from bots.preferences import Preferences
@@ -31,6 +38,8 @@ from bots.settings import TelegramSettings, describe_settings_error
 PLATFORM = "telegram"
 ACTIVITY_REFRESH_S = 4.0  # Telegram shows a chat action for about 5 s
 AUDIO_FILTER = filters.VOICE | filters.AUDIO | filters.Document.AUDIO
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # the Bot API's limit on files a bot sends
+MENTION_ONLY = "Yes? Write your question after mentioning me, or reply to one of my messages."
 log = logging.getLogger("june.bots.telegram")
 
 
@@ -43,6 +52,9 @@ RENDERER = Renderer(telegram_html.render, to_plain)
 
 class TelegramTransport:
     """The assistant's view of Telegram, through python-telegram-bot's `Bot`."""
+
+    voice_is_file = False
+    max_file_bytes = MAX_UPLOAD_BYTES
 
     def __init__(self, application: Application, max_audio_bytes: int):
         self.application = application
@@ -88,17 +100,80 @@ class TelegramTransport:
         except BadRequest as error:
             if parse_mode and "parse entities" in error.message.lower():
                 raise MarkupRejected(error.message) from None
-            raise
+            raise _translate(error) from None
+        except TelegramError as error:
+            raise _translate(error) from None
         return str(sent.message_id)
 
     async def send_voice(self, chat_id: str, audio: bytes, reply_to: str | None) -> str:
-        sent = await self.application.bot.send_voice(int(chat_id), audio, filename="june.ogg",
-                                                     reply_parameters=_reply_to(reply_to))
+        try:
+            sent = await self.application.bot.send_voice(int(chat_id), audio, filename="june.ogg",
+                                                         reply_parameters=_reply_to(reply_to))
+        except TelegramError as error:
+            raise _translate(error) from None
         return str(sent.message_id)
+
+    async def send_file(self, chat_id: str, data: bytes, filename: str, reply_to: str | None) -> str:
+        """Audio as an audio file (voice notes may be refused by a user's privacy settings), the rest as a document."""
+        bot = self.application.bot
+        try:
+            if filename.endswith(".ogg"):
+                sent = await bot.send_audio(int(chat_id), data, filename=filename, title="June",
+                                            reply_parameters=_reply_to(reply_to))
+            else:
+                sent = await bot.send_document(int(chat_id), data, filename=filename,
+                                               reply_parameters=_reply_to(reply_to))
+        except TelegramError as error:
+            raise _translate(error) from None
+        return str(sent.message_id)
+
+
+def _translate(error: TelegramError) -> Exception:
+    """Telegram's errors as the assistant's: rate limits, timeouts and network errors pass; refusals stay."""
+    if isinstance(error, InvalidToken):
+        return error
+    if isinstance(error, RetryAfter):
+        wait = error.retry_after
+        return SendRetry(f"RetryAfter: {error.message}",
+                         wait.total_seconds() if isinstance(wait, timedelta) else float(wait))
+    if isinstance(error, (Forbidden, BadRequest)):
+        return SendFailed(f"{type(error).__name__}: {error.message}")
+    if isinstance(error, NetworkError):  # timeouts, connection errors, Telegram's 5xx
+        return SendRetry(f"{type(error).__name__}: {error.message}")
+    return SendFailed(f"{type(error).__name__}: {error.message}")
 
 
 def _reply_to(message_id: str | None) -> ReplyParameters | None:
     return ReplyParameters(int(message_id), allow_sending_without_reply=True) if message_id else None
+
+
+def addressed_text(message: Message, bot_id: int, username: str | None) -> tuple[bool, str]:
+    """Whether a group message is for the bot (mentions it, or replies to it), and its text without the mention."""
+    replied = message.reply_to_message
+    to_bot = bool(replied and replied.from_user and replied.from_user.id == bot_id)
+    text = message.text or message.caption or ""
+    entities = message.entities or message.caption_entities or ()
+    handle = f"@{username}".lower() if username else None
+    spans = []
+    for entity in entities:
+        if entity.type == MessageEntity.MENTION:
+            mentioned = handle is not None and _utf16_slice(text, entity.offset, entity.length).lower() == handle
+        elif entity.type == MessageEntity.TEXT_MENTION:
+            mentioned = entity.user is not None and entity.user.id == bot_id
+        else:
+            continue
+        if mentioned:
+            spans.append((entity.offset, entity.length))
+    encoded = text.encode("utf-16-le")
+    for offset, length in sorted(spans, reverse=True):  # each mention becomes a NUL, then goes with its comma
+        encoded = encoded[: 2 * offset] + "\0".encode("utf-16-le") + encoded[2 * (offset + length):]
+    without = re.sub(r"\0[,:;]?", " ", encoded.decode("utf-16-le", errors="ignore").replace("\0\0", "\0"))
+    return to_bot or bool(spans), " ".join(without.split())
+
+
+def _utf16_slice(text: str, offset: int, length: int) -> str:
+    """Telegram's entity offsets count UTF-16 code units."""
+    return text.encode("utf-16-le")[2 * offset: 2 * (offset + length)].decode("utf-16-le", errors="ignore")
 
 
 def _media(message: Message) -> dict:
@@ -110,18 +185,20 @@ def _media(message: Message) -> dict:
 class TelegramBot:
     """Wires access control, history, the assistant and the commands into python-telegram-bot handlers."""
 
-    def __init__(self, settings: TelegramSettings, application: Application):
+    def __init__(self, settings: TelegramSettings, application: Application, client: JuneClient | None = None):
         self.settings = settings
         self.application = application
         self.history = MessageHistory(settings.history_db)
         self.preferences = Preferences(settings.history_db)
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
-        self.client = JuneClient(settings.api_url, api_key, timeout_s=settings.api_timeout_s,
-                                 retry_for_s=settings.api_retry_for_s)
+        self.client = client or JuneClient(settings.api_url, api_key, timeout_s=settings.api_timeout_s,
+                                           retry_for_s=settings.api_retry_for_s)
         self.access = AccessPolicy(PLATFORM, settings.telegram_owners, settings.telegram_allowed)
         self.transport = TelegramTransport(application, settings.max_audio_bytes)
-        self.assistant = Assistant(PLATFORM, self.client, self.history, self.preferences, RENDERER, self.transport)
-        self.commands = Commands(PLATFORM, self.client, self.preferences)
+        bot_id = settings.telegram_token.get_secret_value().split(":")[0]  # the token's public half
+        self.assistant = Assistant(PLATFORM, self.client, self.history, self.preferences, RENDERER, self.transport,
+                                   bot_id)
+        self.commands = Commands(PLATFORM, self.client, self.preferences, self.history)
         self.chat_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
         application.add_handler(OnMessage(AUDIO_FILTER, self.on_message))
@@ -159,20 +236,33 @@ class TelegramBot:
         return role, message
 
     async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        voice = update.effective_message is not None and bool(AUDIO_FILTER.check_update(update))
+        message = update.effective_message
+        if message is None:
+            return
+        voice = bool(AUDIO_FILTER.check_update(update))
+        public = message.chat.type != ChatType.PRIVATE
+        text = message.text
+        if public:  # in a group: only what is addressed to the bot, and the mention is not part of the question
+            bot = self.application.bot
+            addressed, text = addressed_text(message, bot.id, bot.username)
+            if not addressed:
+                return
         admitted = self._admit(update, "voice" if voice else "text")
         if admitted is None:
             return
         role, message = admitted
         inbound = self.history.receive(PLATFORM, "voice" if voice else "text", str(message.chat_id),
                                        str(message.from_user.id), str(message.message_id),
-                                       None if voice else message.text, _media(message) if voice else None)
+                                       None if voice else text, _media(message) if voice else None, public=public)
         if inbound is None:
             return  # delivered twice; the first delivery answers it
         if role is Role.ALLOWED and self.settings.forward_to_owners:
             await self._forward(message)
         async with self.chat_locks[inbound.chat_id]:
-            await self.assistant.answer(inbound)
+            if not voice and not (text or "").strip():
+                await self.assistant.reply_text(inbound, MENTION_ONLY)
+            else:
+                await self.assistant.answer(inbound)
 
     async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         admitted = self._admit(update, "command")
@@ -180,23 +270,17 @@ class TelegramBot:
             return
         role, message = admitted
         chat_id, user_id = str(message.chat_id), str(message.from_user.id)
-        inbound = self.history.receive(PLATFORM, "command", chat_id, user_id, str(message.message_id), message.text)
+        public = message.chat.type != ChatType.PRIVATE
+        inbound = self.history.receive(PLATFORM, "command", chat_id, user_id, str(message.message_id), message.text,
+                                       public=public)
         if inbound is None:
             return
         name = (message.text or "/help").split()[0][1:].split("@")[0].lower()
         argument = " ".join(context.args or [])
-        if name == "voice":
-            text = self.commands.voice(user_id, argument)
-        elif name == "reset":
-            text = self.commands.reset(chat_id)
-        elif name == "status":
-            text = await self.commands.status(user_id, chat_id, role)
-        elif name == "start":
-            text = self.commands.start()
-        else:
-            text = self.commands.help()
+        caller = Caller(user_id, chat_id, role, direct=not public)
         async with self.chat_locks[chat_id]:
-            await self.assistant.reply_text(inbound, text)
+            answer = await self.commands.run(name, argument, caller)
+            await self.assistant.reply_text(inbound, answer)
 
     async def _forward(self, message: Message) -> None:
         for owner in self.settings.telegram_owners:
@@ -211,7 +295,7 @@ class TelegramBot:
                                            "update_id": getattr(update, "update_id", None)})
 
 
-def build_application(settings: TelegramSettings) -> tuple[Application, TelegramBot]:
+def build_application(settings: TelegramSettings, client: JuneClient | None = None) -> tuple[Application, TelegramBot]:
     application = (
         ApplicationBuilder()
         .token(settings.telegram_token.get_secret_value())
@@ -222,19 +306,35 @@ def build_application(settings: TelegramSettings) -> tuple[Application, Telegram
         .concurrent_updates(True)
         .build()
     )
-    return application, TelegramBot(settings, application)
+    return application, TelegramBot(settings, application, client)
+
+
+def webhook_options(settings: TelegramSettings) -> dict:
+    """`run_webhook`'s arguments. The secret token is never optional: without one, anyone who finds the URL
+    could post updates as any user, so an unset `JUNE_TELEGRAM_WEBHOOK_SECRET` gets a random one per start
+    (Telegram learns it from setWebhook; updates without it are refused with 403)."""
+    if settings.telegram_webhook_secret:
+        secret = settings.telegram_webhook_secret.get_secret_value()
+    else:
+        secret = secrets.token_urlsafe(32)
+        log.info("JUNE_TELEGRAM_WEBHOOK_SECRET is not set: using a random webhook secret for this run")
+    path = re.sub(r"^https?://[^/]+/?", "", settings.telegram_webhook_url or "")
+    return dict(listen=settings.telegram_webhook_listen, port=settings.telegram_webhook_port, url_path=path,
+                webhook_url=settings.telegram_webhook_url, secret_token=secret, allowed_updates=Update.ALL_TYPES)
 
 
 def run(settings: TelegramSettings) -> None:
     application, _ = build_application(settings)
     if settings.telegram_webhook_url:
-        secret = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else None
-        path = re.sub(r"^https?://[^/]+/?", "", settings.telegram_webhook_url)
-        application.run_webhook(listen=settings.telegram_webhook_listen, port=settings.telegram_webhook_port,
-                                url_path=path, webhook_url=settings.telegram_webhook_url, secret_token=secret,
-                                allowed_updates=Update.ALL_TYPES)
+        application.run_webhook(**webhook_options(settings))
     else:
         application.run_polling(allowed_updates=Update.ALL_TYPES, timeout=settings.telegram_poll_timeout_s)
+
+
+def _secrets(settings: TelegramSettings) -> list[str]:
+    """What the log formatter cuts out of every line."""
+    values = [settings.telegram_token, settings.api_key, settings.telegram_webhook_secret]
+    return [value.get_secret_value() for value in values if value is not None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"june telegram: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
         return 2
+    configure_logging(secrets=_secrets(settings))
     try:
         run(settings)
     except InvalidToken:

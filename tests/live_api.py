@@ -160,7 +160,6 @@ class served:
         self.server.should_exit = True
         self.thread.join(30)
 
-
     @property
     def exchanges(self) -> list[Exchange]:
         return getattr(self.app, "exchanges", [])

@@ -16,11 +16,12 @@ import pytest
 from bots.discord import JuneDiscord, point_at
 from bots.settings import DiscordSettings
 from tests.conftest import Graph
-from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_discord import BOT_ID, FakeDiscord
 from tests.fakes.server import wait_until
 from tests.speech import decoded_seconds, say
 
 OWNER, STRANGER = 111, 333
+GUILD, CHANNEL = 700000000000000011, 700000000000000012
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -32,10 +33,10 @@ def fake() -> Iterator[FakeDiscord]:
 
 
 @contextmanager
-def running_bot(fake: FakeDiscord, api_url: str, data_dir: Path) -> Iterator[JuneDiscord]:
+def running_bot(fake: FakeDiscord, api_url: str, data_dir: Path, **overrides) -> Iterator[JuneDiscord]:
     settings = DiscordSettings(_env_file=None, api_url=api_url, data_dir=data_dir, discord_token=fake.token,
                                discord_owners=str(OWNER), discord_api_url=fake.api_url,
-                               discord_gateway_url=fake.gateway_url, max_audio_bytes=1024 * 1024)
+                               discord_gateway_url=fake.gateway_url, max_audio_bytes=1024 * 1024, **overrides)
     point_at(settings.discord_api_url, settings.discord_gateway_url)
     loop = asyncio.new_event_loop()
     holder: list[JuneDiscord] = []
@@ -45,6 +46,7 @@ def running_bot(fake: FakeDiscord, api_url: str, data_dir: Path) -> Iterator[Jun
 
         async def main() -> None:
             client = JuneDiscord(settings)
+            client.assistant.send_backoff_s = 0.05
             holder.append(client)
             try:
                 await client.start(fake.token)
@@ -66,13 +68,15 @@ def running_bot(fake: FakeDiscord, api_url: str, data_dir: Path) -> Iterator[Jun
 
 def test_discord_conversation(graph: Graph, fake: FakeDiscord, tmp_path: Path) -> None:
     with running_bot(fake, graph.url, tmp_path):
-        assert {c["name"] for c in fake.commands} == {"start", "help", "voice", "reset", "status"}
+        assert {c["name"] for c in fake.commands} == {"start", "help", "voice", "reset", "status", "export",
+                                                      "forget"}
 
         asked = fake.send_message(OWNER, audio=say("What is the capital of France?"), voice_message=True)
-        replies = fake.wait_for_text_reply(asked, timeout=90)
+        replies = wait_until(lambda: len(fake.replies_to(asked)) >= 2 and fake.replies_to(asked), 90,
+                             "the text and the voice")
+        assert replies[0].content.strip() and not replies[0].files  # the text first
         voice = [r for r in replies if r.files]
         assert len(voice) == 1 and decoded_seconds(next(iter(voice[0].files.values()))) > 0.3
-        assert replies[-1].content.strip()
         assert OWNER + 1 in fake.typing
 
         asked = fake.send_message(OWNER, "Say hello.")
@@ -83,6 +87,13 @@ def test_discord_conversation(graph: Graph, fake: FakeDiscord, tmp_path: Path) -
         assert "now on" in fake.wait_for_text_reply(command)[0].content
         command = fake.run_command(OWNER, "status")
         assert "voice replies on" in fake.wait_for_text_reply(command)[0].content
+
+        # a guild channel: only a mention is answered, without private data
+        chatter = fake.send_message(OWNER, "not for the bot", guild_id=GUILD, channel_id=CHANNEL)
+        asked = fake.send_message(OWNER, f"<@{BOT_ID}> Say hi to the channel.", guild_id=GUILD, channel_id=CHANNEL)
+        assert fake.wait_for_text_reply(asked, timeout=60)[0].content.strip() and not fake.replies_to(chatter)
+        command = fake.run_command(OWNER, "reset")
+        assert "forgotten" in fake.wait_for_text_reply(command, timeout=30)[0].content
 
         ignored = fake.send_message(STRANGER, "hello?")
         fake.wait_for_text_reply(fake.send_message(OWNER, "Thanks!"), timeout=60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -27,6 +28,7 @@ from tests.fakes.tcp_proxy import TcpProxy
 from tests.speech import decoded_seconds, say
 
 OWNER, FRIEND, STRANGER = 1001, 2002, 3003
+GROUP = -100555
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -61,9 +63,8 @@ class ScriptedJuneClient:
 @contextmanager
 def running_bot(settings: TelegramSettings, client: object | None = None) -> Iterator[object]:
     """The bot's real `run_polling` in a thread of its own, stopped on exit."""
-    application, bot = build_application(settings)
-    if client is not None:
-        bot.client = bot.assistant.client = client
+    application, bot = build_application(settings, client)
+    bot.assistant.send_backoff_s = 0.05
     loop = asyncio.new_event_loop()
 
     def run() -> None:
@@ -90,14 +91,15 @@ def history_rows(settings: TelegramSettings, sql: str, *values: object) -> list[
 def test_conversation_voice_text_commands_and_strangers(graph: Graph, fake: FakeTelegram, tmp_path: Path) -> None:
     settings = bot_settings(fake, graph.url, tmp_path)
     with running_bot(settings):
-        assert {c["command"] for c in fake.commands} == {"start", "help", "voice", "reset", "status"}
+        assert {c["command"] for c in fake.commands} == {"start", "help", "voice", "reset", "status", "export",
+                                                          "forget"}
 
-        # a voice note in → a voice note (OGG/Opus) and the answer's text out, replying to it
+        # a voice note in → the answer's text, then a voice note (OGG/Opus), replying to it
         asked = fake.send_voice(OWNER, say("What is the capital of France?"))
-        replies = fake.wait_for_text_reply(asked, timeout=90)
-        assert [r.method for r in replies] == ["sendVoice", "sendMessage"]
-        assert replies[0].voice[:4] == b"OggS" and decoded_seconds(replies[0].voice) > 0.3
-        assert replies[1].text.strip() and replies[1].parse_mode == "HTML"
+        replies = fake.wait_for_replies(asked, timeout=90, count=2)
+        assert [r.method for r in replies] == ["sendMessage", "sendVoice"]
+        assert replies[1].voice[:4] == b"OggS" and decoded_seconds(replies[1].voice) > 0.3
+        assert replies[0].text.strip() and replies[0].parse_mode == "HTML"
         assert (OWNER, "record_voice") in fake.chat_actions
 
         # text in → text only (voice replies are off by default)
@@ -109,8 +111,8 @@ def test_conversation_voice_text_commands_and_strangers(graph: Graph, fake: Fake
         # /voice on → text messages are answered with voice as well
         fake.wait_for_text_reply(fake.send_command(FRIEND, "/voice on"))
         asked = fake.send_text(FRIEND, "Name a colour.")
-        replies = fake.wait_for_text_reply(asked, timeout=60)
-        assert [r.method for r in replies] == ["sendVoice", "sendMessage"]
+        replies = fake.wait_for_replies(asked, timeout=60, count=2)
+        assert [r.method for r in replies] == ["sendMessage", "sendVoice"]
 
         status = fake.wait_for_text_reply(fake.send_command(FRIEND, "/status"))[0].text
         assert "healthy" in status and "voice replies on" in status and "telegram:2002" in status
@@ -120,6 +122,23 @@ def test_conversation_voice_text_commands_and_strangers(graph: Graph, fake: Fake
         assert "telegram:2002:1" in status  # a fresh conversation
         assert "/voice" in fake.wait_for_text_reply(fake.send_command(OWNER, "/help"))[0].text
 
+        # in a group: only when mentioned, and June answers without private data (private=false)
+        chatter = fake.send_text(OWNER, "not for the bot", chat_id=GROUP)
+        asked = fake.send_text(OWNER, "@june_test_bot Say hi to the group.", chat_id=GROUP)
+        [reply] = fake.wait_for_text_reply(asked, timeout=60)
+        assert reply.chat_id == GROUP and reply.text.strip() and not fake.replies_to(chatter)
+        assert "direct message" in fake.wait_for_text_reply(fake.send_command(OWNER, "/export", chat_id=GROUP))[0].text
+
+        # /export: the graph's data and the bot's records as a JSON file; /forget me: everything goes
+        exported = fake.wait_for_replies(fake.send_command(FRIEND, "/export"), count=2)
+        assert [r.method for r in exported] == ["sendMessage", "sendDocument"]
+        export = json.loads(exported[1].document)
+        assert export["june"]["user_id"] == f"telegram:{FRIEND}" and "conversations" in export["june"]
+        assert any(m["raw_text"] == "Name a colour." for m in export["bot"]["messages"])
+        assert "confirm" in fake.wait_for_text_reply(fake.send_command(FRIEND, "/forget me"))[0].text
+        done = fake.wait_for_text_reply(fake.send_command(FRIEND, "/forget me confirm"))[0].text
+        assert done.startswith("Done"), done
+
         # a stranger is ignored, without a reply, twice
         ignored = [fake.send_text(STRANGER, "hello?"), fake.send_command(STRANGER, "/start")]
         last = fake.send_text(OWNER, "Thanks!")
@@ -128,6 +147,7 @@ def test_conversation_voice_text_commands_and_strangers(graph: Graph, fake: Fake
         assert not any(s.chat_id == STRANGER for s in fake.sent)
 
     rows = history_rows(settings, "SELECT * FROM messages ORDER BY id")
+    assert not [r for r in rows if r["user_id"] == str(FRIEND)]  # forgotten
     inbound = [r for r in rows if r["direction"] == "in"]
     assert {r["status"] for r in inbound if r["user_id"] != str(STRANGER)} == {"answered"}
     assert [r["status"] for r in inbound if r["user_id"] == str(STRANGER)] == ["ignored", "ignored"]

@@ -1,13 +1,18 @@
 """A fake Discord: the REST routes and the gateway WebSocket (hello, identify, ready, heartbeats,
 dispatches) that discord.py uses, enough to run it unmodified once its base URLs point here.
 
-Tests act as users with `send_message` and `run_command`, and read what the bot sent from `sent`.
+Tests act as users with `send_message` and `run_command` (in a DM, or in a guild channel with
+`guild_id=`), and read what the bot sent from `sent` and every message the bot tried to create from
+`attempts`. `fail` makes message creation fail the way Discord does: 403 with code 50013 (missing
+permissions) on attachments, a 429 with its retry-after, a 5xx.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import random
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,6 +21,7 @@ from aiohttp import WSMsgType, web
 
 from tests.fakes.server import ThreadedServer, wait_until
 
+MISSING_PERMISSIONS = 50013
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GfakeA.FakeDiscordTokenForJuneTests_0123456"
 BOT_ID = 900000000000000001
 APPLICATION_ID = 900000000000000002
@@ -46,9 +52,11 @@ class FakeDiscord:
     sent: list[Sent] = field(default_factory=list)
     commands: list[dict] = field(default_factory=list)
     typing: list[int] = field(default_factory=list)
+    attempts: list[tuple[int, bool, int]] = field(default_factory=list)  # channel, with files, status answered
 
     def __post_init__(self) -> None:
-        self._ids = itertools.count(1_000_000_000_000_000_000)
+        self._failures: list[dict] = []
+        self._ids = itertools.count(1_000_000_000_000_000_000 + random.randrange(10**15))  # a new world of IDs
         self._sequence = itertools.count(1)
         self._files: dict[str, bytes] = {}
         self._sockets: list[web.WebSocketResponse] = []
@@ -79,9 +87,14 @@ class FakeDiscord:
 
     # -- acting as users --------------------------------------------------------------------
     def send_message(self, user_id: int, content: str = "", audio: bytes | None = None,
-                     voice_message: bool = False) -> int:
-        """A direct message from `user_id` (channel ID = user ID + 1), optionally with an audio attachment."""
+                     voice_message: bool = False, guild_id: int | None = None, channel_id: int | None = None,
+                     reply_to: int | None = None) -> int:
+        """A message from `user_id`: a DM (channel ID = user ID + 1), or in a guild channel with `guild_id`.
+
+        `<@id>` in `content` mentions that user; `reply_to` replies to a message (the bot's, if it sent it).
+        """
         message_id = next(self._ids)
+        channel = channel_id or (user_id + 1)
         attachments = []
         if audio is not None:
             name = f"voice-{message_id}.ogg"
@@ -92,23 +105,53 @@ class FakeDiscord:
             if voice_message:
                 attachment.update(duration_secs=2.0, waveform="AAAA")
             attachments.append(attachment)
-        payload = {"id": str(message_id), "channel_id": str(user_id + 1), "author": _user(user_id),
+        mentioned = [int(found) for found in re.findall(r"<@!?(\d+)>", content)]
+        payload = {"id": str(message_id), "channel_id": str(channel), "author": _user(user_id),
                    "content": content, "timestamp": _now(), "edited_timestamp": None, "tts": False,
-                   "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": attachments,
+                   "mention_everyone": False, "mentions": [_user(m, bot=m == BOT_ID) for m in mentioned],
+                   "mention_roles": [], "attachments": attachments,
                    "embeds": [], "pinned": False, "type": 0, "flags": 8192 if voice_message else 0}
+        if guild_id is not None:
+            payload["guild_id"] = str(guild_id)
+            payload["member"] = {"roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0}
+        if reply_to is not None:
+            replied = next((sent for sent in self.sent if sent.message_id == reply_to), None)
+            payload["type"] = 19
+            payload["message_reference"] = {"message_id": str(reply_to), "channel_id": str(channel),
+                                            **({"guild_id": str(guild_id)} if guild_id else {})}
+            someone_elses = {**{k: v for k, v in payload.items() if k != "message_reference"}, "id": str(reply_to),
+                             "author": _user(user_id + 7), "content": "someone else", "type": 0}
+            payload["referenced_message"] = self._message(replied) if replied else someone_elses
         self.dispatch("MESSAGE_CREATE", payload)
         return message_id
 
-    def run_command(self, user_id: int, name: str, options: list[dict] | None = None) -> int:
+    def run_command(self, user_id: int, name: str, options: list[dict] | None = None,
+                    guild_id: int | None = None) -> int:
         interaction_id = next(self._ids)
+        channel = {"id": str(user_id + 1), "type": 1} if guild_id is None else \
+            {"id": str(user_id + 1), "type": 0, "guild_id": str(guild_id), "name": "general", "position": 0}
         payload = {"id": str(interaction_id), "application_id": str(APPLICATION_ID), "type": 2,
                    "token": f"itoken{interaction_id}", "version": 1, "channel_id": str(user_id + 1),
-                   "channel": {"id": str(user_id + 1), "type": 1}, "user": _user(user_id),
+                   "channel": channel, "user": _user(user_id),
                    "data": {"id": str(next(self._ids)), "name": name, "type": 1, "options": options or []},
                    "app_permissions": "0", "locale": "en-US", "entitlements": [], "attachment_size_limit": 10485760,
-                   "authorizing_integration_owners": {"1": str(user_id)}, "context": 1}
+                   "authorizing_integration_owners": {"1": str(user_id)}, "context": 1 if guild_id is None else 0}
+        if guild_id is not None:
+            del payload["user"]
+            payload["guild_id"] = str(guild_id)
+            payload["member"] = {"user": _user(user_id), "roles": [], "joined_at": _now(), "deaf": False,
+                                 "mute": False, "flags": 0, "permissions": "0"}
         self.dispatch("INTERACTION_CREATE", payload)
         return interaction_id
+
+    def fail(self, status: int, code: int = 0, message: str = "", times: int = 1, files_only: bool = False,
+             retry_after: float | None = None) -> None:
+        """Make the next `times` message creations (only those with files, if `files_only`) fail like Discord."""
+        failure = {"status": status, "body": {"message": message or f"{status}", "code": code}, "files": files_only}
+        if retry_after is not None:
+            failure["body"].update(retry_after=retry_after, **{"global": False})
+        with self._lock:
+            self._failures.extend([failure] * times)
 
     def dispatch(self, event: str, data: dict) -> None:
         wait_until(lambda: self._sockets, 20, "the bot's gateway connection")
@@ -185,6 +228,15 @@ class FakeDiscord:
 
     async def _create_message(self, request: web.Request, channel_id: int, interaction_id: int | None) -> web.Response:
         payload, files = await _body(request)
+        with self._lock:
+            failure = next((f for f in self._failures if not f["files"] or files), None)
+            if failure is not None:
+                self._failures.remove(failure)
+            self.attempts.append((channel_id, bool(files), failure["status"] if failure else 200))
+        if failure is not None:
+            headers = {"Via": "1.1 google"} if failure["status"] == 429 else {}
+            return web.Response(body=json.dumps(failure["body"]).encode(), status=failure["status"],
+                                headers={"Content-Type": "application/json", **headers})
         reference = payload.get("message_reference") or {}
         sent = Sent(channel_id, next(self._ids), payload.get("content"), int(reference["message_id"])
                     if reference.get("message_id") else None, files, interaction_id)

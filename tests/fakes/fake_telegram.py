@@ -1,8 +1,11 @@
 """A fake Telegram Bot API server: enough of getUpdates, send*, getFile and file downloads for
 python-telegram-bot to run against it unmodified (`base_url`/`base_file_url`).
 
-Tests act as users with `send_text`, `send_command` and `send_voice`, and read what the bot sent
-from `sent`. Like Telegram, it refuses HTML that does not parse and messages over 4096 characters.
+Tests act as users with `send_text`, `send_command` and `send_voice` (in a private chat, or in a
+group with `chat_id=`; `@mentions` get their entities as Telegram computes them, in UTF-16 units),
+and read what the bot sent from `sent` and how often it called a method from `calls`. Like Telegram,
+it refuses HTML that does not parse and messages over 4096 characters; `fail` makes a method fail
+the way Telegram does (a voice note refused by the user's privacy settings, a flood limit, a 5xx).
 """
 
 from __future__ import annotations
@@ -10,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
+import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -22,6 +28,10 @@ from tests.fakes.server import ThreadedServer, wait_until
 TOKEN = "123456:AAFakeTelegramTokenForJuneTests_0123456"
 BOT_ID = 123456
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
+BOT_USERNAME = "june_test_bot"
+VOICE_FORBIDDEN = "Bad Request: VOICE_MESSAGES_FORBIDDEN"
+USER_RESTRICTED_VOICE = "Forbidden: user restricted receiving of voice messages"
+MENTION = re.compile(r"@[A-Za-z0-9_]{5,32}")
 JSON_FIELDS = {"reply_parameters", "allowed_updates", "commands", "reply_markup", "link_preview_options", "entities"}
 HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code", "pre",
              "blockquote", "tg-emoji"}
@@ -36,6 +46,8 @@ class Sent:
     parse_mode: str | None = None
     reply_to: int | None = None
     voice: bytes | None = None
+    document: bytes | None = None  # sendDocument and sendAudio
+    filename: str | None = None
 
 
 @dataclass
@@ -46,11 +58,14 @@ class FakeTelegram:
     chat_actions: list[tuple[int, str]] = field(default_factory=list)
     commands: list[dict] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    calls: Counter = field(default_factory=Counter)
+    webhook: dict = field(default_factory=dict)  # setWebhook's parameters
 
     def __post_init__(self) -> None:
+        self._failures: dict[str, list[dict]] = {}
         self._updates: list[dict] = []
         self._files: dict[str, bytes] = {}
-        self._ids = itertools.count(1000)
+        self._ids = itertools.count(random.randrange(10**6, 10**9, 1000))  # each fake is a new world of IDs
         self._update_ids = itertools.count(1)
         self._lock = threading.Lock()
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -81,32 +96,58 @@ class FakeTelegram:
         return f"{self.server.url}/file/bot"
 
     # -- acting as users --------------------------------------------------------------------
-    def send_text(self, user_id: int, text: str, chat_id: int | None = None) -> int:
-        return self._push(user_id, chat_id, {"text": text})
+    def send_text(self, user_id: int, text: str, chat_id: int | None = None, reply_to: int | None = None) -> int:
+        return self._push(self.message(user_id, chat_id, {"text": text, **_mentions(text)}, reply_to))
 
     def send_command(self, user_id: int, command: str, chat_id: int | None = None) -> int:
         name = command.split()[0]
-        entities = [{"type": "bot_command", "offset": 0, "length": len(name)}]
-        return self._push(user_id, chat_id, {"text": command, "entities": entities})
+        entities = [{"type": "bot_command", "offset": 0, "length": _utf16_len(name)}]
+        return self._push(self.message(user_id, chat_id, {"text": command, "entities": entities}))
 
     def send_voice(self, user_id: int, audio: bytes, chat_id: int | None = None, duration: int = 2,
-                   declared_size: int | None = None) -> int:
+                   declared_size: int | None = None, caption: str | None = None, reply_to: int | None = None) -> int:
         file_id = f"voice-{next(self._ids)}"
         self._files[file_id] = audio
         voice = {"file_id": file_id, "file_unique_id": file_id, "duration": duration, "mime_type": "audio/ogg",
                  "file_size": declared_size or len(audio)}
-        return self._push(user_id, chat_id, {"voice": voice})
+        content: dict = {"voice": voice}
+        if caption:
+            mentions = _mentions(caption)
+            content.update(caption=caption, **({"caption_entities": mentions["entities"]} if mentions else {}))
+        return self._push(self.message(user_id, chat_id, content, reply_to))
 
-    def _push(self, user_id: int, chat_id: int | None, content: dict) -> int:
-        message_id = next(self._ids)
+    def message(self, user_id: int, chat_id: int | None, content: dict, reply_to: int | None = None) -> dict:
+        """A message as Telegram sends it: a private chat when `chat_id` is the user's, a group otherwise."""
         chat = chat_id or user_id
-        message = {"message_id": message_id, "date": int(time.time()),
-                   "chat": {"id": chat, "type": "private" if chat == user_id else "group", "first_name": "U"},
+        chat_info = {"id": chat, "type": "private", "first_name": "U"} if chat == user_id else \
+            {"id": chat, "type": "supergroup" if chat < -1_000_000 else "group", "title": "A group"}
+        message = {"message_id": next(self._ids), "date": int(time.time()), "chat": chat_info,
                    "from": {"id": user_id, "is_bot": False, "first_name": "U"}, **content}
+        if reply_to is not None:
+            replied = next((s for s in self.sent if s.message_id == reply_to), None)
+            author = {"id": BOT_ID, "is_bot": True, "first_name": "June", "username": BOT_USERNAME} if replied else \
+                {"id": user_id + 1, "is_bot": False, "first_name": "Someone"}
+            message["reply_to_message"] = {"message_id": reply_to, "date": int(time.time()), "chat": chat_info,
+                                           "from": author, "text": (replied.text if replied else None) or "..."}
+        return message
+
+    def update(self, message: dict) -> dict:
+        return {"update_id": next(self._update_ids), "message": message}
+
+    def _push(self, message: dict) -> int:
         with self._lock:
-            self._updates.append({"update_id": next(self._update_ids), "message": message})
+            self._updates.append(self.update(message))
         self.server.loop.call_soon_threadsafe(self._new_update.set)
-        return message_id
+        return message["message_id"]
+
+    def fail(self, method: str, description: str, error_code: int = 400, times: int = 1,
+             retry_after: int | None = None) -> None:
+        """Make the next `times` calls of `method` fail as Telegram would (`retry_after` for a 429)."""
+        failure = {"ok": False, "error_code": error_code, "description": description}
+        if retry_after is not None:
+            failure["parameters"] = {"retry_after": retry_after}
+        with self._lock:
+            self._failures.setdefault(method, []).extend([failure] * times)
 
     def pending_updates(self) -> int:
         with self._lock:
@@ -137,13 +178,19 @@ class FakeTelegram:
         method = request.match_info["method"]
         params = await _params(request)
         self.requests.append(method)
+        with self._lock:
+            self.calls[method] += 1
+            failures = self._failures.get(method)
+            failure = failures.pop(0) if failures else None
+        if failure is not None:
+            return web.json_response(failure, status=failure["error_code"])
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             return _ok(True)
         return await handler(params)
 
     async def _api_getMe(self, params: dict) -> web.Response:
-        return _ok({"id": BOT_ID, "is_bot": True, "first_name": "June", "username": "june_test_bot",
+        return _ok({"id": BOT_ID, "is_bot": True, "first_name": "June", "username": BOT_USERNAME,
                     "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False})
 
     async def _api_setMyCommands(self, params: dict) -> web.Response:
@@ -182,6 +229,28 @@ class FakeTelegram:
         sent = Sent("sendVoice", int(params["chat_id"]), next(self._ids), voice=voice, reply_to=_reply_to(params))
         file_id = f"sent-{sent.message_id}"
         return self._record(sent, {"voice": {"file_id": file_id, "file_unique_id": file_id, "duration": 1}})
+
+    async def _api_sendAudio(self, params: dict) -> web.Response:
+        return await self._file("sendAudio", "audio", params)
+
+    async def _api_sendDocument(self, params: dict) -> web.Response:
+        return await self._file("sendDocument", "document", params)
+
+    async def _file(self, method: str, name: str, params: dict) -> web.Response:
+        data = params[name]
+        sent = Sent(method, int(params["chat_id"]), next(self._ids), text=params.get("caption"),
+                    reply_to=_reply_to(params), document=data, filename=params.get("_filenames", {}).get(name))
+        file_id = f"sent-{sent.message_id}"
+        media = {"file_id": file_id, "file_unique_id": file_id, "file_name": sent.filename}
+        return self._record(sent, {name: {**media, "duration": 1} if name == "audio" else media})
+
+    async def _api_setWebhook(self, params: dict) -> web.Response:
+        self.webhook = dict(params)
+        return _ok(True)
+
+    async def _api_deleteWebhook(self, params: dict) -> web.Response:
+        self.webhook = {}
+        return _ok(True)
 
     async def _api_forwardMessage(self, params: dict) -> web.Response:
         sent = Sent("forwardMessage", int(params["chat_id"]), next(self._ids))
@@ -223,11 +292,23 @@ async def _params(request: web.Request) -> dict:
     for key, value in form.items():
         if hasattr(value, "file"):
             params[key] = value.file.read()
+            params.setdefault("_filenames", {})[key] = value.filename
         elif key in JSON_FIELDS:
             params[key] = json.loads(value)
         else:
             params[key] = value
     return params
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _mentions(text: str) -> dict:
+    """`entities` for the @mentions in `text`, offsets and lengths in UTF-16 code units as Telegram counts."""
+    entities = [{"type": "mention", "offset": _utf16_len(text[: m.start()]), "length": _utf16_len(m.group())}
+                for m in MENTION.finditer(text)]
+    return {"entities": entities} if entities else {}
 
 
 def _reply_to(params: dict) -> int | None:
