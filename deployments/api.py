@@ -52,7 +52,7 @@ from deployments.errors import (
 )
 from deployments.guard import Guard
 from deployments.idempotency import KEY_PATTERN, AnswerStore, fingerprint
-from deployments.sentences import SentenceBuffer
+from deployments.sentences import SentenceBuffer, speakable
 from deployments.settings import JuneSettings
 from deployments.stt import Transcript
 
@@ -255,6 +255,8 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
     async def speech(body: SpeechRequest) -> Response:
         """OpenAI-compatible speech synthesis."""
         check_text(body.input)
+        if not speakable(body.input):
+            raise bad_request("the text has nothing a voice can say", "empty_text")
         audio_format = OPENAI_TO_JUNE_FORMAT.get(body.response_format, body.response_format)
         clock = Stopwatch(pipeline)
         audio = await clock.run("tts", pipeline.speak(body.input, audio_format))

@@ -89,12 +89,19 @@ def as_api_error(exc: BaseException, retry_after_s: int) -> ApiError | None:
                         {"Retry-After": str(retry_after_s)})
     if isinstance(exc, RequestTooLong):
         return too_large(str(exc))
+    if _is_engine_client_error(exc):  # the engine refused the request itself (e.g. an invalid grammar)
+        return ApiError(400, str(getattr(exc, "cause", None) or exc).splitlines()[0][:500], "language_model_error")
     if isinstance(exc, LanguageModelError):
         if _CONTEXT_OVERFLOW.search(str(exc)) and "max_tokens" not in str(exc):
             return too_large(f"the request does not fit the language model's window ({exc})")
         status = exc.status_code if 400 <= exc.status_code < 600 else 502
         return ApiError(status, str(exc), "language_model_error")
     return None
+
+
+def _is_engine_client_error(exc: BaseException) -> bool:
+    """vLLM's own 'the request is wrong' errors, without importing vLLM (the Ingress does not load it)."""
+    return any(cls.__name__ == "VLLMClientError" for cls in type(exc).__mro__)
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> str:

@@ -125,6 +125,7 @@ def test_hostile_text_is_stored_verbatim(client: httpx.Client) -> None:
     ({"model": "tts-1", "input": "hi", "response_format": "exe"}, 422),
     ({"model": "tts-1", "input": ""}, 422),
     ({"model": "tts-1", "input": "  "}, 400),
+    ({"model": "tts-1", "input": "\x00\x01\x1b"}, 400),  # a NUL once crashed the phonemizer (found by fuzzing)
     ({"input": "hi"}, 422),
 ])
 def test_malformed_speech_requests(client: httpx.Client, body: dict, status: int) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from ray.exceptions import ActorDiedError
 from ray.serve.exceptions import BackPressureError
+from vllm.exceptions import VLLMValidationError
 
 from agent.context import RequestTooLong
 from deployments.audio import AudioTooLong, UndecodableAudio
@@ -20,6 +22,9 @@ from deployments.llm import LanguageModelError
     (LanguageModelError("This model's maximum context length is 4096 tokens. However, your request has 5000 input "
                         "tokens. Please reduce the length of the input messages.", 400), 413, "too_large"),
     (BackPressureError(num_queued_requests=10, max_queued_requests=10), 503, "busy"),
+    (VLLMValidationError("Invalid response_format structural_tag specification.", parameter="response_format"),
+     400, "language_model_error"),  # found by fuzzing: it was a 500
+    (ActorDiedError(), 503, "stage_unavailable"),
 ])
 def test_domain_errors_map_to_statuses(exc: Exception, status: int, code: str) -> None:
     error = as_api_error(exc, retry_after_s=4)

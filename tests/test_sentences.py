@@ -49,3 +49,9 @@ def test_short_first_clauses_wait_for_more_text() -> None:
     buffer = SentenceBuffer(first_clause_chars=20)
     assert buffer.feed("Oh, well, ") == []
     assert buffer.feed("that is a hard one. ") == ["Oh, well, that is a hard one."]
+
+
+def test_characters_no_voice_can_say_are_dropped() -> None:
+    assert speakable("hi\x00 there\x1b") == "hi there"
+    assert speakable("\ud800ok\uffff") == "ok" and speakable("\x00\x07") == ""
+    assert speakable("two\nlines\tand tabs") == "two\nlines and tabs"
