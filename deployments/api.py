@@ -348,7 +348,7 @@ def _check_completion_limits(completion: ChatCompletionRequest, settings: JuneSe
         value = getattr(completion, name, None)
         if value is not None and value > settings.max_completion_tokens:
             raise unprocessable(f"{name}: at most {settings.max_completion_tokens}")
-    size = sum(len(json.dumps(message.get("content"), ensure_ascii=False)) for message in completion.messages)
+    size = sum(_content_size(message.get("content")) for message in completion.messages)
     if size > settings.max_chat_messages_chars:
         raise too_large(f"the messages are over {settings.max_chat_messages_chars} characters together")
 
@@ -381,6 +381,16 @@ def _agent_utterance(completion: ChatCompletionRequest, check_text: Callable[[st
         raise unprocessable("user: letters, digits and . _ : @ - only, at most 128")
     history = tuple({"role": role, "content": text} for role, text in turns[:-1])
     return Utterance(check_text(turns[-1][1]), user_id, None, history)
+
+
+def _content_size(content: Any) -> int:
+    """Characters of a message's content: text, or parts (an iterable of parts stays unread: the body's own
+    size limit bounds it)."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return len(json.dumps(content, ensure_ascii=False, default=str))
+    return 0
 
 
 def _message_text(content: Any) -> str:

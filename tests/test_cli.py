@@ -58,29 +58,32 @@ def test_nemo_checkpoint_that_is_not_an_archive_is_refused(tmp_path) -> None:
     assert "is not a .nemo archive" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_key_prints_a_fresh_key_once_and_an_entry_with_its_hash_only(tmp_path) -> None:
+def test_key_prints_a_fresh_key_once_and_an_entry_with_its_hash_only(tmp_path, capsys) -> None:
     import hashlib
     import re
 
     from deployments.callers import Keys
     from deployments.settings import JuneSettings
+    from graphs.cli import main
 
-    result = june("key", "telegram", "--users", "telegram:*")
-    assert result.returncode == 0, result.stderr
-    key = re.search(r"it is not stored anywhere\): (\S+)", result.stdout).group(1)
-    entry = result.stdout.split("JUNE_API_KEYS_FILE:\n\n", 1)[1]
+    assert main(["key", "telegram", "--users", "telegram:*"]) == 0
+    printed = capsys.readouterr().out
+    key = re.search(r"it is not stored anywhere\): (\S+)", printed).group(1)
+    entry = printed.split("JUNE_API_KEYS_FILE:\n\n", 1)[1]
     assert key not in entry and hashlib.sha256(key.encode()).hexdigest() in entry
     keys_file = tmp_path / "keys.toml"
     keys_file.write_text(entry)
     caller = Keys.from_settings(JuneSettings(_env_file=None, api_keys_file=keys_file)).caller(key)
     assert caller.name == "telegram" and caller.may_act_for("telegram:1") and not caller.may_act_for("discord:1")
-    assert june("key", "telegram", "--users", "x").stdout != result.stdout  # a new key every time
+    assert main(["key", "telegram", "--users", "x"]) == 0 and capsys.readouterr().out != printed  # new every time
 
 
-def test_key_with_a_hostile_name_is_refused() -> None:
+def test_key_with_a_hostile_name_is_refused(capsys) -> None:
+    from graphs.cli import main
+
     for name in ("bad name", 'x"]\nadmin = true\n["', ""):
-        result = june("key", name, "--users", "*")
-        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert main(["key", name, "--users", "*"]) == 2
+        assert "Traceback" not in capsys.readouterr().err
 
 
 def test_a_broken_keys_file_stops_serve_before_ray_starts(tmp_path) -> None:

@@ -120,7 +120,7 @@ def test_the_graph_answers_a_voice_question_across_the_nodes(three_nodes: ThreeN
         reply = http.post("/v1/voice", files={"audio": ("q.ogg", say(QUESTION), "audio/ogg")})
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    assert "paris" in body["transcript"].lower()
+    assert "weather" in body["transcript"].lower()  # tiny.en hears "Paris" as "pairs" in ~1 of 12 Piper renderings
     assert body["reply"].strip()
     assert body["audio"]
 
@@ -166,7 +166,7 @@ def test_autoscaling_adds_replicas_on_the_gpu_node_under_load_and_removes_them_a
     retries: list[int] = []
     texts = asyncio.run(transcribe_load(three_nodes.url, clients=6, requests_per_client=10, retries=retries,
                                         during=watch_scale_up))
-    assert len(texts) == 60 and all("paris" in text.lower() for text in texts)
+    assert len(texts) == 60 and len(set(texts)) == 1 and "weather" in texts[0].lower()  # every request answered
     assert peak and set(peak[0]) == {three_nodes.gpu_worker_id}
     wait_for(lambda: len(replica_nodes().get("SpeechToText", [])) == 1, 120, "scaling SpeechToText back to 1")
 
@@ -184,7 +184,7 @@ def test_killing_the_gpu_workers_replicas_mid_load_loses_no_retried_request(thre
     retries: list[int] = []
     texts = asyncio.run(transcribe_load(three_nodes.url, clients=4, requests_per_client=8, retries=retries,
                                         during=kill_speech_to_text_replicas))
-    assert len(texts) == 32 and all("paris" in text.lower() for text in texts)
+    assert len(texts) == 32 and len(set(texts)) == 1 and "weather" in texts[0].lower()  # every request answered
     assert retries, "the kill hit no request in flight, so nothing was shown"
     wait_until_healthy(three_nodes.url, 180)
     assert set(replica_nodes()["SpeechToText"]) == {three_nodes.gpu_worker_id}
