@@ -84,6 +84,7 @@ class MessageHistory:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA secure_delete=ON")  # deleted messages are overwritten, not left in free pages
         self.db.executescript(SCHEMA)
         present = {row["name"] for row in self.db.execute("PRAGMA table_info(messages)")}
         for column, declaration in ADDED_COLUMNS.items():
@@ -196,6 +197,7 @@ class MessageHistory:
         with self.db:
             self.db.execute("BEGIN")
             cursor = self.db.execute("DELETE FROM messages WHERE platform = ? AND user_id = ?", (platform, user_id))
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # and out of the log's old pages
         return cursor.rowcount
 
     def export_user(self, platform: str, user_id: str) -> list[dict]:

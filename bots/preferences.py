@@ -21,6 +21,7 @@ class Preferences:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA secure_delete=ON")
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:

@@ -36,3 +36,16 @@ def test_history_lists_and_analyzes_rendering_problems(tmp_path: Path, monkeypat
     report = capsys.readouterr().out
     assert "answer split into 3 messages" in report
     assert "markup refused, sent as plain text (unclosed <b>" in report and "not delivered (failed)" in report
+
+
+def test_forgetting_a_user_leaves_nothing_of_theirs_in_the_files(tmp_path: Path) -> None:
+    path = tmp_path / "bot_messages.sqlite3"
+    history = MessageHistory(path)
+    for n in range(20):
+        history.receive("telegram", "text", "42", "8", str(n), f"someone else's message {n}")
+    mine = history.receive("telegram", "text", "42", "7", "100", "my secret is marmalade-heron")
+    history.queue(mine, "noted, marmalade-heron", telegram_html.render("noted, marmalade-heron"), None, None)
+    assert history.forget_user("telegram", "7") == 2
+    history.close()
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("bot_messages"))
+    assert b"marmalade-heron" not in data and b"someone else's message 19" in data
