@@ -122,9 +122,7 @@ class Commands:
         try:
             deleted = await self.client.delete_conversation(conversation, user_id=self._june_user(caller))
         except (JuneApiError, JuneUnavailable) as error:
-            log.warning("could not delete a conversation", extra={"platform": self.platform,
-                                                                  "reason": type(error).__name__,
-                                                                  "status": getattr(error, "status", None)})
+            self._log_refusal("delete a conversation", error)
             return RESET_FAILED
         self.preferences.reset(self.platform, caller.chat_id)
         return (f"Done: I've forgotten this conversation ({_count(deleted, 'message')} deleted) and started "
@@ -138,15 +136,17 @@ class Commands:
                 f"You: {role.value}, voice replies {voice}\n"
                 f"Conversation: {self.preferences.conversation_id(self.platform, chat_id)}")
 
+    def _log_refusal(self, action: str, error: Exception) -> None:
+        log.warning(f"could not {action}", extra={"platform": self.platform, "reason": type(error).__name__,
+                                                   "status": getattr(error, "status", None)})
+
     async def export(self, caller: Caller) -> Answer:
         if not caller.direct:
             return Answer(DIRECT_ONLY.format(name="export"))
         try:
             june = await self.client.export_user(self._june_user(caller))
         except (JuneApiError, JuneUnavailable) as error:
-            log.warning("could not export a user's data", extra={"platform": self.platform,
-                                                                 "reason": type(error).__name__,
-                                                                 "status": getattr(error, "status", None)})
+            self._log_refusal("export a user's data", error)
             return Answer(EXPORT_FAILED)
         export = {
             "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -175,9 +175,7 @@ class Commands:
         try:
             deleted = await self.client.delete_user(self._june_user(caller))
         except (JuneApiError, JuneUnavailable) as error:
-            log.warning("could not delete a user's data", extra={"platform": self.platform,
-                                                                 "reason": type(error).__name__,
-                                                                 "status": getattr(error, "status", None)})
+            self._log_refusal("delete a user's data", error)
             return Answer(FORGET_FAILED)
         self.preferences.forget_user(self.platform, caller.user_id, caller.chat_id)
         log.info("deleted everything about a user", extra={"platform": self.platform, "deleted": deleted})

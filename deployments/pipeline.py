@@ -71,7 +71,10 @@ class HandlePipeline:
         """Serve's own health checks of each deployment (run by the controller, not queued behind requests)."""
         now = time.monotonic()
         if self._health is None or now - self._health[0] > HEALTH_CACHE_S:
-            status = await asyncio.wait_for(asyncio.to_thread(serve.status), HEALTH_TIMEOUT_S)
+            try:
+                status = await asyncio.wait_for(asyncio.to_thread(serve.status), HEALTH_TIMEOUT_S)
+            except Exception as error:  # the controller is down or restarting: degraded, not a 500
+                return {name: f"unknown: {type(error).__name__}" for name in DEPLOYMENTS}
             application = status.applications.get(_app_name())
             deployments = application.deployments if application else {}
             self._health = now, {name: _state(deployments.get(name)) for name in DEPLOYMENTS}

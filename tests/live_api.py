@@ -9,6 +9,7 @@ test can check what a client sent and what the real API answered.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -57,8 +58,6 @@ class Faulty:
             return fail
         if name == "reply" and self.delay_s:
             async def slow_reply(utterance):
-                import asyncio
-
                 await asyncio.sleep(self.delay_s)
                 return await self.real.reply(utterance)
 
