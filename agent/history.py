@@ -28,6 +28,17 @@ class Turn:
     content: str
 
 
+@dataclass(frozen=True)
+class ConversationSummary:
+    conversation_id: str
+    title: str  # the first thing the user said in it, cut short
+    turns: int
+    updated_at: float
+
+
+TITLE_CHARS = 80
+
+
 class ConversationStore:
     """Turns keyed by (user, conversation): one user can never read another's conversation."""
 
@@ -74,6 +85,25 @@ class ConversationStore:
                 "ORDER BY id DESC LIMIT ?", (user_id, conversation_id, limit)).fetchall()
         return [content for (content,) in rows]
 
+    def conversations(self, user_id: str, limit: int = 100) -> list[ConversationSummary]:
+        """This user's conversations, the most recently used first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT conversation_id, COUNT(*), MAX(created_at), "
+                "(SELECT content FROM turns AS first WHERE first.user_id = t.user_id "
+                " AND first.conversation_id = t.conversation_id ORDER BY id LIMIT 1) "
+                "FROM turns AS t WHERE user_id = ? GROUP BY conversation_id ORDER BY MAX(id) DESC LIMIT ?",
+                (user_id, limit)).fetchall()
+        return [ConversationSummary(cid, _title(first), count, updated) for cid, count, updated, first in rows]
+
+    def turns(self, user_id: str, conversation_id: str, limit: int = 200) -> list[Turn]:
+        """The newest `limit` turns of one conversation, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT role, content FROM turns WHERE user_id = ? AND conversation_id = ? ORDER BY id DESC LIMIT ?",
+                (user_id, conversation_id, limit)).fetchall()
+        return [Turn(role, content) for role, content in reversed(rows)]
+
     def search(self, user_id: str, query: str, limit: int = 5) -> list[Turn]:
         """This user's turns, in any of their conversations, that contain every word of `query`."""
         condition, words = contains_words("content", query)
@@ -114,3 +144,8 @@ class ConversationStore:
     def ping(self) -> None:
         with self._lock:
             self._db.execute("SELECT 1").fetchone()
+
+
+def _title(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= TITLE_CHARS else text[:TITLE_CHARS - 1].rstrip() + "…"

@@ -15,7 +15,7 @@ from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
 from agent.cache import TtlLruCache
 from agent.context import ContextWindow, load_token_counter
-from agent.history import Turn
+from agent.history import ConversationSummary, Turn
 from agent.loop import Agent as ReasoningAgent
 from agent.loop import AgentLimits, AgentReply
 from agent.model import Completion, ToolCallRequest
@@ -164,6 +164,12 @@ class Agent:
         return self.stores.history.recent(
             user_id or ANONYMOUS, conversation_id, self.settings.history_max_turns, self.settings.history_max_chars
         )
+
+    def conversations(self, user_id: str) -> list[ConversationSummary]:
+        return self.stores.history.conversations(user_id)
+
+    def conversation(self, user_id: str, conversation_id: str) -> list[Turn]:
+        return self.stores.history.turns(user_id, conversation_id)
 
     def forget_conversation(self, user_id: str, conversation_id: str) -> int:
         return self.stores.forget_conversation(user_id, conversation_id)

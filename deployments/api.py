@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
-from typing import Annotated, Any, Protocol
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Form, Header, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, Form, Header, Query, Request, UploadFile, WebSocket
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
-from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
+from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
 from agent.loop import AgentReply
-from agent.speech import for_speech, spoken_sentence_limit
 from deployments.agent import Utterance
 from deployments.api_models import (
     ID_PATTERN,
@@ -29,12 +29,14 @@ from deployments.api_models import (
     ChatRequest,
     ChatResponse,
     ConversationDeleted,
+    ConversationList,
+    ConversationTurns,
     ErrorBody,
     SpeechRequest,
+    Status,
     TranscriptionUpload,
     UserDeleted,
     UserExport,
-    VoiceForm,
     VoiceResponse,
     VoiceUpload,
 )
@@ -46,66 +48,24 @@ from deployments.errors import (
     bad_request,
     install_error_handlers,
     mid_stream_error,
+    not_found,
     too_large,
     unprocessable,
     unsupported_media,
 )
 from deployments.guard import Guard
 from deployments.idempotency import KEY_PATTERN, AnswerStore, fingerprint
-from deployments.sentences import SentenceBuffer, speakable
+from deployments.realtime import OpenSessions, converse
+from deployments.replies import DIDNT_CATCH_THAT, Pipeline, Stopwatch, b64, reply_events
+from deployments.sentences import speakable
 from deployments.settings import JuneSettings
 from deployments.stt import Transcript
 
 log = logging.getLogger(__name__)
-DIDNT_CATCH_THAT = "Sorry, I didn't catch that. Could you say it again?"
+WEB_PAGE = Path(__file__).resolve().parent / "web"
 AUDIO_CONTENT_PREFIXES = ("audio/", "video/")
 AUDIO_CONTENT_TYPES = {"application/octet-stream", "application/ogg", ""}
 OPENAI_TO_JUNE_FORMAT = {"opus": "ogg"}
-
-
-class Pipeline(Protocol):
-    """What the API needs from the graph; each method is one hop to a deployment."""
-
-    async def transcribe(self, audio: bytes) -> Transcript: ...
-    async def reply(self, utterance: Utterance) -> AgentReply: ...
-    def stream_reply(self, utterance: Utterance) -> AsyncIterator[str]: ...
-    async def speak(self, text: str, audio_format: str) -> bytes: ...
-    async def chat_completion(self, request: ChatCompletionRequest) -> ChatCompletionResponse: ...
-    def chat_chunks(self, request: ChatCompletionRequest) -> AsyncIterator[dict]: ...
-    async def forget_conversation(self, user_id: str, conversation_id: str) -> int: ...
-    async def forget_user(self, user_id: str) -> dict[str, int]: ...
-    async def export_user(self, user_id: str) -> dict[str, Any]: ...
-    async def health(self) -> dict[str, str]: ...
-    def record_latency(self, stage: str, ms: float) -> None: ...
-
-
-class Stopwatch:
-    """Times named stages of one request, in milliseconds."""
-
-    def __init__(self, pipeline: Pipeline):
-        self.pipeline = pipeline
-        self.started = time.perf_counter()
-        self.timings: dict[str, float] = {}
-
-    async def run(self, stage: str, work: Awaitable[Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return await work
-        finally:
-            self.mark(stage, start)
-
-    def mark(self, stage: str, since: float) -> None:
-        ms = round((time.perf_counter() - since) * 1000, 1)
-        self.timings[stage] = ms
-        self.pipeline.record_latency(stage, ms)
-
-    def total(self) -> dict[str, float]:
-        self.mark("total", self.started)
-        return self.timings
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def _sse(event: str, data: dict) -> str:
@@ -121,6 +81,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
     app.add_middleware(Guard, settings=settings, keys=keys)
     answers = answers or AnswerStore(settings.requests_db, settings.idempotency_ttl_s,
                                      wait_s=settings.agent_max_seconds + 120)
+    sessions = OpenSessions(settings.realtime_max_sessions)
 
     def check_text(text: str) -> str:
         if not text.strip():
@@ -145,7 +106,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
     async def speak_or_explain(clock: Stopwatch, text: str, audio_format: str) -> tuple[str | None, AudioError | None]:
         """The reply's audio, or why there is none: a failed synthesis never costs the caller the text."""
         try:
-            return _b64(await clock.run("tts", pipeline.speak(text, audio_format))), None
+            return b64(await clock.run("tts", pipeline.speak(text, audio_format))), None
         except Exception as error:
             mapped = as_api_error(error, settings.retry_after_s)
             log.warning("speech synthesis failed; answering with text only", extra={"error": type(error).__name__})
@@ -169,6 +130,13 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         await asyncio.to_thread(answers.finish, claim, body)
         return JSONResponse(body)
 
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        """The voice page: talk to June from a browser."""
+        return FileResponse(WEB_PAGE / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/web", StaticFiles(directory=WEB_PAGE), name="web")
+
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         """Serve's own view of every deployment: never queued behind user requests."""
@@ -176,6 +144,17 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         healthy = all(state == "ok" for state in deployments.values())
         body = {"status": "ok" if healthy else "degraded", "deployments": deployments}
         return JSONResponse(body, status_code=200 if healthy else 503)
+
+    @app.get("/v1/status", response_model=Status)
+    async def status() -> Status:
+        """For people (the page): health, and which models answer."""
+        deployments = await pipeline.health()
+        voice = "NeMo FastPitch + HiFi-GAN" if settings.tts_backend == "nemo" else \
+            f"Piper {'joe (embedded)' if settings.tts_voice == 'embedded' else Path(settings.tts_voice).stem}"
+        return Status(status="ok" if all(state == "ok" for state in deployments.values()) else "degraded",
+                      deployments=deployments, models={"speech_to_text": f"Whisper {Path(settings.stt_model).name}",
+                                                       "language_model": settings.engine_model_name,
+                                                       "text_to_speech": voice})
 
     @app.post("/v1/chat", response_model=ChatResponse, dependencies=[Depends(json_body)])
     async def chat(body: ChatRequest, caller: CurrentCaller, idempotency_key: IdempotencyKey = None) -> Response:
@@ -226,12 +205,41 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
                            caller: CurrentCaller) -> StreamingResponse:
         """Server-sent events: transcript, text deltas, one audio event per sentence (or audio_error), done."""
         data = await read_audio(request, upload.audio, "audio")
-        form = VoiceForm.model_validate(upload.model_dump(exclude={"audio"}) | {
-            "user_id": acting_for(caller, upload.user_id)})
+        user_id = acting_for(caller, upload.user_id)
         clock = Stopwatch(pipeline)
         transcript: Transcript = await clock.run("stt", pipeline.transcribe(data))
-        events = _stream_voice_reply(pipeline, settings, clock, transcript, form)
-        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        utterance = Utterance(transcript.text, user_id, upload.conversation_id, private=upload.private) \
+            if transcript.text else None
+
+        async def events() -> AsyncIterator[str]:
+            yield _sse("transcript", {"text": transcript.text, "language": transcript.language,
+                                      "duration_s": transcript.duration_s})
+            async for kind, payload in reply_events(pipeline, settings, clock, utterance, upload.reply_format,
+                                                    transcript=transcript.text):
+                yield _sse(kind, payload)
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.post("/v1/chat/stream", dependencies=[Depends(json_body)],
+              response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+    async def chat_stream(body: ChatRequest, caller: CurrentCaller) -> StreamingResponse:
+        """Server-sent events: text deltas, then (with `speak`) one audio event per sentence, done."""
+        utterance = Utterance(check_text(body.text), acting_for(caller, body.user_id), body.conversation_id,
+                              private=body.private)
+        clock = Stopwatch(pipeline)
+
+        async def events() -> AsyncIterator[str]:
+            async for kind, payload in reply_events(pipeline, settings, clock, utterance, body.reply_format,
+                                                    speak=body.speak):
+                yield _sse(kind, payload)
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.websocket("/v1/realtime")
+    async def realtime(websocket: WebSocket) -> None:
+        """Hands-free: microphone audio in, June finds the end of each turn, text and speech out; speaking over
+        June interrupts it. The protocol is in the README."""
+        await converse(websocket, settings, pipeline, keys, sessions)
 
     @app.post("/v1/audio/transcriptions", dependencies=[Depends(multipart_body)])
     async def transcriptions(request: Request, form: Annotated[TranscriptionUpload, Form()]) -> Response:
@@ -286,6 +294,24 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         chunks = pipeline.chat_chunks(completion)
         first = await anext(chunks, None)  # errors before the first token still get a status code
         return StreamingResponse(_openai_sse(first, chunks, settings), media_type="text/event-stream")
+
+    @app.get("/v1/conversations", response_model=ConversationList)
+    async def list_conversations(caller: CurrentCaller,
+                                 user_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None) -> ConversationList:
+        """The user's conversations, the most recently used first."""
+        user = acting_for(caller, user_id)
+        summaries = await pipeline.conversations(user)
+        return ConversationList(user_id=user, conversations=[asdict(summary) for summary in summaries])
+
+    @app.get("/v1/conversations/{conversation_id}", response_model=ConversationTurns)
+    async def get_conversation(conversation_id: Annotated[str, PathParam(pattern=ID_PATTERN)], caller: CurrentCaller,
+                               user_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None) -> ConversationTurns:
+        """One conversation's turns, oldest first (the newest 200)."""
+        user = acting_for(caller, user_id)
+        turns = await pipeline.conversation(user, conversation_id)
+        if not turns:
+            raise not_found(f"no conversation {conversation_id!r} for user {user!r}", "conversation_not_found")
+        return ConversationTurns(conversation_id=conversation_id, user_id=user, turns=[asdict(t) for t in turns])
 
     @app.delete("/v1/conversations/{conversation_id}", response_model=ConversationDeleted)
     async def delete_conversation(conversation_id: Annotated[str, PathParam(pattern=ID_PATTERN)],
@@ -348,6 +374,9 @@ def _check_completion_limits(completion: ChatCompletionRequest, settings: JuneSe
         value = getattr(completion, name, None)
         if value is not None and value > settings.max_completion_tokens:
             raise unprocessable(f"{name}: at most {settings.max_completion_tokens}")
+    for index, message in enumerate(completion.messages):
+        if not isinstance(message, dict):  # vLLM read it as a Harmony message, which its chat renderer cannot take
+            raise unprocessable(f"messages[{index}]: a message is an object with a 'role' and its 'content'")
     size = sum(_content_size(message.get("content")) for message in completion.messages)
     if size > settings.max_chat_messages_chars:
         raise too_large(f"the messages are over {settings.max_chat_messages_chars} characters together")
@@ -428,88 +457,3 @@ async def _agent_completion(pipeline: Pipeline, settings: JuneSettings, completi
         yield chunk({}, "stop")
 
     return StreamingResponse(_openai_sse(None, chunks(), settings), media_type="text/event-stream")
-
-
-async def _stream_voice_reply(
-    pipeline: Pipeline, settings: JuneSettings, clock: Stopwatch, transcript: Transcript, form: VoiceForm
-) -> AsyncIterator[str]:
-    """transcript → text deltas as the LLM writes → one audio event per finished sentence → done.
-
-    Speech for a sentence is made while the LLM still writes the next, in sentence order.
-    """
-    yield _sse("transcript", {"text": transcript.text, "language": transcript.language,
-                              "duration_s": transcript.duration_s})
-    events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    sentences: asyncio.Queue[str | None] = asyncio.Queue()
-    think_started = time.perf_counter()
-
-    async def write() -> None:
-        buffer = SentenceBuffer()
-        if not transcript.text:
-            deltas: AsyncIterator[str] = _once(DIDNT_CATCH_THAT)
-        else:
-            deltas = pipeline.stream_reply(Utterance(transcript.text, form.user_id, form.conversation_id,
-                                                     private=form.private))
-        try:
-            async for delta in deltas:
-                await events.put(("delta", delta))
-                for sentence in buffer.feed(delta):
-                    await sentences.put(sentence)
-            for sentence in buffer.flush():
-                await sentences.put(sentence)
-            clock.mark("think", think_started)
-        finally:
-            await sentences.put(None)
-
-    async def speak() -> None:
-        index = 0
-        limit = spoken_sentence_limit(transcript.text)
-        while (sentence := await sentences.get()) is not None:
-            spoken = for_speech(sentence)
-            if not spoken or (limit is not None and index >= limit):
-                continue
-            try:
-                audio = await pipeline.speak(spoken, form.reply_format)
-            except Exception as error:  # the text goes on; the client learns why the voice stopped
-                mapped = as_api_error(error, settings.retry_after_s)
-                log.warning("speech synthesis failed mid-stream", extra={"error": type(error).__name__})
-                await events.put(("audio_error", {"code": mapped.code if mapped else "speech_failed",
-                                                  "message": mapped.message if mapped else "the reply could not be spoken"}))
-                limit = index  # no more audio
-                continue
-            if index == 0:
-                clock.mark("first_audio", clock.started)
-            await events.put(("audio", {"index": index, "sentence": sentence, "audio": _b64(audio),
-                                        "audio_format": form.reply_format}))
-            index += 1
-
-    tasks = [asyncio.create_task(write()), asyncio.create_task(speak())]
-    reply_parts: list[str] = []
-    try:
-        pending = set(tasks)
-        while pending or not events.empty():
-            getter = asyncio.create_task(events.get())
-            done, _ = await asyncio.wait({getter, *pending}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                kind, payload = getter.result()
-                if kind == "delta":
-                    reply_parts.append(payload)
-                    yield _sse("delta", {"text": payload})
-                else:
-                    yield _sse(kind, payload)
-            else:
-                getter.cancel()
-            for task in done - {getter}:
-                pending.discard(task)
-                task.result()
-        yield _sse("done", {"transcript": transcript.text, "reply": "".join(reply_parts).strip(),
-                            "timings_ms": clock.total()})
-    except Exception as error:
-        yield _sse("error", mid_stream_error(error, settings.retry_after_s))
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
-async def _once(text: str) -> AsyncIterator[str]:
-    yield text

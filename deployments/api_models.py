@@ -84,6 +84,17 @@ class ConversationDeleted(BaseModel):
     deleted_turns: int
 
 
+class ConversationList(BaseModel):
+    user_id: str
+    conversations: list[dict[str, Any]] = Field(description="conversation_id, title, turns, updated_at (Unix time)")
+
+
+class ConversationTurns(BaseModel):
+    conversation_id: str
+    user_id: str
+    turns: list[dict[str, str]] = Field(description="role and content, oldest first")
+
+
 class UserDeleted(BaseModel):
     user_id: str
     deleted: dict[str, int]
@@ -109,6 +120,12 @@ class SpeechRequest(BaseModel):
     response_format: OpenAISpeechFormat = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0)
     instructions: str | None = None
+
+
+class Status(BaseModel):
+    status: Literal["ok", "degraded"]
+    deployments: dict[str, str]
+    models: dict[str, str] = Field(description="speech_to_text, language_model, text_to_speech")
 
 
 class ErrorDetail(BaseModel):

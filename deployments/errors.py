@@ -50,6 +50,10 @@ def unprocessable(message: str) -> ApiError:
     return ApiError(422, message, "invalid_fields")
 
 
+def not_found(message: str, code: str = "not_found") -> ApiError:
+    return ApiError(404, message, code)
+
+
 def unauthorized() -> ApiError:
     return ApiError(401, "a valid API key is required (Authorization: Bearer <key>)", "unauthorized",
                     {"WWW-Authenticate": "Bearer"})

@@ -14,7 +14,10 @@ from deployments.errors import ApiError, busy, error_response, too_large, unauth
 from deployments.settings import JuneSettings
 
 MULTIPART_OVERHEAD = 64 * 1024
-UNGUARDED_PATHS = frozenset({"/healthz"})  # probes: no key, no admission queue
+UNGUARDED_PATHS = frozenset({"/healthz", "/"})  # probes and the page: no key, no admission queue
+UNGUARDED_PREFIXES = ("/web/",)  # the page's scripts and styles
+HTTP_SCHEME_OF = {"ws": "http", "wss": "https"}  # a page's origin is http(s) even when it opens a WebSocket
+POLICY_VIOLATION = 1008
 
 
 class BodyTooLarge(HTTPException):
@@ -31,15 +34,21 @@ class Guard:
         self.inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         refusal = self._refusal(scope, headers)
+        if scope["type"] == "websocket":
+            if refusal is None:
+                await self.app(scope, receive, send)
+            else:  # closing before accepting: the browser sees the handshake refused (HTTP 403)
+                await send({"type": "websocket.close", "code": POLICY_VIOLATION, "reason": refusal.message[:120]})
+            return
         if refusal is not None:
             await error_response(refusal)(scope, receive, send)
             return
-        if scope["path"] in UNGUARDED_PATHS:
+        if _unguarded(scope["path"]):
             await self.app(scope, receive, send)
             return
         limit = self._body_limit(headers)
@@ -60,15 +69,19 @@ class Guard:
         host = headers.get("host", "")
         if problem := self.browsers.host_problem(host):
             return ApiError(403, problem, "forbidden_host")
-        if problem := self.browsers.origin_problem(headers.get("origin"), host, scope.get("scheme", "http")):
+        scheme = scope.get("scheme", "http")
+        if problem := self.browsers.origin_problem(headers.get("origin"), host, HTTP_SCHEME_OF.get(scheme, scheme)):
             return ApiError(403, problem, "forbidden_origin")
         state = scope.setdefault("state", {})
         if not self.keys.required:
             state["caller"] = LOCAL_OWNER
             return None
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        caller = self.keys.caller(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
-        if caller is None and scope["path"] not in UNGUARDED_PATHS:
+        kind, _, token = headers.get("authorization", "").partition(" ")
+        caller = self.keys.caller(token.strip()) if kind.lower() == "bearer" and token.strip() else None
+        sent_a_key = bool(token.strip())
+        # A browser's WebSocket cannot carry the header: its key comes in the first message (deployments.realtime).
+        may_come_later = scope["type"] == "websocket" and not sent_a_key
+        if caller is None and not may_come_later and not _unguarded(scope["path"]):
             return unauthorized()
         state["caller"] = caller
         return None
@@ -77,6 +90,10 @@ class Guard:
         if headers.get("content-type", "").startswith("multipart/form-data"):
             return self.settings.max_audio_bytes + MULTIPART_OVERHEAD
         return self.settings.max_json_bytes
+
+
+def _unguarded(path: str) -> bool:
+    return path in UNGUARDED_PATHS or path.startswith(UNGUARDED_PREFIXES)
 
 
 def _counted(receive: Receive, limit: int) -> Receive:

@@ -12,6 +12,7 @@ from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
 from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
 
+from agent.history import ConversationSummary, Turn
 from agent.loop import AgentReply
 from deployments.agent import Utterance
 from deployments.llm import chat_chunks, chat_completion
@@ -46,8 +47,17 @@ class HandlePipeline:
         return await self.agent.reply.remote(utterance)
 
     async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str]:
-        async for delta in self.agent.options(stream=True).stream_reply.remote(utterance):
-            yield delta
+        """Deltas as the agent writes them. Left early (a barge-in, a client gone), the agent's request is
+        cancelled too, and with it its LLM call: nothing more is generated and no turn is stored."""
+        deltas = self.agent.options(stream=True).stream_reply.remote(utterance)
+        finished = False
+        try:
+            async for delta in deltas:
+                yield delta
+            finished = True
+        finally:
+            if not finished:
+                deltas.cancel()
 
     async def speak(self, text: str, audio_format: str) -> bytes:
         return await self.tts.speak.remote(text, audio_format)
@@ -57,6 +67,12 @@ class HandlePipeline:
 
     def chat_chunks(self, request: ChatCompletionRequest) -> AsyncIterator[dict]:
         return chat_chunks(self.llm, request)
+
+    async def conversations(self, user_id: str) -> list[ConversationSummary]:
+        return await self.agent.conversations.remote(user_id)
+
+    async def conversation(self, user_id: str, conversation_id: str) -> list[Turn]:
+        return await self.agent.conversation.remote(user_id, conversation_id)
 
     async def forget_conversation(self, user_id: str, conversation_id: str) -> int:
         return await self.agent.forget_conversation.remote(user_id, conversation_id)

@@ -103,6 +103,9 @@ class JuneSettings(BaseSettings):
     retry_after_s: int = Field(2, ge=1)
     idempotency_ttl_s: float = Field(86400.0, gt=0, description="How long a stored answer replays a retried request.")
     code_runs: int = Field(2, ge=1, description="Python sandbox runs at once per Agent replica; more wait their turn.")
+    realtime_max_sessions: int = Field(8, ge=1, description="Hands-free WebSocket sessions at once per Ingress replica.")
+    realtime_end_silence_ms: int = Field(700, ge=200, le=5000,
+                                         description="Hands-free: the silence after speech that ends the user's turn.")
 
     @field_validator("timezone")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
@@ -67,6 +68,18 @@ def test_june_refuses_what_it_cannot_do_clearly(june: openai.OpenAI, graph, opti
     request = {"model": graph.settings.llm_served_name, "messages": [{"role": "user", "content": "hi"}], **options}
     with pytest.raises(error):
         june.chat.completions.create(**request)
+
+
+@pytest.mark.parametrize("model", ["june", "engine"])
+def test_a_harmony_shaped_message_is_a_client_error(graph, model: str) -> None:
+    """vLLM parses a message with an `author` instead of a `role` as a Harmony message, an object, not a dict
+    (found by fuzzing), which vLLM's chat renderer cannot take: a 422 in June's error shape."""
+    name = graph.settings.llm_served_name if model == "june" else graph.settings.engine_model_name
+    response = httpx.post(f"{graph.url}/v1/chat/completions", timeout=120, json={
+        "model": name, "max_tokens": 5,
+        "messages": [{"author": {"role": "user"}, "content": [{"type": "text", "text": "hi"}]}]})
+    assert response.status_code == 422, response.text
+    assert "messages[0]" in response.json()["error"]["message"]
 
 
 def test_chat_completion(june: openai.OpenAI, graph) -> None:

@@ -158,6 +158,15 @@ def _runs_the_prelude(pids: list[int]) -> bool:
         return False
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie: in a container whose PID 1 does not reap, a dead orphan stays in /proc as state Z."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def test_the_run_dies_with_its_runner() -> None:
     """Killing the process that runs the sandbox ends the run too: nothing is left sleeping."""
     program = ("from agent.sandbox import SandboxLimits, run_python\n"
@@ -172,9 +181,9 @@ def test_the_run_dies_with_its_runner() -> None:
         runner.kill()
         runner.wait()
     deadline = time.monotonic() + 15
-    while any(Path(f"/proc/{pid}").exists() for pid in inside) and time.monotonic() < deadline:
+    while any(_running(pid) for pid in inside) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(Path(f"/proc/{pid}").exists() for pid in inside)
+    assert not any(_running(pid) for pid in inside)
 
 
 def test_memory_hog_is_stopped() -> None:

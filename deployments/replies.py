@@ -1,0 +1,150 @@
+"""What the HTTP and WebSocket routes share: the graph as a `Pipeline`, stage timings, and a reply made as
+events (text deltas as the LLM writes, then each sentence's speech while the next is still written)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Protocol
+
+from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
+
+from agent.history import ConversationSummary, Turn
+from agent.loop import AgentReply
+from agent.speech import for_speech, spoken_sentence_limit
+from deployments.agent import Utterance
+from deployments.errors import as_api_error, mid_stream_error
+from deployments.sentences import SentenceBuffer
+from deployments.settings import JuneSettings
+from deployments.stt import Transcript
+
+log = logging.getLogger(__name__)
+DIDNT_CATCH_THAT = "Sorry, I didn't catch that. Could you say it again?"
+
+
+class Pipeline(Protocol):
+    """What the API needs from the graph; each method is one hop to a deployment."""
+
+    async def transcribe(self, audio: bytes) -> Transcript: ...
+    async def reply(self, utterance: Utterance) -> AgentReply: ...
+    def stream_reply(self, utterance: Utterance) -> AsyncIterator[str]: ...
+    async def speak(self, text: str, audio_format: str) -> bytes: ...
+    async def chat_completion(self, request: ChatCompletionRequest) -> ChatCompletionResponse: ...
+    def chat_chunks(self, request: ChatCompletionRequest) -> AsyncIterator[dict]: ...
+    async def conversations(self, user_id: str) -> list[ConversationSummary]: ...
+    async def conversation(self, user_id: str, conversation_id: str) -> list[Turn]: ...
+    async def forget_conversation(self, user_id: str, conversation_id: str) -> int: ...
+    async def forget_user(self, user_id: str) -> dict[str, int]: ...
+    async def export_user(self, user_id: str) -> dict[str, Any]: ...
+    async def health(self) -> dict[str, str]: ...
+    def record_latency(self, stage: str, ms: float) -> None: ...
+
+
+class Stopwatch:
+    """Times named stages of one request, in milliseconds."""
+
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+        self.started = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    async def run(self, stage: str, work: Awaitable[Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return await work
+        finally:
+            self.mark(stage, start)
+
+    def mark(self, stage: str, since: float) -> None:
+        ms = round((time.perf_counter() - since) * 1000, 1)
+        self.timings[stage] = ms
+        self.pipeline.record_latency(stage, ms)
+
+    def total(self) -> dict[str, float]:
+        self.mark("total", self.started)
+        return self.timings
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+async def reply_events(pipeline: Pipeline, settings: JuneSettings, clock: Stopwatch, utterance: Utterance | None,
+                       reply_format: str, *, speak: bool = True, transcript: str | None = None,
+                       ) -> AsyncIterator[tuple[str, dict]]:
+    """("delta", …) as the LLM writes, ("audio", …) per finished sentence in order (or "audio_error"), then
+    ("done", …) or ("error", …). Without an utterance (nothing was heard) the reply asks again."""
+    events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    sentences: asyncio.Queue[str | None] = asyncio.Queue()
+    think_started = time.perf_counter()
+    request = utterance.text if utterance else ""
+
+    async def write() -> None:
+        buffer = SentenceBuffer()
+        deltas: AsyncIterator[str] = pipeline.stream_reply(utterance) if utterance else _once(DIDNT_CATCH_THAT)
+        try:
+            async for delta in deltas:
+                await events.put(("delta", delta))
+                for sentence in buffer.feed(delta):
+                    await sentences.put(sentence)
+            for sentence in buffer.flush():
+                await sentences.put(sentence)
+            clock.mark("think", think_started)
+        finally:
+            await sentences.put(None)
+
+    async def say() -> None:
+        index = 0
+        limit = spoken_sentence_limit(request)
+        while (sentence := await sentences.get()) is not None:
+            spoken = for_speech(sentence)
+            if not speak or not spoken or (limit is not None and index >= limit):
+                continue
+            try:
+                audio = await pipeline.speak(spoken, reply_format)
+            except Exception as error:  # the text goes on; the client learns why the voice stopped
+                mapped = as_api_error(error, settings.retry_after_s)
+                log.warning("speech synthesis failed mid-stream", extra={"error": type(error).__name__})
+                await events.put(("audio_error", {"code": mapped.code if mapped else "speech_failed",
+                                                  "message": mapped.message if mapped else "the reply could not be spoken"}))
+                limit = index  # no more audio
+                continue
+            if index == 0:
+                clock.mark("first_audio", clock.started)
+            await events.put(("audio", {"index": index, "sentence": sentence, "audio": b64(audio),
+                                        "audio_format": reply_format}))
+            index += 1
+
+    tasks = [asyncio.create_task(write()), asyncio.create_task(say())]
+    reply_parts: list[str] = []
+    try:
+        pending = set(tasks)
+        while pending or not events.empty():
+            getter = asyncio.create_task(events.get())
+            done, _ = await asyncio.wait({getter, *pending}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                kind, payload = getter.result()
+                if kind == "delta":
+                    reply_parts.append(payload)
+                    yield "delta", {"text": payload}
+                else:
+                    yield kind, payload
+            else:
+                getter.cancel()
+            for task in done - {getter}:
+                pending.discard(task)
+                task.result()
+        finished = {"reply": "".join(reply_parts).strip(), "timings_ms": clock.total()}
+        yield "done", ({"transcript": transcript} if transcript is not None else {}) | finished
+    except Exception as error:
+        yield "error", mid_stream_error(error, settings.retry_after_s)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def _once(text: str) -> AsyncIterator[str]:
+    yield text

@@ -1,0 +1,93 @@
+"""The voice page in a real headless Chromium (Debian's), driven by Playwright, talking to the real graph.
+
+The microphone is a WAV file of a spoken question (Chromium's fake capture device, which loops it); the
+page is used as a person would: hold the button, tap it twice, type, or switch on hands-free and talk over
+June's answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, Playwright, sync_playwright
+
+from benchmarks.browser import LEAD_IN_S, hold_to_talk, june_page, launch, spoken_question_wav, wait_for_reply
+from deployments.audio import decode
+from tests.speech import say, words
+
+AUDIO_HEARD = "window.june.stats.heardSeconds > 0.3"
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+def page_hearing(playwright: Playwright, url: str, question: str, folder: Path, tail_s: float = 3.0):
+    """The page in a browser whose microphone says `question` (then `tail_s` of silence, looped)."""
+    speech = say(question, "wav")
+    browser = launch(playwright, spoken_question_wav(speech, folder, tail_s=tail_s))
+    return browser, june_page(browser, url), decode(speech).duration_s
+
+
+def last(page: Page, who: str) -> str:
+    return page.locator(f"#log li.{who}").last.inner_text()
+
+
+def test_hold_tap_and_type(playwright: Playwright, graph, tmp_path: Path) -> None:
+    browser, opened, question_s = page_hearing(playwright, graph.url, "What is twelve times seven?", tmp_path)
+    try:
+        with opened as page:
+            assert page.locator("#health").inner_text() == "ok"
+            assert "Whisper" in page.locator("#models").inner_text()
+
+            hold_to_talk(page, LEAD_IN_S + question_s + 0.4)
+            wait_for_reply(page, 1)
+            assert {"twelve", "seven"} <= words(last(page, "you")) or "12" in last(page, "you")
+            assert "84" in last(page, "june")
+            page.wait_for_function(AUDIO_HEARD, timeout=30_000)  # the reply was played, not only received
+            assert "total" in page.locator("#timings").inner_text()
+
+            page.locator("#talk").click()  # a tap starts recording …
+            assert page.locator("#talk").inner_text() == "Tap to send"
+            page.wait_for_timeout((LEAD_IN_S + question_s + 3.0) * 1000)  # the file loops: a whole question again
+            page.locator("#talk").click()  # … and a second tap sends it
+            wait_for_reply(page, 2)
+            assert "seven" in words(last(page, "you")) or "7" in last(page, "you")
+
+            page.fill("#text", "What is two plus two?")
+            page.press("#text", "Enter")
+            wait_for_reply(page, 3)
+            assert last(page, "you") == "What is two plus two?" and "4" in last(page, "june")
+
+            conversation = page.evaluate("window.june.conversation")
+            item = page.locator("#conversations li.current")
+            assert item.count() == 1 and ("twelve" in words(item.inner_text()) or "12" in item.inner_text())
+            page.reload()  # the conversation is kept in the browser and read back from June
+            page.wait_for_function("document.querySelectorAll('#log li').length >= 6")
+            assert page.evaluate("window.june.conversation") == conversation
+    finally:
+        browser.close()
+
+
+def test_hands_free_answers_and_stops_when_talked_over(playwright: Playwright, graph, tmp_path: Path) -> None:
+    browser, opened, _ = page_hearing(playwright, graph.url, "Tell me a story about a brave little dragon.",
+                                      tmp_path, tail_s=2.0)
+    try:
+        with opened as page:
+            page.check("#hands-free")
+            page.wait_for_selector("#log li.you", timeout=60_000)  # June heard the end of the turn
+            page.click("#mute")  # the file loops: no second question until June speaks
+            page.wait_for_function(AUDIO_HEARD, timeout=240_000)
+            assert {"story", "dragon"} <= words(last(page, "you"))
+            assert last(page, "june").strip()
+
+            page.click("#mute")  # unmuted, the question comes again over June's answer
+            page.wait_for_function("window.june.stats.interruptions >= 1", timeout=60_000)
+            assert page.evaluate("document.querySelector('#player').paused")
+            assert "(interrupted)" in page.locator("#log li.june").first.inner_text()
+    finally:
+        browser.close()

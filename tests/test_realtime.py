@@ -1,0 +1,206 @@
+"""WS /v1/realtime: hands-free turns, barge-in, keys and hostile input, on the real graph (through Serve's own
+proxy) or on the real API served in this process where a test needs other settings."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from deployments import realtime
+from deployments.audio import WHISPER_SAMPLE_RATE, decode
+from tests.live_api import agent_handle, forget_users, live_api
+from tests.speech import say, words
+
+CHUNK = WHISPER_SAMPLE_RATE // 10
+KEY = "page-" + "k" * 40
+
+
+def pcm(seconds_of_silence: float = 0.0, text: str | None = None) -> np.ndarray:
+    speech = decode(say(text, "wav")).samples if text else np.zeros(0, np.float32)
+    return np.concatenate([speech, np.zeros(int(seconds_of_silence * WHISPER_SAMPLE_RATE), np.float32)])
+
+
+def send_audio(socket: ClientConnection, audio: np.ndarray) -> None:
+    data = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    for start in range(0, len(data), CHUNK * 2):
+        socket.send(data[start:start + CHUNK * 2])
+
+
+def receive(socket: ClientConnection, timeout: float = 180) -> dict:
+    return json.loads(socket.recv(timeout=timeout))
+
+
+def until(socket: ClientConnection, kind: str, timeout: float = 240) -> list[dict]:
+    """Every message up to and including the first of `kind`."""
+    deadline, seen = time.monotonic() + timeout, []
+    while True:
+        seen.append(receive(socket, max(1.0, deadline - time.monotonic())))
+        if seen[-1]["type"] == kind:
+            return seen
+
+
+def ws_url(http_url: str) -> str:
+    return http_url.replace("http://", "ws://", 1) + "/v1/realtime"
+
+
+@pytest.fixture()
+def hands_free(graph) -> Iterator[ClientConnection]:
+    forget_users("web:realtime")
+    with connect(ws_url(graph.url), open_timeout=30, max_size=2 ** 24) as socket:
+        socket.send(json.dumps({"type": "start", "user_id": "web:realtime", "conversation_id": "hands-free"}))
+        assert receive(socket)["type"] == "ready"
+        yield socket
+
+
+def test_a_spoken_turn_is_found_answered_and_spoken(hands_free: ClientConnection) -> None:
+    send_audio(hands_free, np.concatenate([pcm(0.5), pcm(1.5, "What is twelve times seven?")]))
+    messages = until(hands_free, "done")
+    kinds = [m["type"] for m in messages]
+    assert kinds[:3] == ["speech_started", "speech_stopped", "transcript"], kinds
+    assert {"twelve", "seven"} <= words(messages[2]["text"]) or "12" in messages[2]["text"]
+    assert "84" in messages[-1]["reply"] and "delta" in kinds
+    audio = [m for m in messages if m["type"] == "audio"]
+    assert audio and decode(base64.b64decode(audio[0]["audio"])).duration_s > 0.3
+    assert set(messages[-1]["timings_ms"]) >= {"stt", "think", "first_audio", "total"}
+    stored = agent_handle().conversation.remote("web:realtime", "hands-free").result()
+    assert [turn.role for turn in stored] == ["user", "assistant"]
+
+
+def test_speaking_over_june_cancels_its_answer(hands_free: ClientConnection) -> None:
+    send_audio(hands_free, pcm(1.5, "Tell me a long story about a dragon and a knight."))
+    until(hands_free, "delta")  # June is answering
+    send_audio(hands_free, pcm(1.5, "What time is it?"))
+    after = until(hands_free, "done")
+    kinds = [m["type"] for m in after]
+    interrupted = kinds.index("interrupted")
+    next_transcript = kinds.index("transcript", interrupted)
+    assert kinds[interrupted - 1] == "speech_started"
+    assert not {"delta", "audio", "done"} & set(kinds[interrupted:next_transcript]), kinds  # the old answer stopped
+    assert "time" in words(after[next_transcript]["text"])
+    stored = agent_handle().conversation.remote("web:realtime", "hands-free").result()
+    assert stored[-2].content == after[next_transcript]["text"] and stored[-1].role == "assistant"
+
+
+def test_speech_while_the_answer_still_plays_interrupts_it(hands_free: ClientConnection) -> None:
+    hands_free.send(json.dumps({"type": "playback", "playing": True}))
+    send_audio(hands_free, pcm(0.0, "Stop."))
+    assert [m["type"] for m in until(hands_free, "interrupted", timeout=30)][-2:] == ["speech_started", "interrupted"]
+
+
+@pytest.fixture(scope="module")
+def keyed_api(graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    keys = tmp_path_factory.mktemp("keys") / "keys.toml"
+    keys.write_text(f'[clients.page]\nkey = "{KEY}"\nusers = ["web:*"]\n')
+    with live_api(graph.settings, api_keys_file=keys) as url:
+        yield url
+
+
+def refusal(url: str, start: dict, **options) -> tuple[str, int]:
+    """The error code June sends and the close code it ends the session with."""
+    with connect(ws_url(url), open_timeout=30, **options) as socket:
+        socket.send(json.dumps(start))
+        message = receive(socket, 30)
+        with pytest.raises(ConnectionClosed) as closed:
+            receive(socket, 30)
+    assert message["type"] == "error", message
+    return message["error"]["code"], closed.value.rcvd.code
+
+
+def test_a_keyed_june_wants_a_key_in_the_header_or_the_start_message(keyed_api: str) -> None:
+    assert refusal(keyed_api, {"type": "start"}) == ("unauthorized", 1008)
+    assert refusal(keyed_api, {"type": "start", "api_key": "wrong"}) == ("unauthorized", 1008)
+    assert refusal(keyed_api, {"type": "start", "api_key": KEY, "user_id": "telegram:1"}) == ("forbidden_user", 1008)
+    with connect(ws_url(keyed_api), open_timeout=30) as socket:
+        socket.send(json.dumps({"type": "start", "api_key": KEY}))
+        assert receive(socket)["user_id"] == "page"
+    with connect(ws_url(keyed_api), open_timeout=30, additional_headers={"Authorization": f"Bearer {KEY}"}) as socket:
+        socket.send(json.dumps({"type": "start", "user_id": "web:7"}))
+        assert receive(socket)["user_id"] == "web:7"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url(keyed_api), open_timeout=30, additional_headers={"Authorization": "Bearer wrong"})
+    assert refused.value.response.status_code == 403
+
+
+def test_another_sites_page_cannot_open_a_session(graph) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url(graph.url), open_timeout=30, origin="http://evil.example")
+    assert refused.value.response.status_code == 403
+    with connect(ws_url(graph.url), open_timeout=30, origin=graph.url) as socket:  # the page itself
+        socket.send(json.dumps({"type": "start"}))
+        assert receive(socket)["type"] == "ready"
+
+
+@pytest.fixture(scope="module")
+def local_api(graph) -> Iterator[str]:
+    with live_api(graph.settings, realtime_max_sessions=2) as url:
+        yield url
+
+
+@pytest.mark.parametrize(("first", "code", "close"), [
+    (b"\x00\x01" * 100, "no_start", 1003),
+    ("not json", "invalid_fields", 1008),
+    (json.dumps({"type": "start", "user_id": "../../etc"}), "invalid_fields", 1008),
+    (json.dumps({"type": "start", "reply_format": "flac"}), "invalid_fields", 1008),
+    (json.dumps({"type": "begin"}), "invalid_fields", 1008),
+    (json.dumps({"type": "start", "surprise": 1}), "invalid_fields", 1008),
+])
+def test_a_bad_first_message_is_named_and_ends_the_session(local_api: str, first, code: str, close: int) -> None:
+    with connect(ws_url(local_api), open_timeout=30) as socket:
+        socket.send(first)
+        message = receive(socket, 30)
+        with pytest.raises(ConnectionClosed) as closed:
+            receive(socket, 30)
+    assert (message["error"]["code"], closed.value.rcvd.code) == (code, close)
+
+
+@pytest.mark.parametrize(("audio", "code", "close"), [
+    (b"\x00" * (realtime.MAX_FRAME_BYTES + 2), "too_large", 1009),
+    (b"\x00" * 3, "invalid_audio", 1003),
+])
+def test_bad_audio_is_named_and_ends_the_session(local_api: str, audio: bytes, code: str, close: int) -> None:
+    with connect(ws_url(local_api), open_timeout=30, max_size=None) as socket:
+        socket.send(json.dumps({"type": "start"}))
+        assert receive(socket)["type"] == "ready"
+        socket.send(audio)
+        message = receive(socket, 30)
+        with pytest.raises(ConnectionClosed) as closed:
+            receive(socket, 30)
+    assert (message["error"]["code"], closed.value.rcvd.code) == (code, close)
+
+
+def test_a_bad_control_message_is_answered_and_the_session_goes_on(local_api: str) -> None:
+    with connect(ws_url(local_api), open_timeout=30) as socket:
+        socket.send(json.dumps({"type": "start"}))
+        receive(socket)
+        for hostile in ["{", json.dumps({"type": "playback", "playing": "yes"}), json.dumps([1, 2]), "\u0000" * 1000]:
+            socket.send(hostile)
+            assert receive(socket, 30)["error"]["code"] == "invalid_message"
+        socket.send(json.dumps({"type": "interrupt"}))
+        assert receive(socket, 30)["type"] == "interrupted"
+
+
+def test_a_silent_client_is_let_go(local_api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(realtime, "START_TIMEOUT_S", 0.5)
+    with connect(ws_url(local_api), open_timeout=30) as socket:
+        assert receive(socket, 30)["error"]["code"] == "no_start"
+        with pytest.raises(ConnectionClosed):
+            receive(socket, 30)
+
+
+def test_sessions_past_the_limit_are_told_to_come_back(local_api: str) -> None:
+    with connect(ws_url(local_api), open_timeout=30) as one, connect(ws_url(local_api), open_timeout=30) as two:
+        for socket in (one, two):
+            socket.send(json.dumps({"type": "start"}))
+            assert receive(socket)["type"] == "ready"
+        with connect(ws_url(local_api), open_timeout=30) as third:
+            assert receive(third, 30)["error"]["code"] == "busy"
+            with pytest.raises(ConnectionClosed) as closed:
+                receive(third, 30)
+            assert closed.value.rcvd.code == 1013
