@@ -15,9 +15,11 @@ from playwright.sync_api import Page, Playwright, sync_playwright
 
 from benchmarks.browser import LEAD_IN_S, hold_to_talk, june_page, launch, spoken_question_wav, wait_for_reply
 from deployments.audio import decode
-from tests.speech import say, words
+from tests.live_api import live_api
+from tests.speech import say, silence, words
 
 AUDIO_HEARD = "window.june.stats.heardSeconds > 0.3"
+KEY = "phone-" + "p" * 40
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +93,38 @@ def test_hands_free_answers_and_stops_when_talked_over(playwright: Playwright, g
             assert "(interrupted)" in page.locator("#log li.june").first.inner_text()
     finally:
         browser.close()
+
+
+def test_a_keyed_june_asks_a_phone_for_its_key_once(playwright: Playwright, graph, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.toml"
+    keys.write_text(f'[clients.phone]\nkey = "{KEY}"\nusers = ["web:*"]\n')
+    with live_api(graph.settings, api_keys_file=keys) as url:
+        browser = launch(playwright, spoken_question_wav(silence(1.0), tmp_path))
+        try:
+            context = browser.new_context(permissions=["microphone"], base_url=url, is_mobile=True, has_touch=True,
+                                          viewport={"width": 390, "height": 844})
+            page = context.new_page()
+            page.goto("/")
+            page.locator("#key-dialog").wait_for(state="visible")
+            page.fill("#key", "not-the-key")
+            page.click("#key-form button")
+            page.wait_for_function("document.querySelector('#key-problem').textContent.includes('refused')")
+            page.fill("#key", KEY)
+            page.click("#key-form button")
+            page.wait_for_function("document.querySelector('#health').textContent === 'ok'")
+
+            page.reload()  # kept in the browser: not asked again
+            page.wait_for_function("document.querySelector('#health').textContent === 'ok'")
+            assert not page.locator("#key-dialog").is_visible()
+
+            talk = page.locator("#talk").bounding_box()  # a phone: the button fits, the list is behind a toggle
+            assert talk["x"] >= 0 and talk["x"] + talk["width"] <= 390 and talk["y"] + talk["height"] <= 844
+            assert not page.locator("#conversations-panel").is_visible()
+            page.locator("#toggle-conversations").tap()
+            assert page.locator("#conversations-panel").is_visible()
+            page.locator("#toggle-conversations").tap()
+
+            page.locator("#hands-free").tap()  # the WebSocket takes the kept key in its start message
+            page.wait_for_function("document.querySelector('#talk').textContent === 'Listening…'")
+        finally:
+            browser.close()
