@@ -49,9 +49,12 @@ def test_synthesizer_speaks_each_sentence_with_a_pause() -> None:
 
 
 def test_markdown_is_not_read_out() -> None:
-    plain = synthesizer().synthesize("Hello world.")
-    marked = synthesizer().synthesize("**Hello** `world`.")
-    assert marked.duration_s == pytest.approx(plain.duration_s, rel=0.15)
+    """Piper samples each phoneme's length (one "Hello world." in a CI run took 1.11 s against the usual
+    0.82 s), so the median of three; markup read out ("asterisk asterisk …") would triple the length."""
+    def median_seconds(text: str) -> float:
+        return float(np.median([synthesizer().synthesize(text).duration_s for _ in range(3)]))
+
+    assert median_seconds("**Hello** `world`.") == pytest.approx(median_seconds("Hello world."), rel=0.2)
 
 
 def test_nothing_to_say_is_no_audio() -> None:
