@@ -48,10 +48,9 @@ def chromium_path() -> str:
 
 def spoken_question_wav(speech: bytes, folder: Path, lead_in_s: float = LEAD_IN_S, tail_s: float = 3.0) -> Path:
     """The microphone's content: a little silence, the question, then silence (Chromium loops the file)."""
-    samples = decode(speech).samples
-    quiet = lambda seconds: np.zeros(int(seconds * WHISPER_SAMPLE_RATE), np.float32)  # noqa: E731
+    padding = (int(lead_in_s * WHISPER_SAMPLE_RATE), int(tail_s * WHISPER_SAMPLE_RATE))
     path = folder / "microphone.wav"
-    path.write_bytes(encode_wav(Pcm(np.concatenate([quiet(lead_in_s), samples, quiet(tail_s)]), WHISPER_SAMPLE_RATE)))
+    path.write_bytes(encode_wav(Pcm(np.pad(decode(speech).samples, padding), WHISPER_SAMPLE_RATE)))
     return path
 
 

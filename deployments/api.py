@@ -68,8 +68,13 @@ AUDIO_CONTENT_TYPES = {"application/octet-stream", "application/ogg", ""}
 OPENAI_TO_JUNE_FORMAT = {"opus": "ogg"}
 
 
-def _sse(event: str, data: dict) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+def _sse_response(events: AsyncIterator[tuple[str, dict]]) -> StreamingResponse:
+    """Server-sent events, one per (event, data) pair."""
+    async def body() -> AsyncIterator[str]:
+        async for event, data in events:
+            yield f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None = None,
@@ -211,14 +216,14 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         utterance = Utterance(transcript.text, user_id, upload.conversation_id, private=upload.private) \
             if transcript.text else None
 
-        async def events() -> AsyncIterator[str]:
-            yield _sse("transcript", {"text": transcript.text, "language": transcript.language,
-                                      "duration_s": transcript.duration_s})
-            async for kind, payload in reply_events(pipeline, settings, clock, utterance, upload.reply_format,
-                                                    transcript=transcript.text):
-                yield _sse(kind, payload)
+        async def events() -> AsyncIterator[tuple[str, dict]]:
+            yield "transcript", {"text": transcript.text, "language": transcript.language,
+                                 "duration_s": transcript.duration_s}
+            async for event in reply_events(pipeline, settings, clock, utterance, upload.reply_format,
+                                            transcript=transcript.text):
+                yield event
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return _sse_response(events())
 
     @app.post("/v1/chat/stream", dependencies=[Depends(json_body)],
               response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
@@ -226,14 +231,8 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         """Server-sent events: text deltas, then (with `speak`) one audio event per sentence, done."""
         utterance = Utterance(check_text(body.text), acting_for(caller, body.user_id), body.conversation_id,
                               private=body.private)
-        clock = Stopwatch(pipeline)
-
-        async def events() -> AsyncIterator[str]:
-            async for kind, payload in reply_events(pipeline, settings, clock, utterance, body.reply_format,
-                                                    speak=body.speak):
-                yield _sse(kind, payload)
-
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return _sse_response(reply_events(pipeline, settings, Stopwatch(pipeline), utterance, body.reply_format,
+                                          speak=body.speak))
 
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:

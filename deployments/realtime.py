@@ -22,7 +22,7 @@ from deployments.agent import Utterance
 from deployments.api_models import ID_PATTERN, ReplyFormat
 from deployments.audio import WHISPER_SAMPLE_RATE, Pcm, encode_wav
 from deployments.callers import Caller, Keys
-from deployments.errors import ApiError, as_api_error, bad_request, error_body, mid_stream_error, too_large, unauthorized
+from deployments.errors import ApiError, bad_request, error_body, mid_stream_error, too_large, unauthorized
 from deployments.replies import Pipeline, Stopwatch, reply_events
 from deployments.settings import JuneSettings
 from deployments.turns import TurnDetector, TurnRules
@@ -194,12 +194,8 @@ class RealtimeSession:
             async for kind, payload in reply_events(self.pipeline, self.settings, clock, utterance,
                                                     self.start.reply_format, transcript=transcript.text):
                 await self.send({"type": kind} | payload)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            mapped = as_api_error(error, self.settings.retry_after_s)
-            await self.send({"type": "error"} | (error_body(mapped) if mapped else
-                                                  mid_stream_error(error, self.settings.retry_after_s)))
+        except Exception as error:  # a cancelled answer (a barge-in) is not an Exception: it ends quietly
+            await self.send({"type": "error"} | mid_stream_error(error, self.settings.retry_after_s))
 
     @property
     def is_answering(self) -> bool:

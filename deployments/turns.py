@@ -6,7 +6,6 @@ chunk of the stream to the next, so that a 32 ms frame is scored once, as it arr
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.util import find_spec
@@ -41,8 +40,7 @@ class SpeechProbability:
     """The probability of speech in each 32 ms frame of one continuous stream."""
 
     def __init__(self):
-        self._session = _silero_session()
-        self._lock = threading.Lock()  # one ONNX session serves every stream of the process
+        self._session = _silero_session()  # one for the process: ONNX Runtime's run is thread-safe
         self._h = np.zeros((1, 1, 128), np.float32)
         self._c = np.zeros((1, 1, 128), np.float32)
         self._context = np.zeros(CONTEXT_SAMPLES, np.float32)
@@ -53,9 +51,8 @@ class SpeechProbability:
         if not len(chunk):
             return np.zeros(0, np.float32)
         contexts = np.concatenate([self._context[None, :], chunk[:-1, -CONTEXT_SAMPLES:]])
-        with self._lock:
-            probabilities, self._h, self._c = self._session.run(
-                None, {"input": np.concatenate([contexts, chunk], axis=1), "h": self._h, "c": self._c})
+        probabilities, self._h, self._c = self._session.run(
+            None, {"input": np.concatenate([contexts, chunk], axis=1), "h": self._h, "c": self._c})
         self._context = chunk[-1, -CONTEXT_SAMPLES:].copy()
         return probabilities.ravel()
 
