@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from benchmarks.memory import MemorySnapshot, PeakMemory, snapshot
 from benchmarks.speech_samples import QUESTIONS, SpeechSample, speak_samples
 from deployments.embedded import resolve_llm, resolve_piper_voice, resolve_whisper
 from deployments.settings import JuneSettings
@@ -33,12 +34,14 @@ from deployments.stt import Transcriber
 from deployments.tts import Synthesizer, load_backend
 from graphs.launch import deploy, free_port, start_ray, stop
 
-# vLLM on CPU in this process; one OpenMP thread, as Ray gives the graph's replicas (num_cpus <= 1).
-DIRECT_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1"}
+# vLLM on CPU in this process; one OpenMP thread, as Ray gives the graph's replicas (num_cpus <= 1); only
+# vLLM's own plugins, as the LanguageModel deployment loads (NeMo's plugin breaks vLLM-cpu's start).
+DIRECT_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1"}
 STAGES = ("stt", "think", "tts", "voice_to_voice")
 TARGET_VOICE_TO_VOICE_MS = 2000.0
 TARGET_FIRST_AUDIO_MS = 1000.0
 TARGET_OVERHEAD = 0.10
+TARGET_MEMORY_MB = 4096
 HTTP_TIMEOUT_S = 120.0
 BUSY_LOAD = 0.5
 VOICE_FORM = {"reply_format": "ogg"}
@@ -93,6 +96,7 @@ class Report:
     first_audio: Stat
     throughput: list[Throughput]
     overhead: dict[str, float]
+    memory: dict[str, dict]  # "idle" and "under_load" (the peak during the throughput runs): PSS and RSS per process
     targets: list[Target]
     raw_ms: dict[str, dict[str, list[float]]]
 
@@ -114,15 +118,19 @@ class DirectPipeline:
     def __init__(self, settings: JuneSettings):
         from vllm import LLM, SamplingParams
 
+        from deployments.llm import kv_cache_bytes
+
         self.system_prompt = settings.system_prompt
         self.transcriber = Transcriber(settings)
         self.synthesizer = Synthesizer(load_backend(settings), settings.tts_sentence_pause_s)
+        model_dir = resolve_llm(settings.llm_model, settings.models_dir)
         self.llm = LLM(
-            model=str(resolve_llm(settings.llm_model, settings.models_dir)),
+            model=str(model_dir),
             dtype="bfloat16",
             max_model_len=2048,
             enforce_eager=True,
             distributed_executor_backend="uni",
+            kv_cache_memory_bytes=kv_cache_bytes(settings, model_dir),
         )
         self.sampling = SamplingParams(
             max_tokens=settings.llm_max_tokens,
@@ -311,6 +319,7 @@ def build_report(
     graph: Timings,
     first_audio: list[float],
     throughput: list[Throughput],
+    memory: dict[str, MemorySnapshot],
 ) -> Report:
     direct_stats = {stage: stat(values) for stage, values in direct.items()}
     graph_stats = {stage: stat(values) for stage, values in graph.items()}
@@ -323,6 +332,8 @@ def build_report(
                first_audio_stat.median_ms <= TARGET_FIRST_AUDIO_MS),
         Target("graph overhead on voice-to-voice (ratio - 1)", TARGET_OVERHEAD,
                round(overhead["voice_to_voice"] - 1, 3), overhead["voice_to_voice"] - 1 <= TARGET_OVERHEAD),
+        *(Target(f"graph PSS {moment} (MB)", TARGET_MEMORY_MB, snapshot.pss_mb, snapshot.pss_mb <= TARGET_MEMORY_MB)
+          for moment, snapshot in memory.items()),
     ]
     return Report(
         machine=machine_facts(settings, load_at_start),
@@ -333,6 +344,7 @@ def build_report(
         first_audio=first_audio_stat,
         throughput=throughput,
         overhead=overhead,
+        memory={moment: snapshot.summary() for moment, snapshot in memory.items()},
         targets=targets,
         raw_ms={"direct": direct, "graph": graph | {"first_audio": first_audio}},
     )
@@ -417,8 +429,10 @@ def main() -> None:
     if load_at_start > BUSY_LOAD:
         print(f"warning: the 1-minute load average is {load_at_start}; other work on this machine will skew timings",
               flush=True)
+    from deployments.llm import vllm_own_plugins
+
     clean_env = dict(os.environ)
-    os.environ.update(DIRECT_ENV)
+    os.environ.update(DIRECT_ENV | {"VLLM_PLUGINS": vllm_own_plugins()})
     settings = JuneSettings()
     if settings.llm_seed is None:
         settings = settings.model_copy(update={"llm_seed": DEFAULT_SEED})
@@ -434,13 +448,18 @@ def main() -> None:
     graph_settings = settings.model_copy(update={"port": args.port or free_port(), "host": "127.0.0.1"})
     with running_graph(graph_settings) as url:
         graph, first_audio = measure_graph(url, settings, samples, plan.repetitions)
+        memory = {"idle": snapshot()}
+        print(f"[graph] idle: {memory['idle'].pss_mb} MB PSS ({memory['idle'].rss_mb} MB RSS)", flush=True)
         throughput = []
-        for concurrency in plan.concurrency:
-            level = asyncio.run(measure_throughput(url, settings, samples, concurrency, plan.requests_per_level))
-            print(f"[graph] concurrency {concurrency}: {level.requests_per_s:.2f} req/s", flush=True)
-            throughput.append(level)
+        with PeakMemory() as under_load:
+            for concurrency in plan.concurrency:
+                level = asyncio.run(measure_throughput(url, settings, samples, concurrency, plan.requests_per_level))
+                print(f"[graph] concurrency {concurrency}: {level.requests_per_s:.2f} req/s", flush=True)
+                throughput.append(level)
+        memory["under_load"] = under_load.peak
+        print(f"[graph] under load: {under_load.peak.pss_mb} MB PSS at the peak", flush=True)
 
-    report = build_report(settings, load_at_start, plan, samples, direct, graph, first_audio, throughput)
+    report = build_report(settings, load_at_start, plan, samples, direct, graph, first_audio, throughput, memory)
     (args.output / "pipeline.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     plot(report, args.output / "pipeline.png")
     print(summary(report))

@@ -11,7 +11,6 @@ from typing import Any
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
 from agent.cache import TtlLruCache
 from agent.context import ContextWindow, load_token_counter
@@ -25,7 +24,7 @@ from agent.tools.base import ToolContext
 from agent.trace import Trace
 from deployments.api_models import ANONYMOUS
 from deployments.embedded import ModelNotFound, resolve_llm
-from deployments.llm import chat_chunks, chat_completion, tool_call_parser
+from deployments.llm_client import chat_chunks, chat_completion, tool_call_parser
 from deployments.settings import JuneSettings
 
 log = logging.getLogger(__name__)
@@ -58,8 +57,8 @@ class HandleChatModel:
 
     def _request(self, messages: list[dict[str, Any]], max_tokens: int, stream: bool,
                  tools: list[dict[str, Any]] | None = None,
-                 schema: dict[str, Any] | None = None) -> ChatCompletionRequest:
-        """A validated request: tools and schema are fields of the constructor, never assigned afterwards."""
+                 schema: dict[str, Any] | None = None) -> dict[str, Any]:
+        """An OpenAI chat body; the LanguageModel replica validates it as vLLM's request, tools included."""
         s = self.settings
         fields: dict[str, Any] = {}
         if tools and self.supports_tools:  # with a schema, the tools are shown but the reply follows the schema
@@ -68,19 +67,19 @@ class HandleChatModel:
             fields["structured_outputs"] = {"json": schema}
         if stream:
             fields["stream_options"] = {"include_usage": True}
-        return ChatCompletionRequest(model=s.engine_model_name, messages=messages, max_tokens=max_tokens,
-                                     temperature=s.llm_temperature, top_p=s.llm_top_p,
-                                     repetition_penalty=s.llm_repetition_penalty, seed=s.llm_seed, stream=stream,
-                                     **fields)
+        return {"model": s.engine_model_name, "messages": messages, "max_tokens": max_tokens,
+                "temperature": s.llm_temperature, "top_p": s.llm_top_p, "repetition_penalty": s.llm_repetition_penalty,
+                "seed": s.llm_seed, **fields}
 
     async def complete(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
                        schema: dict[str, Any] | None = None, max_tokens: int = 256) -> Completion:
         response = await chat_completion(self.llm, self._request(messages, max_tokens, False, tools, schema))
-        message = response.choices[0].message
-        calls = [ToolCallRequest(call.function.name, call.function.arguments) for call in message.tool_calls or []]
-        usage = response.usage
-        return Completion(message.content or "", calls, usage.prompt_tokens if usage else 0,
-                          usage.completion_tokens if usage else 0)
+        message = response["choices"][0]["message"]
+        calls = [ToolCallRequest(call["function"]["name"], call["function"]["arguments"])
+                 for call in message.get("tool_calls") or []]
+        usage = response.get("usage") or {}
+        return Completion(message.get("content") or "", calls, usage.get("prompt_tokens", 0),
+                          usage.get("completion_tokens", 0))
 
     async def stream(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
                      max_tokens: int = 256) -> AsyncIterator[str | Completion]:

@@ -19,13 +19,13 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
-from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
 from agent.loop import AgentReply
 from deployments.agent import Utterance
 from deployments.api_models import (
     ID_PATTERN,
     AudioError,
+    ChatCompletionRequest,
     ChatRequest,
     ChatResponse,
     ConversationDeleted,
@@ -260,14 +260,20 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
     @app.post("/v1/audio/speech", dependencies=[Depends(json_body)], response_class=Response,
               responses={200: {"content": {media: {} for media in sorted(set(MEDIA_TYPES.values()))}}})
     async def speech(body: SpeechRequest) -> Response:
-        """OpenAI-compatible speech synthesis."""
+        """OpenAI-compatible speech synthesis, streamed: the body starts with the first sentence's audio (chunked)."""
         check_text(body.input)
         if not speakable(body.input):
             raise bad_request("the text has nothing a voice can say", "empty_text")
         audio_format = OPENAI_TO_JUNE_FORMAT.get(body.response_format, body.response_format)
-        clock = Stopwatch(pipeline)
-        audio = await clock.run("tts", pipeline.speak(body.input, audio_format))
-        return Response(audio, media_type=MEDIA_TYPES[audio_format])
+        chunks = pipeline.speak_stream(body.input, audio_format)
+        first = await Stopwatch(pipeline).run("tts", anext(chunks, b""))  # errors before it keep a status
+
+        async def audio() -> AsyncIterator[bytes]:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+
+        return StreamingResponse(audio(), media_type=MEDIA_TYPES[audio_format])
 
     @app.get("/v1/models")
     async def models() -> dict:
@@ -287,10 +293,10 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
             raise ApiError(404, f"model {completion.model!r} does not exist; use {settings.llm_served_name!r} "
                                 f"(June) or {settings.engine_model_name!r} (the bare language model)",
                            "model_not_found")
+        body = completion.model_dump(exclude_unset=True)
         if not completion.stream:
-            response = await pipeline.chat_completion(completion)
-            return JSONResponse(response.model_dump(mode="json", exclude_none=True))
-        chunks = pipeline.chat_chunks(completion)
+            return JSONResponse(await pipeline.chat_completion(body))
+        chunks = pipeline.chat_chunks(body)
         first = await anext(chunks, None)  # errors before the first token still get a status code
         return StreamingResponse(_openai_sse(first, chunks, settings), media_type="text/event-stream")
 
@@ -374,7 +380,7 @@ def _check_completion_limits(completion: ChatCompletionRequest, settings: JuneSe
         if value is not None and value > settings.max_completion_tokens:
             raise unprocessable(f"{name}: at most {settings.max_completion_tokens}")
     for index, message in enumerate(completion.messages):
-        if not isinstance(message, dict):  # vLLM read it as a Harmony message, which its chat renderer cannot take
+        if not isinstance(message.get("role"), str):  # vLLM would read it as a Harmony message, which it cannot render
             raise unprocessable(f"messages[{index}]: a message is an object with a 'role' and its 'content'")
     size = sum(_content_size(message.get("content")) for message in completion.messages)
     if size > settings.max_chat_messages_chars:

@@ -122,6 +122,22 @@ class SpeechRequest(BaseModel):
     instructions: str | None = None
 
 
+class ChatCompletionRequest(BaseModel):
+    """OpenAI `POST /v1/chat/completions`. The fields June reads itself; the bare engine's replica validates
+    the whole body as vLLM's request (any other OpenAI or vLLM field is passed on to it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    stream: bool = False
+    n: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    user: str | None = None
+    tools: list[dict[str, Any]] | None = None
+
+
 class Status(BaseModel):
     status: Literal["ok", "degraded"]
     deployments: dict[str, str]

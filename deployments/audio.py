@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import wave
 from dataclasses import dataclass
 
@@ -131,3 +132,78 @@ def encode(pcm: Pcm, audio_format: str) -> bytes:
         for packet in stream.encode(None):
             container.mux(packet)
     return buffer.getvalue()
+
+
+# Containers whose bytes can be sent as they are muxed (MP4 writes its index last; WebM holds whole clusters).
+STREAMABLE_FORMATS = ("ogg", "wav", "pcm", "mp3", "flac", "aac")
+_OGG_PAGE_US = 100_000  # OGG pages of 0.1 s: each sentence leaves the muxer when it is encoded, not a second later
+
+
+class _Sink:
+    """A write-only file for PyAV: bytes collect until taken."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+    def take(self) -> bytes:
+        data, self.data = bytes(self.data), bytearray()
+        return data
+
+
+def streaming_wav_header(sample_rate: int) -> bytes:
+    """A 16-bit mono WAV header whose lengths are left open (0xFFFFFFFF), as streamed WAV is sent."""
+    open_length = 0xFFFFFFFF
+    return (b"RIFF" + struct.pack("<I", open_length) + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+            + b"data" + struct.pack("<I", open_length))
+
+
+class StreamingEncoder:
+    """Mono PCM in as it is made, encoded bytes out as soon as the container has them, so a response body can
+    start with the first sentence while later ones are still being synthesized."""
+
+    def __init__(self, audio_format: str, sample_rate: int):
+        if audio_format not in STREAMABLE_FORMATS:
+            raise ValueError(f"{audio_format!r} cannot be streamed; use one of {', '.join(STREAMABLE_FORMATS)}")
+        self.format, self.sample_rate = audio_format, sample_rate
+        self._sink = _Sink()
+        self._container = None
+        if audio_format == "wav":
+            self._sink.write(streaming_wav_header(sample_rate))
+        elif audio_format != "pcm":
+            container_format, codec, rate = _ENCODINGS[audio_format]
+            options = {"page_duration": str(_OGG_PAGE_US)} if container_format == "ogg" else {}
+            self._container = av.open(self._sink, mode="w", format=container_format, options=options)
+            self._stream = self._container.add_stream(codec, rate=rate or sample_rate, layout="mono")
+            self._resampler = av.AudioResampler(format=self._stream.codec_context.format.name, layout="mono",
+                                                rate=rate or sample_rate)
+
+    def feed(self, samples: np.ndarray) -> bytes:
+        """Encode float32 samples at the encoder's sample rate; return the bytes ready so far."""
+        pcm16 = to_int16(samples)
+        if self._container is None:
+            self._sink.write(pcm16.tobytes())
+        elif pcm16.size:
+            frame = av.AudioFrame.from_ndarray(pcm16.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = self.sample_rate
+            self._mux(self._resampler.resample(frame))
+        return self._sink.take()
+
+    def close(self) -> bytes:
+        """Flush the encoder and end the container; return the last bytes."""
+        if self._container is not None:
+            self._mux(self._resampler.resample(None))
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None
+        return self._sink.take()
+
+    def _mux(self, frames: list) -> None:
+        for frame in frames:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.context import RequestTooLong
 from deployments.audio import AudioTooLong, UndecodableAudio
-from deployments.llm import LanguageModelError
+from deployments.llm_client import LanguageModelError
 
 log = logging.getLogger(__name__)
 # vLLM's words for a prompt longer than the window (not for a max_tokens that is too large: that stays a 400)
@@ -96,6 +96,8 @@ def as_api_error(exc: BaseException, retry_after_s: int) -> ApiError | None:
     if _is_engine_client_error(exc):  # the engine refused the request itself (e.g. an invalid grammar)
         return ApiError(400, str(getattr(exc, "cause", None) or exc).splitlines()[0][:500], "language_model_error")
     if isinstance(exc, LanguageModelError):
+        if exc.status_code == 422:  # a body vLLM's request model refused
+            return unprocessable(str(exc))
         if _CONTEXT_OVERFLOW.search(str(exc)) and "max_tokens" not in str(exc):
             return too_large(f"the request does not fit the language model's window ({exc})")
         status = exc.status_code if 400 <= exc.status_code < 600 else 502

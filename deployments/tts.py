@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Protocol
 
 import numpy as np
 from ray import serve
 
-from deployments.audio import Pcm, encode
+from deployments.audio import Pcm, StreamingEncoder, encode
 from deployments.devices import resolve_device
 from deployments.embedded import resolve_piper_voice
 from deployments.sentences import speakable, split_sentences
@@ -69,6 +70,19 @@ class Synthesizer:
     def speak(self, text: str, audio_format: str) -> bytes:
         return encode(self.synthesize(text), audio_format)
 
+    def stream(self, text: str, audio_format: str) -> Iterator[bytes]:
+        """The same speech as `speak`, as bytes sent while the next sentence is synthesized."""
+        encoder = StreamingEncoder(audio_format, self.backend.sample_rate)
+        spoken = False
+        for sentence in split_sentences(speakable(text)):
+            audio = self.backend.synthesize_sentence(sentence)
+            if audio.size:
+                if chunk := encoder.feed(np.concatenate([self.pause, audio]) if spoken else audio):
+                    yield chunk
+                spoken = True
+        if chunk := encoder.close():
+            yield chunk
+
 
 @serve.deployment  # resources, limits and scaling: the placement profile (graphs/profiles)
 class TextToSpeech:
@@ -77,6 +91,9 @@ class TextToSpeech:
 
     def speak(self, text: str, audio_format: str = "ogg") -> bytes:
         return self.synthesizer.speak(text, audio_format)
+
+    def speak_stream(self, text: str, audio_format: str = "ogg") -> Iterator[bytes]:
+        yield from self.synthesizer.stream(text, audio_format)
 
     def check_health(self) -> None:
         """Answering at all is the check: the voice loaded in __init__ or the replica never started."""

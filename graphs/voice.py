@@ -10,7 +10,8 @@ from ray.serve import Application, Deployment
 
 from deployments.agent import Agent
 from deployments.ingress import Ingress
-from deployments.llm import LANGUAGE_MODEL, build_language_model
+from deployments.llm import build_language_model
+from deployments.llm_client import LANGUAGE_MODEL
 from deployments.settings import JuneSettings
 from deployments.stt import SpeechToText
 from deployments.tts import TextToSpeech

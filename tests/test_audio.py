@@ -3,7 +3,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deployments.audio import AUDIO_FORMATS, AudioTooLong, Pcm, UndecodableAudio, decode, encode
+from deployments.audio import (
+    AUDIO_FORMATS,
+    STREAMABLE_FORMATS,
+    AudioTooLong,
+    Pcm,
+    StreamingEncoder,
+    UndecodableAudio,
+    decode,
+    encode,
+)
 
 
 def tone(seconds: float = 1.0, rate: int = 22_050) -> Pcm:
@@ -47,3 +56,25 @@ def test_duration_limit_stops_decoding_early() -> None:
 def test_unknown_output_format() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         encode(tone(), "midi")
+
+
+@pytest.mark.parametrize("audio_format", [f for f in STREAMABLE_FORMATS if f != "pcm"])
+def test_a_streamed_encoding_has_bytes_before_it_ends_and_decodes_whole(audio_format: str) -> None:
+    encoder = StreamingEncoder(audio_format, 22_050)
+    first = encoder.feed(tone(1.0).samples)
+    rest = [encoder.feed(tone(1.0).samples), encoder.close()]
+    assert len(first) > 1000, "the first second's audio is held back until the end"
+    assert decode(first + b"".join(rest)).duration_s == pytest.approx(2.0, abs=0.1)
+
+
+def test_streamed_wav_has_an_open_length_header_and_pcm_is_raw() -> None:
+    wav = StreamingEncoder("wav", 22_050)
+    body = wav.feed(tone(0.5).samples) + wav.close()
+    assert body[4:8] == body[40:44] == b"\xff\xff\xff\xff" and len(body) == 44 + 2 * 11_025
+    pcm = StreamingEncoder("pcm", 22_050)
+    assert len(pcm.feed(tone(0.5).samples) + pcm.close()) == 2 * 11_025
+
+
+def test_a_container_that_needs_seeking_is_not_streamed() -> None:
+    with pytest.raises(ValueError, match="cannot be streamed"):
+        StreamingEncoder("m4a", 22_050)

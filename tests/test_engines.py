@@ -8,6 +8,7 @@ import pytest
 from deployments.audio import WHISPER_SAMPLE_RATE, Pcm, UndecodableAudio, decode
 from deployments.settings import JuneSettings
 from deployments.stt import Transcriber
+from deployments.tts import Synthesizer
 from tests.speech import say, silence, synthesizer, words
 
 
@@ -46,6 +47,28 @@ def test_synthesizer_speaks_each_sentence_with_a_pause() -> None:
     assert one.sample_rate == 22_050 and one.duration_s > 0.4
     # Piper samples phoneme durations with noise, so lengths vary by a few percent between runs.
     assert two.duration_s == pytest.approx(2 * one.duration_s + 0.15, rel=0.15)
+
+
+def test_speech_streams_each_sentence_before_the_next_is_synthesized() -> None:
+    """Each sentence's audio leaves `stream` before the backend is asked for the next one."""
+    events: list[str] = []
+    real = synthesizer()
+
+    class RecordingBackend:
+        sample_rate = real.backend.sample_rate
+
+        def synthesize_sentence(self, sentence: str) -> np.ndarray:
+            events.append(f"synthesize {sentence}")
+            return real.backend.synthesize_sentence(sentence)
+
+    streaming = Synthesizer(RecordingBackend())
+    chunks = []
+    for chunk in streaming.stream("The first sentence. The second one. And a third.", "ogg"):
+        events.append("chunk")
+        chunks.append(chunk)
+    assert events[:4] == ["synthesize The first sentence.", "chunk", "synthesize The second one.", "chunk"]
+    whole = streaming.synthesize("The first sentence. The second one. And a third.").duration_s
+    assert decode(b"".join(chunks)).duration_s == pytest.approx(whole, rel=0.2)
 
 
 def test_markdown_is_not_read_out() -> None:

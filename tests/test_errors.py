@@ -10,7 +10,7 @@ from vllm.exceptions import VLLMValidationError
 from agent.context import RequestTooLong
 from deployments.audio import AudioTooLong, UndecodableAudio
 from deployments.errors import as_api_error, mid_stream_error
-from deployments.llm import LanguageModelError
+from deployments.llm_client import LanguageModelError
 
 
 @pytest.mark.parametrize(("exc", "status", "code"), [

@@ -22,7 +22,8 @@ def test_cpu_config_matches_what_runs_on_vllm_cpu() -> None:
     config = llm_config(JuneSettings(), on_gpu=False)
     assert config.accelerator_config.kind == "cpu"
     assert config.engine_kwargs["enforce_eager"]
-    assert config.runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert config.engine_kwargs["kv_cache_memory_bytes"] == 8 * 4096 * 12 * 1024  # 8 contexts of Qwen2.5-0.5B
+    assert config.runtime_env["env_vars"]["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"  # the `uni` executor
     assert config.placement_group_config == {"bundles": [{"CPU": 1}]}
     assert config.engine_kwargs["enable_prefix_caching"]
     assert config.engine_kwargs["structured_outputs_config"].disable_any_whitespace
@@ -76,7 +77,7 @@ def test_gpu_engine_spreads_over_the_configured_gpus(big_model: Path) -> None:
 def test_an_agent_on_a_node_without_the_model_estimates_tokens_and_takes_the_configured_parser() -> None:
     from agent.context import approximate_tokens, load_token_counter
     from deployments.agent import _model_folder
-    from deployments.llm import tool_call_parser
+    from deployments.llm_client import tool_call_parser
 
     elsewhere = JuneSettings(llm_model="/models/on-the-gpu-workers-only")
     folder = _model_folder(elsewhere)

@@ -37,6 +37,18 @@ def test_speech(june: openai.OpenAI, response_format: str) -> None:
     assert decoded_seconds(audio.content) > 0.5
 
 
+def test_speech_streams_sentence_by_sentence(graph) -> None:
+    """The body is chunked and begins before the last sentence is synthesized: the first chunk holds about the
+    first sentence (1-2.5 s of 22 kHz s16 PCM), not the whole text."""
+    text = "This is the first sentence. Here comes a second one, a little longer. And a third to finish."
+    with httpx.stream("POST", f"{graph.url}/v1/audio/speech", timeout=60, json={
+            "model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm"}) as response:
+        assert response.status_code == 200 and response.headers["transfer-encoding"] == "chunked"
+        chunks = [chunk for chunk in response.iter_raw() if chunk]
+    seconds = [len(chunk) / 2 / 22_050 for chunk in chunks]
+    assert len(chunks) >= 3 and 1.0 < seconds[0] < 2.5 < sum(seconds), seconds
+
+
 def test_june_answers_openai_clients_through_the_agent(june: openai.OpenAI, graph) -> None:
     completion = june.chat.completions.create(
         model=graph.settings.llm_served_name, user="openai-client",

@@ -13,7 +13,7 @@ from agent.plan import parse_plan, plan_schema
 from agent.stores import Stores
 from agent.toolbox import build_tools
 from deployments.embedded import resolve_llm
-from deployments.llm import tool_call_parser
+from deployments.llm_client import tool_call_parser
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The current weather in a city.",
