@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from deployments.sentences import split_sentences
+from speech.sentences import split_sentences
 
 SPOKEN_SENTENCES = 2
 _WANTS_MORE = re.compile(r"\b(explain|in detail|details|tell me (?:more|everything|all)|more about|step by step|"

@@ -37,9 +37,9 @@ import httpx
 
 from benchmarks.agent_tasks import CATEGORIES, HOME_ZONE, TASKS, Answer, Task, Turn
 from benchmarks.pipeline import cpu_model, since_ms, stat
-from deployments.sentences import split_sentences
-from deployments.settings import JuneSettings
+from common.settings import JuneSettings
 from graphs.launch import APP_NAME, deploy, free_port, start_ray, stop
+from speech.sentences import split_sentences
 
 DEFAULT_MODELS = ["smollm2", "qwen2.5-0.5b", "qwen2.5-1.5b"]
 DEFAULT_PLANNERS = ["hybrid", "model"]

@@ -30,7 +30,7 @@ import yaml
 
 from benchmarks.pipeline import cpu_model, since_ms
 from benchmarks.speech_samples import speak_samples
-from deployments.settings import JuneSettings
+from common.settings import JuneSettings
 from graphs.launch import deploy, free_port, start_ray, stop
 from graphs.profiles import profile_path
 

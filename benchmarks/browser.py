@@ -27,9 +27,9 @@ import numpy as np
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from benchmarks.speech_samples import QUESTIONS, SpeechSample, speak_samples
-from deployments.audio import WHISPER_SAMPLE_RATE, Pcm, decode, encode_wav
-from deployments.settings import JuneSettings
+from common.settings import JuneSettings
 from graphs.launch import deploy, free_port, start_ray, stop
+from speech.audio import WHISPER_SAMPLE_RATE, Pcm, decode, encode_wav
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 LEAD_IN_S = 0.5  # before the words: the page opens the microphone as the button goes down

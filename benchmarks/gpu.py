@@ -31,8 +31,8 @@ from typing import Self
 
 from benchmarks.pipeline import Stat, stat
 from benchmarks.speech_samples import QUESTIONS, SpeechSample, speak_samples
-from deployments.sentences import split_sentences
-from deployments.settings import JuneSettings
+from common.settings import JuneSettings
+from speech.sentences import split_sentences
 
 RESULTS = Path("benchmarks/results")
 DEFAULT_OUTPUT = RESULTS / "gpu.json"
@@ -119,7 +119,7 @@ class MemoryPeak:
 
 def measure_whisper(model: str, device: str, compute_type: str, samples: list[SpeechSample],
                     repeats: int, warmup: int, settings: JuneSettings) -> Stage:
-    from deployments.stt import Transcriber
+    from speech.transcriber import Transcriber
 
     stage_settings = settings.model_copy(update={"stt_model": model, "stt_device": device,
                                                  "stt_compute_type": compute_type})
@@ -154,7 +154,7 @@ def measure_nemo(spectrogram: Path, vocoder: Path, device: str, sentences: list[
                  warmup: int, label: str) -> Stage:
     import torch
 
-    from deployments.nemo_tts import NemoBackend
+    from speech.nemo import NemoBackend
 
     on_gpu = device == "cuda"
     if on_gpu:

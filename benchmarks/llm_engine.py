@@ -24,11 +24,11 @@ from pathlib import Path
 import psutil
 
 from benchmarks.speech_samples import QUESTIONS, speak_samples
-from deployments.audio import decode
-from deployments.llm_client import LANGUAGE_MODEL, chat_chunks
-from deployments.settings import JuneSettings
-from deployments.stt import Transcriber
+from common.llm_client import LANGUAGE_MODEL, chat_chunks
+from common.settings import JuneSettings
 from graphs.launch import free_port, start_ray, stop
+from speech.audio import decode
+from speech.transcriber import Transcriber
 
 APP = "llm-engine-bench"
 IDLE_WINDOW_S = 2.0

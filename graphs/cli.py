@@ -18,18 +18,18 @@ from pathlib import Path
 from pydantic import ValidationError
 from pythonjsonlogger.json import JsonFormatter
 
-from deployments.embedded import (
+from api.callers import Keys
+from api.schemas import ID_PATTERN
+from common.settings import JuneSettings
+from graphs.launch import deploy, start_ray, stop
+from graphs.profiles import ProfileError, load_profile, profile_path
+from models.embedded import (
     ModelNotFound,
     ModelTooLargeForCpu,
     resolve_llm,
     resolve_piper_voice,
     resolve_whisper,
 )
-from deployments.api_models import ID_PATTERN
-from deployments.callers import Keys
-from deployments.settings import JuneSettings
-from graphs.launch import deploy, start_ray, stop
-from graphs.profiles import ProfileError, load_profile, profile_path
 
 log = logging.getLogger("june")
 
@@ -41,7 +41,7 @@ def checked_profile(profile: str) -> Path:
 
 def speech_model(settings: JuneSettings) -> Path | str:
     if settings.tts_backend == "nemo":
-        from deployments.nemo_tts import SPECTROGRAM_SETTING, VOCODER_SETTING, checkpoint_path
+        from speech.nemo import SPECTROGRAM_SETTING, VOCODER_SETTING, checkpoint_path
 
         spectrogram = checkpoint_path(settings.tts_nemo_spectrogram, SPECTROGRAM_SETTING, "FastPitch")
         vocoder = checkpoint_path(settings.tts_nemo_vocoder, VOCODER_SETTING, "HiFi-GAN")
@@ -69,7 +69,7 @@ def prepare(settings: JuneSettings) -> None:
 def _progress_lines(label: str) -> Iterator[None]:
     """Show the models' progress (joining, converting: minutes for a large one) as plain lines on
     stderr under the step's label; the root handler that importing Ray installs would print JSON."""
-    logger = logging.getLogger("deployments.embedded")
+    logger = logging.getLogger("models.embedded")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(label.replace("%", "%%") + "%(message)s"))
     level, propagate = logger.level, logger.propagate

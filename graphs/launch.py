@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
-from deployments.settings import JuneSettings
+from common.settings import JuneSettings
 
 APP_NAME = "june"
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0"}

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
-from deployments.llm_client import LANGUAGE_MODEL
+from common.llm_client import LANGUAGE_MODEL
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 PROFILE_NAMES = ("cpu", "gpu", "cluster")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from ray.serve import Application, Deployment
 
+from common.llm_client import LANGUAGE_MODEL
+from common.settings import JuneSettings
 from deployments.agent import Agent
 from deployments.ingress import Ingress
 from deployments.llm import build_language_model
-from deployments.llm_client import LANGUAGE_MODEL
-from deployments.settings import JuneSettings
 from deployments.stt import SpeechToText
 from deployments.tts import TextToSpeech
 from graphs.profiles import deployment_options, load_profile

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deployments.settings import JuneSettings
+from common.settings import JuneSettings
 from graphs.launch import free_port
 
 # Building a deployment reads Ray's runtime context, which starts Ray when it is not running: make

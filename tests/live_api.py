@@ -20,9 +20,9 @@ from urllib.parse import parse_qsl
 import uvicorn
 from ray import serve
 
-from deployments.api import create_api
-from deployments.pipeline import HandlePipeline
-from deployments.settings import JuneSettings
+from api.app import create_api
+from api.pipeline import HandlePipeline
+from common.settings import JuneSettings
 from graphs.launch import APP_NAME, free_port
 
 

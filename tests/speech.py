@@ -7,9 +7,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from deployments.audio import WHISPER_SAMPLE_RATE, Pcm, decode, encode
-from deployments.settings import JuneSettings
-from deployments.tts import Synthesizer, load_backend
+from common.settings import JuneSettings
+from speech.audio import WHISPER_SAMPLE_RATE, Pcm, decode, encode
+from speech.synthesizer import Synthesizer, load_backend
 
 
 @lru_cache(maxsize=1)

@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr
 from ray import serve
 
-from deployments.api import create_api
-from deployments.pipeline import HandlePipeline
+from api.app import create_api
+from api.pipeline import HandlePipeline
 from graphs.launch import APP_NAME
 
 

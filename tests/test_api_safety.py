@@ -18,7 +18,7 @@ import httpx
 import pytest
 from ray import serve
 
-from deployments.api import create_api
+from api.app import create_api
 from graphs.launch import APP_NAME
 from tests.live_api import real_pipeline, served
 from tests.speech import say

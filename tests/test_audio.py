@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deployments.audio import (
+from speech.audio import (
     AUDIO_FORMATS,
     STREAMABLE_FORMATS,
     AudioTooLong,

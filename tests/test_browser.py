@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, Playwright, sync_playwright
 
 from benchmarks.browser import LEAD_IN_S, hold_to_talk, june_page, launch, spoken_question_wav, wait_for_reply
-from deployments.audio import decode
+from speech.audio import decode
 from tests.live_api import live_api
 from tests.speech import say, silence, words
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from deployments.callers import BrowserCheck, Keys, KeysFileError
-from deployments.settings import JuneSettings
+from api.callers import BrowserCheck, Keys, KeysFileError
+from common.settings import JuneSettings
 
 TELEGRAM_KEY = "tg-" + "a" * 40
 OWNER_KEY = "owner-" + "b" * 40

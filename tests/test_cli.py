@@ -62,8 +62,8 @@ def test_key_prints_a_fresh_key_once_and_an_entry_with_its_hash_only(tmp_path, c
     import hashlib
     import re
 
-    from deployments.callers import Keys
-    from deployments.settings import JuneSettings
+    from api.callers import Keys
+    from common.settings import JuneSettings
     from graphs.cli import main
 
     assert main(["key", "telegram", "--users", "telegram:*"]) == 0

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from deployments import devices
+from models import devices
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,7 @@ def test_auto_follows_what_ray_assigned(
 def test_a_declared_gpu_without_cuda_is_logged(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(devices, "ray_gpu_ids", lambda: ["1"])
     monkeypatch.setattr(devices, "cuda_device_count", lambda: 0)
-    with caplog.at_level(logging.WARNING, logger="deployments.devices"):
+    with caplog.at_level(logging.WARNING, logger="models.devices"):
         assert not devices.cuda_available()
     assert "Ray assigned GPU 1 but CUDA sees no device" in caplog.text
 

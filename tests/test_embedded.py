@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deployments.embedded import (
+from common.settings import JuneSettings
+from models.embedded import (
     EMBEDDED_LLMS,
     QWEN_LICENSE,
     ModelCorrupt,
@@ -20,7 +21,6 @@ from deployments.embedded import (
     resolve_piper_voice,
     resolve_whisper,
 )
-from deployments.settings import JuneSettings
 
 
 def test_tiny_en_resolves_to_the_package_folder(tmp_path: Path) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deployments.audio import WHISPER_SAMPLE_RATE, Pcm, UndecodableAudio, decode
-from deployments.settings import JuneSettings
-from deployments.stt import Transcriber
-from deployments.tts import Synthesizer
+from common.settings import JuneSettings
+from speech.audio import WHISPER_SAMPLE_RATE, Pcm, UndecodableAudio, decode
+from speech.synthesizer import Synthesizer
+from speech.transcriber import Transcriber
 from tests.speech import say, silence, synthesizer, words
 
 

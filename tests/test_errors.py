@@ -8,9 +8,9 @@ from ray.serve.exceptions import BackPressureError
 from vllm.exceptions import VLLMValidationError
 
 from agent.context import RequestTooLong
-from deployments.audio import AudioTooLong, UndecodableAudio
-from deployments.errors import as_api_error, mid_stream_error
-from deployments.llm_client import LanguageModelError
+from api.errors import as_api_error, mid_stream_error
+from common.llm_client import LanguageModelError
+from speech.audio import AudioTooLong, UndecodableAudio
 
 
 @pytest.mark.parametrize(("exc", "status", "code"), [

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import ray
 
-from deployments.api import create_api
+from api.app import create_api
 from tests.live_api import Faulty, real_pipeline
 from tests.speech import say, silence
 

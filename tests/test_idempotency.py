@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from deployments.errors import ApiError
-from deployments.idempotency import STALE_AFTER_S, AnswerStore, fingerprint
+from api.errors import ApiError
+from api.idempotency import STALE_AFTER_S, AnswerStore, fingerprint
 
 
 class Clock:

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from deployments.embedded import ModelTooLargeForCpu
+from common.settings import JuneSettings
 from deployments.llm import engine_on_gpu, installed_engine_device, llm_config
-from deployments.settings import JuneSettings
 from graphs.voice import build_app
+from models.embedded import ModelTooLargeForCpu
 
 
 @pytest.fixture()
@@ -76,8 +76,8 @@ def test_gpu_engine_spreads_over_the_configured_gpus(big_model: Path) -> None:
 
 def test_an_agent_on_a_node_without_the_model_estimates_tokens_and_takes_the_configured_parser() -> None:
     from agent.context import approximate_tokens, load_token_counter
+    from common.llm_client import tool_call_parser
     from deployments.agent import _model_folder
-    from deployments.llm_client import tool_call_parser
 
     elsewhere = JuneSettings(llm_model="/models/on-the-gpu-workers-only")
     folder = _model_folder(elsewhere)

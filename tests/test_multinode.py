@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from deployments.settings import JuneSettings
+from common.settings import JuneSettings
 from graphs.launch import RAY_ENV, free_port, wait_until_healthy
 from graphs.profiles import PROFILES_DIR
 from tests.speech import say

@@ -9,10 +9,10 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from benchmarks.nemo_checkpoints import SAMPLE_RATE, NemoCheckpoints
-from deployments.audio import decode
-from deployments.settings import JuneSettings
+from common.settings import JuneSettings
 from deployments.tts import TextToSpeech
 from graphs.launch import deployment_problems
+from speech.audio import decode
 from tests.conftest import Graph
 
 APP = "june-nemo-tts"

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from benchmarks.nemo_checkpoints import SAMPLE_RATE, NemoCheckpoints, build_checkpoints
-from deployments.audio import Pcm, decode, encode
-from deployments.devices import resolve_device
-from deployments.nemo_tts import NemoBackend
-from deployments.settings import JuneSettings
-from deployments.tts import Synthesizer, load_backend
+from common.settings import JuneSettings
+from models.devices import resolve_device
+from speech.audio import Pcm, decode, encode
+from speech.nemo import NemoBackend
+from speech.synthesizer import Synthesizer, load_backend
 
 
 def nemo_settings(spectrogram: Path | None, vocoder: Path | None) -> JuneSettings:

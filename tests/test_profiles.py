@@ -8,7 +8,7 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from deployments.settings import JuneSettings
+from common.settings import JuneSettings
 from graphs.profiles import PROFILE_NAMES, ProfileError, deployment_options, load_profile, profile_path
 from graphs.voice import app_builder, build_app
 

@@ -13,8 +13,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from deployments import realtime
-from deployments.audio import WHISPER_SAMPLE_RATE, decode
+from api import realtime
+from speech.audio import WHISPER_SAMPLE_RATE, decode
 from tests.live_api import agent_handle, forget_users, live_api
 from tests.speech import say, words
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from deployments.sentences import MAX_SENTENCE_CHARS, SentenceBuffer, speakable, split_sentences
+from speech.sentences import MAX_SENTENCE_CHARS, SentenceBuffer, speakable, split_sentences
 
 
 def test_splits_on_sentence_ends_but_not_abbreviations_or_decimals() -> None:

@@ -12,8 +12,8 @@ import pytest
 from agent.plan import parse_plan, plan_schema
 from agent.stores import Stores
 from agent.toolbox import build_tools
-from deployments.embedded import resolve_llm
-from deployments.llm_client import tool_call_parser
+from common.llm_client import tool_call_parser
+from models.embedded import resolve_llm
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The current weather in a city.",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from faster_whisper.vad import get_vad_model
 
-from deployments.audio import WHISPER_SAMPLE_RATE, decode
-from deployments.turns import FRAME_SAMPLES, SpeechProbability, TurnDetector, TurnRules
+from speech.audio import WHISPER_SAMPLE_RATE, decode
+from speech.turns import FRAME_SAMPLES, SpeechProbability, TurnDetector, TurnRules
 from tests.speech import say
 
 CHUNK = WHISPER_SAMPLE_RATE // 10  # what the page sends: 100 ms

@@ -32,11 +32,11 @@ def test_the_page_loads_without_a_key_and_asks_for_one(keyed: httpx.Client) -> N
     assert keyed.get("/v1/status").status_code == 401  # what makes the page ask
 
 
-@pytest.mark.parametrize("path", ["/web/../deployments/settings.py", "/web/%2e%2e/pyproject.toml", "/web/%2e%2e/api.py",
+@pytest.mark.parametrize("path", ["/web/../../common/settings.py", "/web/%2e%2e/%2e%2e/pyproject.toml", "/web/%2e%2e/app.py",
                                   "/web/nope.js", "/web/", "/index.html"])
 def test_nothing_but_the_page_is_served(keyed: httpx.Client, path: str) -> None:
     response = keyed.get(path)  # outside /web/ the key is asked for first
-    assert response.status_code in (401, 404) and "JuneSettings" not in response.text
+    assert response.status_code in (401, 404) and "JuneSettings" not in response.text and "create_api" not in response.text
     assert "[project]" not in response.text
 
 

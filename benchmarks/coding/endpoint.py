@@ -47,7 +47,7 @@ def resolve_endpoint(url: str | None, model: str | None, api_key: str | None) ->
         base = openai_base(url)
         yield Endpoint(base, model or served_model(base, api_key), api_key)
         return
-    from deployments.settings import JuneSettings
+    from common.settings import JuneSettings
 
     settings = JuneSettings()
     key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)

@@ -21,8 +21,23 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from agent.loop import AgentReply
-from deployments.agent import Utterance
-from deployments.api_models import (
+from api.callers import Caller, Keys
+from api.errors import (
+    ApiError,
+    as_api_error,
+    bad_request,
+    install_error_handlers,
+    mid_stream_error,
+    not_found,
+    too_large,
+    unprocessable,
+    unsupported_media,
+)
+from api.guard import Guard
+from api.idempotency import KEY_PATTERN, AnswerStore, fingerprint
+from api.realtime import OpenSessions, converse
+from api.replies import DIDNT_CATCH_THAT, Pipeline, Stopwatch, b64, reply_events
+from api.schemas import (
     ID_PATTERN,
     AudioError,
     ChatCompletionRequest,
@@ -40,26 +55,10 @@ from deployments.api_models import (
     VoiceResponse,
     VoiceUpload,
 )
-from deployments.audio import MEDIA_TYPES
-from deployments.callers import Caller, Keys
-from deployments.errors import (
-    ApiError,
-    as_api_error,
-    bad_request,
-    install_error_handlers,
-    mid_stream_error,
-    not_found,
-    too_large,
-    unprocessable,
-    unsupported_media,
-)
-from deployments.guard import Guard
-from deployments.idempotency import KEY_PATTERN, AnswerStore, fingerprint
-from deployments.realtime import OpenSessions, converse
-from deployments.replies import DIDNT_CATCH_THAT, Pipeline, Stopwatch, b64, reply_events
-from deployments.sentences import speakable
-from deployments.settings import JuneSettings
-from deployments.stt import Transcript
+from common.settings import JuneSettings
+from common.types import Transcript, Utterance
+from speech.audio import MEDIA_TYPES
+from speech.sentences import speakable
 
 log = logging.getLogger(__name__)
 WEB_PAGE = Path(__file__).resolve().parent / "web"

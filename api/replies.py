@@ -10,15 +10,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Protocol
 
-
 from agent.history import ConversationSummary, Turn
 from agent.loop import AgentReply
 from agent.speech import for_speech, spoken_sentence_limit
-from deployments.agent import Utterance
-from deployments.errors import as_api_error, mid_stream_error
-from deployments.sentences import SentenceBuffer
-from deployments.settings import JuneSettings
-from deployments.stt import Transcript
+from api.errors import as_api_error, mid_stream_error
+from common.settings import JuneSettings
+from common.types import Transcript, Utterance
+from speech.sentences import SentenceBuffer
 
 log = logging.getLogger(__name__)
 DIDNT_CATCH_THAT = "Sorry, I didn't catch that. Could you say it again?"

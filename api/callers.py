@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from deployments.api_models import ANONYMOUS, ID_PATTERN
-from deployments.settings import JuneSettings
+from api.schemas import ANONYMOUS, ID_PATTERN
+from common.settings import JuneSettings
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 

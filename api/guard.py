@@ -9,9 +9,9 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deployments.callers import LOCAL_OWNER, BrowserCheck, Keys
-from deployments.errors import ApiError, busy, error_response, too_large, unauthorized
-from deployments.settings import JuneSettings
+from api.callers import LOCAL_OWNER, BrowserCheck, Keys
+from api.errors import ApiError, busy, error_response, too_large, unauthorized
+from common.settings import JuneSettings
 
 MULTIPART_OVERHEAD = 64 * 1024
 UNGUARDED_PATHS = frozenset({"/healthz", "/"})  # probes and the page: no key, no admission queue
@@ -79,7 +79,7 @@ class Guard:
         kind, _, token = headers.get("authorization", "").partition(" ")
         caller = self.keys.caller(token.strip()) if kind.lower() == "bearer" and token.strip() else None
         sent_a_key = bool(token.strip())
-        # A browser's WebSocket cannot carry the header: its key comes in the first message (deployments.realtime).
+        # A browser's WebSocket cannot carry the header: its key comes in the first message (api.realtime).
         may_come_later = scope["type"] == "websocket" and not sent_a_key
         if caller is None and not may_come_later and not _unguarded(scope["path"]):
             return unauthorized()

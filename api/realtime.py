@@ -1,7 +1,7 @@
 """`WS /v1/realtime`: a hands-free conversation over one WebSocket.
 
 The client sends a `start` message, then the microphone as 16 kHz 16-bit mono PCM in binary messages. June
-finds where each turn ends (Silero VAD, `deployments.turns`), transcribes it and answers with the same
+finds where each turn ends (Silero VAD, `speech.turns`), transcribes it and answers with the same
 events as `/v1/voice/stream`, as JSON messages. Speech from the user while June answers or its answer still
 plays (the client says so with `playback`) is a barge-in: the answer is cancelled and `interrupted` sent.
 """
@@ -18,14 +18,14 @@ import numpy as np
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from deployments.agent import Utterance
-from deployments.api_models import ID_PATTERN, ReplyFormat
-from deployments.audio import WHISPER_SAMPLE_RATE, Pcm, encode_wav
-from deployments.callers import Caller, Keys
-from deployments.errors import ApiError, bad_request, error_body, mid_stream_error, too_large, unauthorized
-from deployments.replies import Pipeline, Stopwatch, reply_events
-from deployments.settings import JuneSettings
-from deployments.turns import TurnDetector, TurnRules
+from api.callers import Caller, Keys
+from api.errors import ApiError, bad_request, error_body, mid_stream_error, too_large, unauthorized
+from api.replies import Pipeline, Stopwatch, reply_events
+from api.schemas import ID_PATTERN, ReplyFormat
+from common.settings import JuneSettings
+from common.types import Utterance
+from speech.audio import WHISPER_SAMPLE_RATE, Pcm, encode_wav
+from speech.turns import TurnDetector, TurnRules
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 10

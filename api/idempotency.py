@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.sqlite import connect, purge_wal
-from deployments.errors import ApiError
+from api.errors import ApiError
 
 KEY_PATTERN = r"^[A-Za-z0-9._:@\-]{1,200}$"
 STALE_AFTER_S = 600.0

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from deployments.audio import WHISPER_SAMPLE_RATE
+from speech.audio import WHISPER_SAMPLE_RATE
 
 FRAME_SAMPLES = 512  # 32 ms at 16 kHz, the frame Silero scores
 CONTEXT_SAMPLES = 64

@@ -15,8 +15,8 @@ from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.context import RequestTooLong
-from deployments.audio import AudioTooLong, UndecodableAudio
-from deployments.llm_client import LanguageModelError
+from common.llm_client import LanguageModelError
+from speech.audio import AudioTooLong, UndecodableAudio
 
 log = logging.getLogger(__name__)
 # vLLM's words for a prompt longer than the window (not for a max_tokens that is too large: that stays a 400)

@@ -13,9 +13,8 @@ from ray.serve.handle import DeploymentHandle
 
 from agent.history import ConversationSummary, Turn
 from agent.loop import AgentReply
-from deployments.agent import Utterance
-from deployments.llm_client import chat_chunks, chat_completion
-from deployments.stt import Transcript
+from common.llm_client import chat_chunks, chat_completion
+from common.types import Transcript, Utterance
 
 HEALTH_TIMEOUT_S = 5.0
 HEALTH_CACHE_S = 1.0
@@ -25,7 +24,7 @@ HEALTHY_STATES = {"HEALTHY", "UPSCALING", "DOWNSCALING"}
 
 
 class HandlePipeline:
-    """Implements `deployments.api.Pipeline` over the graph's deployment handles."""
+    """Implements `api.app.Pipeline` over the graph's deployment handles."""
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from agent.model import ModelError
-from deployments.settings import JuneSettings
+from common.settings import JuneSettings
 
 LANGUAGE_MODEL = "LanguageModel"
 

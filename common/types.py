@@ -1,0 +1,35 @@
+"""The records the graph's stages and the HTTP layer pass each other; nothing here imports an engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str
+    duration_s: float
+    segments: list[Segment] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """What a user said, and where it belongs. Without a conversation_id nothing is remembered.
+
+    `history` is given by clients that keep the conversation themselves (OpenAI chat messages); then
+    June's stored history is not used. `private` is False where others read the answer (a group chat): then no
+    notes, history search or program output reach it."""
+
+    text: str
+    user_id: str | None = None
+    conversation_id: str | None = None
+    history: tuple[dict[str, str], ...] | None = field(default=None, compare=False)
+    private: bool = True

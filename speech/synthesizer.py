@@ -1,0 +1,68 @@
+"""Speech from text: a backend speaks one sentence (Piper on CPU, NeMo beside it); the `Synthesizer` splits,
+pauses and encodes, whole or streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+import numpy as np
+
+from common.settings import JuneSettings
+from models.devices import resolve_device
+from speech.audio import Pcm, StreamingEncoder, encode
+from speech.sentences import speakable, split_sentences
+
+
+class SpeechBackend(Protocol):
+    """Turns one sentence into mono float32 audio at `sample_rate`."""
+
+    sample_rate: int
+
+    def synthesize_sentence(self, sentence: str) -> np.ndarray: ...
+
+
+def load_backend(settings: JuneSettings) -> SpeechBackend:
+    device = resolve_device(settings.tts_device)
+    if settings.tts_backend == "piper":
+        from speech.piper import PiperBackend
+
+        return PiperBackend(settings.tts_voice, device)
+    if settings.tts_backend == "nemo":
+        from speech.nemo import NemoBackend
+
+        return NemoBackend(settings.tts_nemo_spectrogram, settings.tts_nemo_vocoder, device)
+    raise ValueError(f"unknown TTS backend {settings.tts_backend!r}")
+
+
+class Synthesizer:
+    """Splits text into sentences, speaks each with the backend, and encodes the whole."""
+
+    def __init__(self, backend: SpeechBackend, sentence_pause_s: float = 0.15):
+        self.backend = backend
+        self.pause = np.zeros(int(sentence_pause_s * backend.sample_rate), np.float32)
+
+    def synthesize(self, text: str) -> Pcm:
+        pieces: list[np.ndarray] = []
+        for sentence in split_sentences(speakable(text)):
+            audio = self.backend.synthesize_sentence(sentence)
+            if audio.size:
+                pieces.extend([audio, self.pause] if pieces else [audio])
+        samples = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        return Pcm(samples, self.backend.sample_rate)
+
+    def speak(self, text: str, audio_format: str) -> bytes:
+        return encode(self.synthesize(text), audio_format)
+
+    def stream(self, text: str, audio_format: str) -> Iterator[bytes]:
+        """The same speech as `speak`, as bytes sent while the next sentence is synthesized."""
+        encoder = StreamingEncoder(audio_format, self.backend.sample_rate)
+        spoken = False
+        for sentence in split_sentences(speakable(text)):
+            audio = self.backend.synthesize_sentence(sentence)
+            if audio.size:
+                if chunk := encoder.feed(np.concatenate([self.pause, audio]) if spoken else audio):
+                    yield chunk
+                spoken = True
+        if chunk := encoder.close():
+            yield chunk
