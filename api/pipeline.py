@@ -13,7 +13,7 @@ from ray.serve.handle import DeploymentHandle
 
 from agent.history import ConversationSummary, Turn
 from agent.loop import AgentReply
-from common.llm_client import chat_chunks, chat_completion
+from common.llm_client import LanguageModelClient
 from common.types import Transcript, Utterance
 
 HEALTH_TIMEOUT_S = 5.0
@@ -34,7 +34,7 @@ class HandlePipeline:
         llm: DeploymentHandle,
         record_latency: Callable[[str, float], None] = lambda stage, ms: None,
     ):
-        self.stt, self.agent, self.tts, self.llm = stt, agent, tts, llm
+        self.stt, self.agent, self.tts, self.llm = stt, agent, tts, LanguageModelClient.of_handle(llm)
         self.record_latency = record_latency
         self._health: tuple[float, dict[str, str]] | None = None
 
@@ -73,10 +73,10 @@ class HandlePipeline:
                 chunks.cancel()
 
     async def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await chat_completion(self.llm, body)
+        return await self.llm.completion(body)
 
     def chat_chunks(self, body: dict[str, Any]) -> AsyncIterator[dict]:
-        return chat_chunks(self.llm, body)
+        return self.llm.chunks(body)
 
     async def conversations(self, user_id: str) -> list[ConversationSummary]:
         return await self.agent.conversations.remote(user_id)

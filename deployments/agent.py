@@ -22,7 +22,7 @@ from agent.toolbox import build_tools
 from agent.tools.base import ToolContext
 from agent.trace import Trace
 from api.schemas import ANONYMOUS
-from common.llm_client import chat_chunks, chat_completion, tool_call_parser
+from common.llm_client import LanguageModelClient, tool_call_parser
 from common.settings import JuneSettings
 from common.types import Utterance
 from models.embedded import ModelNotFound, resolve_llm
@@ -30,10 +30,10 @@ from models.embedded import ModelNotFound, resolve_llm
 log = logging.getLogger(__name__)
 
 
-class HandleChatModel:
-    """The agent's `ChatModel` over the LanguageModel deployment's handle."""
+class EngineChatModel:
+    """The agent's `ChatModel` over the LanguageModel's OpenAI chat (`LanguageModelClient`)."""
 
-    def __init__(self, llm: DeploymentHandle, settings: JuneSettings, supports_tools: bool):
+    def __init__(self, llm: LanguageModelClient, settings: JuneSettings, supports_tools: bool):
         self.llm, self.settings, self._supports_tools = llm, settings, supports_tools
 
     @property
@@ -58,7 +58,7 @@ class HandleChatModel:
 
     async def complete(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
                        schema: dict[str, Any] | None = None, max_tokens: int = 256) -> Completion:
-        response = await chat_completion(self.llm, self._request(messages, max_tokens, False, tools, schema))
+        response = await self.llm.completion(self._request(messages, max_tokens, False, tools, schema))
         message = response["choices"][0]["message"]
         calls = [ToolCallRequest(call["function"]["name"], call["function"]["arguments"])
                  for call in message.get("tool_calls") or []]
@@ -71,7 +71,7 @@ class HandleChatModel:
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         usage: dict[str, int] = {}
-        async for chunk in chat_chunks(self.llm, self._request(messages, max_tokens, True, tools)):
+        async for chunk in self.llm.chunks(self._request(messages, max_tokens, True, tools)):
             usage = chunk.get("usage") or usage
             for choice in chunk.get("choices", []):
                 delta = choice.get("delta") or {}
@@ -97,25 +97,30 @@ def _model_folder(settings: JuneSettings) -> Path:
         return Path(settings.llm_model)
 
 
+def build_reasoning_agent(settings: JuneSettings, llm: LanguageModelClient, stores: Stores) -> ReasoningAgent:
+    """June's reasoning agent as the settings describe it, over a language model and the stores."""
+    model_dir = _model_folder(settings)
+    return ReasoningAgent(
+        EngineChatModel(llm, settings, supports_tools=tool_call_parser(settings, model_dir) is not None),
+        build_tools(stores),
+        system_prompt=settings.system_prompt,
+        limits=AgentLimits(settings.agent_max_iterations, settings.agent_max_tool_calls, settings.agent_max_seconds),
+        planner=settings.agent_planner,
+        plan_cache=TtlLruCache(settings.agent_cache_entries, settings.agent_cache_ttl_s),
+        max_tokens=settings.llm_max_tokens,
+        window=ContextWindow(settings.llm_max_model_len, load_token_counter(model_dir)),
+        stores=stores,
+        default_timezone=settings.default_timezone,
+        code_runs=settings.code_runs,
+    )
+
+
 @serve.deployment  # resources, limits and scaling: the placement profile (graphs/profiles)
 class Agent:
     def __init__(self, settings: JuneSettings, llm: DeploymentHandle):
         self.settings = settings
         self.stores = Stores.open(settings.history_db, settings.notes_db)
-        model_dir = _model_folder(settings)
-        self.agent = ReasoningAgent(
-            HandleChatModel(llm, settings, supports_tools=tool_call_parser(settings, model_dir) is not None),
-            build_tools(self.stores),
-            system_prompt=settings.system_prompt,
-            limits=AgentLimits(settings.agent_max_iterations, settings.agent_max_tool_calls, settings.agent_max_seconds),
-            planner=settings.agent_planner,
-            plan_cache=TtlLruCache(settings.agent_cache_entries, settings.agent_cache_ttl_s),
-            max_tokens=settings.llm_max_tokens,
-            window=ContextWindow(settings.llm_max_model_len, load_token_counter(model_dir)),
-            stores=self.stores,
-            default_timezone=settings.default_timezone,
-            code_runs=settings.code_runs,
-        )
+        self.agent = build_reasoning_agent(settings, LanguageModelClient.of_handle(llm), self.stores)
 
     def _context(self, utterance: Utterance) -> tuple[ToolContext, list[dict[str, str]]]:
         context = ToolContext(utterance.user_id or ANONYMOUS, utterance.conversation_id, private=utterance.private)

@@ -6,9 +6,10 @@ the executor and a few engine arguments differ.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -124,24 +125,31 @@ class LanguageModel(LLMServer):
         await super().__init__(llm_config, engine_cls=UniProcEngine if uni_proc else None, **kwargs)
 
     async def chat_json(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any] | str]:
-        """`chat` for callers without vLLM: an OpenAI body validated here; a response or error as a dict,
-        or for a stream its `data: ...` lines."""
-        try:
-            request = ChatCompletionRequest.model_validate(body)
-        except ValidationError as error:
-            yield _error(describe_validation_errors(error.errors()))
+        async for item in openai_chat_items(self.chat, body):
+            yield item
+
+
+async def openai_chat_items(chat: Callable[[ChatCompletionRequest], Any],
+                            body: dict[str, Any]) -> AsyncIterator[dict[str, Any] | str]:
+    """A chat for callers without vLLM: an OpenAI body validated as vLLM's request and run by `chat` (Ray's
+    LLMServer or its engine); out come the response or an error as a dict, or for a stream its `data:` lines."""
+    try:
+        request = ChatCompletionRequest.model_validate(body)
+    except ValidationError as error:
+        yield _error(describe_validation_errors(error.errors()))
+        return
+    for index, message in enumerate(request.messages):
+        if not isinstance(message, dict):  # vLLM read it as a Harmony message, which its renderer cannot take
+            yield _error(f"messages[{index}]: a message is an object with a 'role' and its 'content'")
             return
-        for index, message in enumerate(request.messages):
-            if not isinstance(message, dict):  # vLLM read it as a Harmony message, which its renderer cannot take
-                yield _error(f"messages[{index}]: a message is an object with a 'role' and its 'content'")
-                return
-        async for item in await self.chat(request):
-            parts = item if isinstance(item, list) else [item]  # a stream comes in batches of `data:` lines
-            if text := "".join(part for part in parts if isinstance(part, str)):
-                yield text
-            for part in parts:
-                if not isinstance(part, str):
-                    yield part.model_dump(mode="json", exclude_none=True)
+    stream = chat(request)
+    async for item in await stream if inspect.isawaitable(stream) else stream:
+        parts = item if isinstance(item, list) else [item]  # LLMServer batches a stream's `data:` lines
+        if text := "".join(part for part in parts if isinstance(part, str)):
+            yield text
+        for part in parts:
+            if not isinstance(part, str):
+                yield part.model_dump(mode="json", exclude_none=True)
 
 
 def _error(message: str) -> dict[str, Any]:

@@ -54,11 +54,13 @@ def test_automatic_tool_choice_answers_in_either_form(client: httpx.Client, tool
 def test_plans_written_to_the_schema_are_valid_by_construction(graph, tmp_path, request_text: str) -> None:
     from ray import serve
 
-    from deployments.agent import HandleChatModel
+    from common.llm_client import LanguageModelClient
+    from deployments.agent import EngineChatModel
 
     settings = graph.settings
     tools = {tool.name: tool for tool in build_tools(Stores.open(tmp_path / "h.db", tmp_path / "n.db"))}
-    model = HandleChatModel(serve.get_deployment_handle("LanguageModel", app_name="june"), settings, True)
+    handle = serve.get_deployment_handle("LanguageModel", app_name="june")
+    model = EngineChatModel(LanguageModelClient.of_handle(handle), settings, True)
     messages = [{"role": "system", "content": "Plan the tool calls. Tools: " + ", ".join(tools)},
                 {"role": "user", "content": request_text}]
     completion = asyncio.run(model.complete(messages, schema=plan_schema(tools), max_tokens=320))
