@@ -131,11 +131,20 @@ class ChatCompletionRequest(BaseModel):
     model: str
     messages: list[dict[str, Any]] = Field(min_length=1)
     stream: bool = False
+    stream_options: dict[str, Any] | None = None
     n: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
     user: str | None = None
     tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
 
 class Status(BaseModel):

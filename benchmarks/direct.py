@@ -39,9 +39,9 @@ class DirectEngine:
         from vllm.entrypoints.launchers.cli_args import FrontendArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        from deployments.llm import llm_config
+        from deployments.llm import engine_on_gpu, llm_config
 
-        config = VLLMEngineConfig.from_llm_config(llm_config(settings, on_gpu=False))
+        config = VLLMEngineConfig.from_llm_config(llm_config(settings, engine_on_gpu(settings)))
         engine_args = AsyncEngineArgs(**(config.get_initialization_kwargs() | {"distributed_executor_backend": "uni"}))
         client = AsyncLLM.from_vllm_config(engine_args.create_engine_config(), disable_log_stats=True)
         state = State()

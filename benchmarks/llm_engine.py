@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import platform
 import statistics
 import time
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--executors", default="uni,mp")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
     questions = list(QUESTIONS[:2] if args.quick else QUESTIONS)
     settings = JuneSettings()
     transcriber = Transcriber(settings)

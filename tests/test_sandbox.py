@@ -158,13 +158,19 @@ def _runs_the_prelude(pids: list[int]) -> bool:
         return False
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie: in a container whose PID 1 does not reap, a dead orphan stays in /proc as state Z."""
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name: [0] the state, [19] the start time."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _running(pid: int, started: str) -> bool:
+    """The same process (PIDs are reused: pid_max is 32768 here and Ray starts many), alive and not a zombie: in
+    a container whose PID 1 does not reap, a dead orphan stays in /proc as state Z."""
+    fields = _stat(pid)
+    return len(fields) > 19 and fields[19] == started and fields[0] not in ("Z", "X")
 
 
 def test_the_run_dies_with_its_runner() -> None:
@@ -177,13 +183,14 @@ def test_the_run_dies_with_its_runner() -> None:
         while not _runs_the_prelude(inside := _descendants(runner.pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _runs_the_prelude(inside), inside
+        started = {pid: fields[19] for pid in inside if len(fields := _stat(pid)) > 19}
     finally:
         runner.kill()
         runner.wait()
     deadline = time.monotonic() + 15
-    while any(_running(pid) for pid in inside) and time.monotonic() < deadline:
+    while any(_running(pid, start) for pid, start in started.items()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_running(pid) for pid in inside)
+    assert not any(_running(pid, start) for pid, start in started.items())
 
 
 def test_memory_hog_is_stopped() -> None:
