@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.speech_samples import QUESTIONS, speak_samples
-from common.llm_client import LANGUAGE_MODEL, chat_chunks
+from common.llm_client import LANGUAGE_MODEL, LanguageModelClient
 from common.settings import JuneSettings
 from graphs.launch import free_port, start_ray, stop
 from speech.audio import decode
@@ -90,14 +90,14 @@ def memory(processes: list[psutil.Process]) -> list[dict]:
     return rows
 
 
-async def stream_one(handle, settings: JuneSettings, question: str) -> tuple[float, float]:
+async def stream_one(llm: LanguageModelClient, settings: JuneSettings, question: str) -> tuple[float, float]:
     """(time to first token in ms, tokens per second after it) for one streamed answer."""
     request = {"model": settings.engine_model_name, "temperature": 0.0, "max_tokens": MAX_TOKENS,
                "messages": [{"role": "user", "content": question}]}
     started = time.perf_counter()
     first = None
     pieces = 0
-    async for chunk in chat_chunks(handle, request):
+    async for chunk in llm.chunks(request):
         if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
             first = first or time.perf_counter()
             pieces += 1
@@ -118,7 +118,7 @@ def measure(executor: str, questions: list[str], stt_audio, transcriber: Transcr
     serve.run(build_language_model(settings), name=APP, route_prefix=None)
     run = ExecutorRun(executor, time.monotonic() - started)
     print(f"[{executor}] ready in {run.start_s:.1f} s", flush=True)
-    handle = serve.get_deployment_handle(LANGUAGE_MODEL, app_name=APP)
+    handle = LanguageModelClient.of_handle(serve.get_deployment_handle(LANGUAGE_MODEL, app_name=APP))
     processes = engine_processes()
     asyncio.run(stream_one(handle, settings, "Say hello."))  # warm-up
     time.sleep(QUIET_PAUSE_S)

@@ -124,6 +124,14 @@ class LanguageModel(LLMServer):
             os.nice(niceness)
         await super().__init__(llm_config, engine_cls=UniProcEngine if uni_proc else None, **kwargs)
 
+    async def _start_engine(self) -> None:
+        """Ray's start, without its usage report when usage stats are off (RAY_USAGE_STATS_ENABLED=0, as June
+        starts Ray): Ray sends that report through a detached `TelemetryAgent` actor, 265 MB PSS for good."""
+        if os.environ.get("RAY_USAGE_STATS_ENABLED") == "0":
+            await self.engine.start()
+        else:
+            await super()._start_engine()
+
     async def chat_json(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any] | str]:
         async for item in openai_chat_items(self.chat, body):
             yield item

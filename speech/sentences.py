@@ -58,6 +58,24 @@ def speakable(text: str) -> str:
 
 
 _CLAUSE = re.compile(r"(?<=[,;:—])\s+")
+FIRST_CLAUSE_CHARS = 24
+
+
+def split_first_clause(text: str, min_chars: int = FIRST_CLAUSE_CHARS) -> tuple[str, str] | None:
+    """The text cut after its first clause (a comma, semicolon, colon or dash) that is `min_chars` long, if any:
+    speaking that clause first lets the first audio start sooner."""
+    for match in _CLAUSE.finditer(text):
+        if match.start() >= min_chars:
+            return text[: match.start()].strip(), text[match.end() :]
+    return None
+
+
+def speech_pieces(text: str, first_clause_chars: int = FIRST_CLAUSE_CHARS) -> list[str]:
+    """`split_sentences`, with the first sentence cut after its first long enough clause."""
+    sentences = split_sentences(text)
+    if sentences and (cut := split_first_clause(sentences[0], first_clause_chars)):
+        sentences[:1] = [cut[0], cut[1].strip()]
+    return sentences
 
 
 class SentenceBuffer:
@@ -67,7 +85,7 @@ class SentenceBuffer:
     `first_clause_chars` long, so the first audio of a reply can start sooner.
     """
 
-    def __init__(self, first_clause_chars: int = 24) -> None:
+    def __init__(self, first_clause_chars: int = FIRST_CLAUSE_CHARS) -> None:
         self._text = ""
         self._first_clause_chars = first_clause_chars
         self._released = False
@@ -81,10 +99,9 @@ class SentenceBuffer:
         return sentences
 
     def _first_clause(self) -> list[str]:
-        for match in _CLAUSE.finditer(self._text):
-            if match.start() >= self._first_clause_chars:
-                clause, self._text = self._text[: match.start()], self._text[match.end() :]
-                return [clause.strip()]
+        if cut := split_first_clause(self._text, self._first_clause_chars):
+            clause, self._text = cut
+            return [clause]
         return []
 
     def _complete_sentences(self) -> list[str]:

@@ -11,7 +11,7 @@ import numpy as np
 from common.settings import JuneSettings
 from models.devices import resolve_device
 from speech.audio import Pcm, StreamingEncoder, encode
-from speech.sentences import speakable, split_sentences
+from speech.sentences import speakable, speech_pieces, split_sentences
 
 
 class SpeechBackend(Protocol):
@@ -55,10 +55,11 @@ class Synthesizer:
         return encode(self.synthesize(text), audio_format)
 
     def stream(self, text: str, audio_format: str) -> Iterator[bytes]:
-        """The same speech as `speak`, as bytes sent while the next sentence is synthesized."""
+        """The same speech as `speak`, as bytes sent while the next sentence is synthesized (the first sentence's
+        first clause goes on its own, for sooner first audio)."""
         encoder = StreamingEncoder(audio_format, self.backend.sample_rate)
         spoken = False
-        for sentence in split_sentences(speakable(text)):
+        for sentence in speech_pieces(speakable(text)):
             audio = self.backend.synthesize_sentence(sentence)
             if audio.size:
                 if chunk := encoder.feed(np.concatenate([self.pause, audio]) if spoken else audio):

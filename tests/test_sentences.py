@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from speech.sentences import MAX_SENTENCE_CHARS, SentenceBuffer, speakable, split_sentences
+from speech.sentences import MAX_SENTENCE_CHARS, SentenceBuffer, speakable, speech_pieces, split_sentences
 
 
 def test_splits_on_sentence_ends_but_not_abbreviations_or_decimals() -> None:
@@ -55,3 +55,11 @@ def test_characters_no_voice_can_say_are_dropped() -> None:
     assert speakable("hi\x00 there\x1b") == "hi there"
     assert speakable("\ud800ok\uffff") == "ok" and speakable("\x00\x07") == ""
     assert speakable("two\nlines\tand tabs") == "two\nlines and tabs"
+
+
+def test_whole_texts_are_spoken_first_clause_first() -> None:
+    text = "Right now it's fourteen degrees and cloudy, with light rain later. Take a coat, just in case."
+    assert speech_pieces(text) == ["Right now it's fourteen degrees and cloudy,", "with light rain later.",
+                                   "Take a coat, just in case."]
+    assert speech_pieces("Okay, the lights are off.") == ["Okay, the lights are off."]  # "Okay" is too short alone
+    assert speech_pieces("") == []
