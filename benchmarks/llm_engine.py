@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks.memory import memory_of
 from benchmarks.speech_samples import QUESTIONS, speak_samples
 from common.llm_client import LANGUAGE_MODEL, LanguageModelClient
 from common.settings import JuneSettings
@@ -81,15 +82,6 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
-def memory(processes: list[psutil.Process]) -> list[dict]:
-    rows = []
-    for process in processes:
-        info = process.memory_full_info()
-        rows.append({"name": process.name(), "cmdline": " ".join(process.cmdline())[:80],
-                     "rss_mb": round(info.rss / 2**20), "pss_mb": round(info.pss / 2**20)})
-    return rows
-
-
 async def stream_one(llm: LanguageModelClient, settings: JuneSettings, question: str) -> tuple[float, float]:
     """(time to first token in ms, tokens per second after it) for one streamed answer."""
     request = {"model": settings.engine_model_name, "temperature": 0.0, "max_tokens": MAX_TOKENS,
@@ -118,20 +110,20 @@ def measure(executor: str, questions: list[str], stt_audio, transcriber: Transcr
     serve.run(build_language_model(settings), name=APP, route_prefix=None)
     run = ExecutorRun(executor, time.monotonic() - started)
     print(f"[{executor}] ready in {run.start_s:.1f} s", flush=True)
-    handle = LanguageModelClient.of_handle(serve.get_deployment_handle(LANGUAGE_MODEL, app_name=APP))
+    llm = LanguageModelClient.of_handle(serve.get_deployment_handle(LANGUAGE_MODEL, app_name=APP))
     processes = engine_processes()
-    asyncio.run(stream_one(handle, settings, "Say hello."))  # warm-up
+    asyncio.run(stream_one(llm, settings, "Say hello."))  # warm-up
     time.sleep(QUIET_PAUSE_S)
-    run.processes = memory(processes)
+    run.processes = memory_of(processes).summary()["processes"]
     for index, question in enumerate(questions):
-        ttft, rate = asyncio.run(stream_one(handle, settings, question))
+        ttft, rate = asyncio.run(stream_one(llm, settings, question))
         run.ttft_ms.append(ttft)
         run.tokens_per_s.append(rate)
         clip = stt_audio[index % len(stt_audio)]
         began = time.perf_counter()
         transcriber.transcribe(clip)
         run.stt_right_after_reply_ms.append((time.perf_counter() - began) * 1000)
-        asyncio.run(stream_one(handle, settings, question))
+        asyncio.run(stream_one(llm, settings, question))
         before = cpu_seconds(processes)
         time.sleep(IDLE_WINDOW_S)
         run.idle_cpu_after_reply.append((cpu_seconds(processes) - before) / IDLE_WINDOW_S)

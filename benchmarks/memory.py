@@ -51,8 +51,12 @@ def _name(process: psutil.Process) -> str:
 
 def snapshot() -> MemorySnapshot:
     """Every process this one started (Ray's GCS, raylet, dashboard, workers and what they spawned)."""
+    return memory_of(psutil.Process().children(recursive=True))
+
+
+def memory_of(processes: list[psutil.Process]) -> MemorySnapshot:
     rows = []
-    for process in psutil.Process().children(recursive=True):
+    for process in processes:
         try:
             info = process.memory_full_info()
             rows.append(ProcessMemory(_name(process), round(info.rss / MB), round(info.pss / MB)))

@@ -36,7 +36,8 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.pipeline import BUSY_LOAD, auth_headers, cpu_model, running_graph, since_ms
+from benchmarks.direct import since_ms
+from benchmarks.pipeline import BUSY_LOAD, auth_headers, cpu_model, running_graph
 from benchmarks.speech_samples import QUESTIONS, speak_samples
 from benchmarks.stt_models import edit_distance, words
 from common.settings import JuneSettings

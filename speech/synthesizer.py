@@ -43,11 +43,7 @@ class Synthesizer:
         self.pause = np.zeros(int(sentence_pause_s * backend.sample_rate), np.float32)
 
     def synthesize(self, text: str) -> Pcm:
-        pieces: list[np.ndarray] = []
-        for sentence in split_sentences(speakable(text)):
-            audio = self.backend.synthesize_sentence(sentence)
-            if audio.size:
-                pieces.extend([audio, self.pause] if pieces else [audio])
+        pieces = list(self._spoken(split_sentences(speakable(text))))
         samples = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         return Pcm(samples, self.backend.sample_rate)
 
@@ -55,15 +51,20 @@ class Synthesizer:
         return encode(self.synthesize(text), audio_format)
 
     def stream(self, text: str, audio_format: str) -> Iterator[bytes]:
-        """The same speech as `speak`, as bytes sent while the next sentence is synthesized (the first sentence's
-        first clause goes on its own, for sooner first audio)."""
+        """The speech as bytes sent while the next sentence is synthesized; the first sentence's first clause
+        goes on its own, for sooner first audio."""
         encoder = StreamingEncoder(audio_format, self.backend.sample_rate)
-        spoken = False
-        for sentence in speech_pieces(speakable(text)):
-            audio = self.backend.synthesize_sentence(sentence)
-            if audio.size:
-                if chunk := encoder.feed(np.concatenate([self.pause, audio]) if spoken else audio):
-                    yield chunk
-                spoken = True
+        for audio in self._spoken(speech_pieces(speakable(text))):
+            if chunk := encoder.feed(audio):
+                yield chunk
         if chunk := encoder.close():
             yield chunk
+
+    def _spoken(self, sentences: list[str]) -> Iterator[np.ndarray]:
+        """Each sentence's audio as it is synthesized, the ones after the first led by the pause."""
+        spoken = False
+        for sentence in sentences:
+            audio = self.backend.synthesize_sentence(sentence)
+            if audio.size:
+                yield np.concatenate([self.pause, audio]) if spoken else audio
+                spoken = True
