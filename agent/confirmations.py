@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.sqlite import connect
+from agent.tools.base import ConfirmationNeeded
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pending_actions (
@@ -24,6 +25,7 @@ CREATE TABLE IF NOT EXISTS pending_actions (
 );
 """
 MAX_AGE_S = 600.0
+CLARIFY = "clarify"  # a question back; the answer is put into `payload["resume"]` and answered as a new request
 _YES = re.compile(r"^\s*(?:yes|yeah|yep|yup|sure|ok(?:ay)?|confirm(?:ed)?|do it|go ahead|please do|"
                   r"correct|that's right|delete (?:it|them))\b[\s\w,'!.]*$", re.I)
 _NO = re.compile(r"^\s*(?:no|nope|nah|cancel|stop|don't|do not|never ?mind|keep (?:it|them))\b", re.I)
@@ -34,6 +36,17 @@ class PendingAction:
     action: str
     payload: dict[str, Any]
     question: str
+
+
+def ask_back(pending: PendingActions, user_id: str, conversation_id: str | None, question: str,
+             resume: str) -> ConfirmationNeeded:
+    """Keep a question back for this conversation; `resume` holds `{answer}`, where the user's reply goes."""
+    pending.ask(user_id, conversation_id, CLARIFY, {"resume": resume}, question)
+    return ConfirmationNeeded(question)
+
+
+def resumed(payload: dict[str, Any], answer: str) -> str:
+    return str(payload["resume"]).replace("{answer}", answer.strip().rstrip(".!"))
 
 
 def answer_to(text: str) -> str | None:

@@ -46,7 +46,7 @@ def load_token_counter(model_dir: Path) -> TokenCount:
 
 @dataclass(frozen=True)
 class ContextWindow:
-    max_model_len: int = 2048
+    max_model_len: int = 4096  # JuneSettings.llm_max_model_len's default
     count: TokenCount = approximate_tokens
     tool_result_tokens: int = 300
 

@@ -14,6 +14,7 @@ from text_to_num import alpha2digit
 
 from agent.notes import content_words
 from agent.plan import Step
+from agent.schedule import read_reminder
 from agent.tools.base import ToolError
 from agent.tools.clock import zone
 from agent.tools.units import canonical
@@ -50,6 +51,12 @@ _TIMEZONE = re.compile(r"\b(?:my time ?zone is|set my time ?zone to|change my ti
                        r"i'm based in|i(?:'ve| have)? (?:just |recently )?moved to|use)\s+(?:the\s+)?"
                        r"([A-Za-z][\w/ _-]*?)(?:\s+time)?(?:,?\s+(?:for me|now|these days|from now on|by the way))*"
                        r"[.!?,]*$", re.I)
+_REMINDER_WORDS = r"(?:reminders?|timers?|alarms?)"
+_CANCEL_REMINDER = re.compile(r"\b(?:cancel|delete|remove|clear|stop|drop|turn off|get rid of)\s+(?:(all)\s+(?:of\s+)?)?"
+                              r"(?:my\s+|the\s+|that\s+|this\s+|those\s+)?(.*?)\s*" + _REMINDER_WORDS +
+                              r"\b(?:\s+(?:about|for|to|of|that|called)\s+(.+?))?[.!?]*$", re.I)
+_LIST_REMINDERS = re.compile(r"\b(?:what|which|list|show|read|tell me|any|do i have|how many)\b.*\b" +
+                             _REMINDER_WORDS + r"\b", re.I)
 _SEARCH = re.compile(r"\b(?:did (?:i|we) (?:talk|speak|say|mention)|what did (?:i|we) (?:say|talk about))\b"
                      r"(?:.*?\babout\s+(.+?))?[?.!]*$", re.I)
 
@@ -88,10 +95,28 @@ def _zone(text: str) -> str | None:
         return None
 
 
+def _reminder_intent(text: str) -> Intent | None:
+    if match := _CANCEL_REMINDER.search(text):
+        query = " ".join(part for part in (match[2], match[3]) if part and part.lower() not in ("all", "all my"))
+        arguments = {"query": query.strip()} if query.strip() else {}
+        if match[1]:
+            arguments["all"] = True
+        return Intent("asks to cancel a reminder", (Step("s1", "cancel_reminder", arguments),))
+    if (request := read_reminder(text)) is not None:
+        arguments = {key: value for key, value in (("when", request.when), ("text", request.what)) if value}
+        return Intent("asks for a timer" if request.timer else "asks to be reminded",
+                      (Step("s1", "set_reminder", {**arguments, **({"timer": True} if request.timer else {})}),))
+    if _LIST_REMINDERS.search(text):
+        return Intent("asks which reminders are set", (Step("s1", "list_reminders", {}),))
+    return None
+
+
 def detect(text: str) -> Intent | None:
     """The first intent that matches, with the steps that answer it."""
     if match := _CODE.search(text):
         return Intent("asks to run a Python program", (Step("s1", "run_python", {"code": match[1]}),))
+    if reminder := _reminder_intent(text):
+        return reminder
     if match := _REMEMBER.match(text):
         return Intent("asks June to remember something",
                       (Step("s1", "remember_note", {"text": match[1].strip().rstrip(".")}),))

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.cache import TtlLruCache
-from agent.confirmations import answer_to
+from agent.confirmations import CLARIFY, answer_to, resumed
 from agent.context import Briefing, ContextWindow, stated_facts
 from agent.model import ChatModel, Completion, ModelError, ToolCallRequest
 from agent.plan import InvalidPlan, Plan, Step, parse_plan, plan_schema, resolve_references
@@ -46,6 +46,7 @@ REPLAN_PROMPT = ("Reply with a plan as JSON instead of tool calls: {\"thoughts\"
 ANSWER_PROMPT = """Answer the user's request in one or two short sentences using these tool results:
 {results}"""
 DECLINED = "Okay, I won't delete anything."
+DROPPED = "Okay, I've dropped it."
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,8 @@ class Agent:
     async def _answer(
         self, text: str, context: ToolContext, history: list[dict[str, str]], trace: Trace
     ) -> AsyncIterator[str]:
-        if (confirmation := self._confirmation(text, context, trace)) is not None:
+        confirmation, text = self._confirmation(text, context, trace)
+        if confirmation is not None:
             yield confirmation
             return
         context = replace(context, timezone=self._timezone(context.user_id))
@@ -164,23 +166,30 @@ class Agent:
         else:
             yield await self._plan_and_run(request, route)
 
-    def _confirmation(self, text: str, context: ToolContext, trace: Trace) -> str | None:
-        """The answer to a question June asked last turn ("Should I delete …?"), if this message answers it."""
+    def _confirmation(self, text: str, context: ToolContext, trace: Trace) -> tuple[str | None, str]:
+        """The answer to a question June asked last turn, if this message answers it, and the request to go on
+        with: a question back ("When should I remind you?") resumes the first request with the user's answer."""
         if self.stores is None:
-            return None
+            return None, text
         pending = self.stores.pending.take(context.user_id, context.conversation_id)
         if pending is None:
-            return None
+            return None, text
         answer = answer_to(text)
         trace.route = "confirmation"
+        if pending.action == CLARIFY:
+            if answer == "no":
+                trace.route_reasons = ["the user dropped the request June asked back about"]
+                return DROPPED, text
+            trace.reflections.append(f"resumed the request June asked back about: {pending.question!r}")
+            return None, resumed(pending.payload, text)
         if answer == "yes" and pending.action == DELETE_NOTES:
             trace.route_reasons = ["the user said yes to a pending deletion"]
-            return delete_confirmed(self.stores.notes, context.user_id, pending.payload)
+            return delete_confirmed(self.stores.notes, context.user_id, pending.payload), text
         if answer == "no":
             trace.route_reasons = ["the user said no to a pending deletion"]
-            return DECLINED
+            return DECLINED, text
         trace.reflections.append("a pending deletion was dropped: the user asked something else")
-        return None
+        return None, text
 
     def _timezone(self, user_id: str) -> str:
         chosen = self.stores.preferences.get(user_id, TIMEZONE_PREFERENCE) if self.stores else None

@@ -19,9 +19,10 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from ray.serve.handle import DeploymentHandle
 
 from agent.loop import AgentReply
-from api.callers import Caller, Keys
+from api.callers import Caller, CurrentCaller, Keys, acting_for
 from api.errors import (
     ApiError,
     as_api_error,
@@ -35,6 +36,7 @@ from api.errors import (
 )
 from api.guard import Guard
 from api.idempotency import KEY_PATTERN, AnswerStore, fingerprint
+from api.messaging import add_messaging_routes
 from api.realtime import OpenSessions, converse
 from api.replies import DIDNT_CATCH_THAT, Pipeline, Stopwatch, b64, reply_events
 from api.schemas import (
@@ -77,7 +79,8 @@ def _sse_response(events: AsyncIterator[tuple[str, dict]]) -> StreamingResponse:
 
 
 def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None = None,
-               answers: AnswerStore | None = None) -> FastAPI:
+               answers: AnswerStore | None = None, messenger: DeploymentHandle | None = None) -> FastAPI:
+    """The app; with the Messenger's handle also the outbox, the Message API and the inbox (api/messaging.py)."""
     app = FastAPI(title="June", summary="A self-hosted voice assistant", version="0.1.0",
                   responses={code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422, 503)})
     install_error_handlers(app, settings.retry_after_s)
@@ -168,7 +171,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
 
         async def answer() -> ChatResponse:
             clock = Stopwatch(pipeline)
-            utterance = Utterance(body.text, user_id, body.conversation_id, private=body.private)
+            utterance = Utterance(body.text, user_id, body.conversation_id, private=body.private, chat_id=body.chat_id)
             reply: AgentReply = await clock.run("think", pipeline.reply(utterance))
             audio, audio_error = await speak_or_explain(clock, reply.speech, body.reply_format) if body.speak else \
                 (None, None)
@@ -190,7 +193,8 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
             transcript: Transcript = await clock.run("stt", pipeline.transcribe(data))
             trace = None
             if transcript.text:
-                utterance = Utterance(transcript.text, user_id, form.conversation_id, private=form.private)
+                utterance = Utterance(transcript.text, user_id, form.conversation_id, private=form.private,
+                                      chat_id=form.chat_id)
                 reply: AgentReply = await clock.run("think", pipeline.reply(utterance))
                 text, speech, trace = reply.text, reply.speech, reply.trace.to_dict()
             else:
@@ -212,7 +216,8 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         user_id = acting_for(caller, upload.user_id)
         clock = Stopwatch(pipeline)
         transcript: Transcript = await clock.run("stt", pipeline.transcribe(data))
-        utterance = Utterance(transcript.text, user_id, upload.conversation_id, private=upload.private) \
+        utterance = Utterance(transcript.text, user_id, upload.conversation_id, private=upload.private,
+                              chat_id=upload.chat_id) \
             if transcript.text else None
 
         async def events() -> AsyncIterator[tuple[str, dict]]:
@@ -226,12 +231,20 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
 
     @app.post("/v1/chat/stream", dependencies=[Depends(json_body)],
               response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
-    async def chat_stream(body: ChatRequest, caller: CurrentCaller) -> StreamingResponse:
-        """Server-sent events: text deltas, then (with `speak`) one audio event per sentence, done."""
+    async def chat_stream(body: ChatRequest, caller: CurrentCaller,
+                          idempotency_key: IdempotencyKey = None) -> StreamingResponse:
+        """Server-sent events: text deltas, then (with `speak`) one audio event per sentence, done. With an
+        Idempotency-Key, a retry of a finished stream gets its reply again as one delta (and no second turn)."""
         utterance = Utterance(check_text(body.text), acting_for(caller, body.user_id), body.conversation_id,
-                              private=body.private)
-        return _sse_response(reply_events(pipeline, settings, Stopwatch(pipeline), utterance, body.reply_format,
-                                          speak=body.speak))
+                              private=body.private, chat_id=body.chat_id)
+        events = reply_events(pipeline, settings, Stopwatch(pipeline), utterance, body.reply_format, speak=body.speak)
+        if idempotency_key is None:
+            return _sse_response(events)
+        claim = await answers.claim(caller.name, idempotency_key, utterance.user_id or "",
+                                    fingerprint("chat/stream", body.model_dump_json()))
+        if claim.stored is not None:
+            return _sse_response(_replayed(claim.stored))
+        return _sse_response(_kept(events, lambda done: answers.finish(claim, done), lambda: answers.release(claim)))
 
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:
@@ -340,7 +353,29 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         data = await pipeline.export_user(user)
         return UserExport(user_id=user, exported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), **data)
 
+    if messenger is not None:
+        add_messaging_routes(app, settings, messenger)
     return app
+
+
+async def _replayed(done: dict) -> AsyncIterator[tuple[str, dict]]:
+    yield "delta", {"text": done.get("reply", "")}
+    yield "done", done
+
+
+async def _kept(events: AsyncIterator[tuple[str, dict]], finish: Callable[[dict], None],
+                release: Callable[[], None]) -> AsyncIterator[tuple[str, dict]]:
+    """The stream, with its `done` event kept for the Idempotency-Key; the key is released if it never ends."""
+    finished = False
+    try:
+        async for event, data in events:
+            if event == "done":
+                await asyncio.to_thread(finish, data)
+                finished = True
+            yield event, data
+    finally:
+        if not finished:
+            await asyncio.to_thread(release)
 
 
 def json_body(request: Request) -> None:
@@ -353,22 +388,9 @@ def multipart_body(request: Request) -> None:
         raise unsupported_media("send multipart/form-data with the audio file in it")
 
 
-def current_caller(request: Request) -> Caller:
-    return request.state.caller
-
-
-CurrentCaller = Annotated[Caller, Depends(current_caller)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=KEY_PATTERN,
                                               description="Repeat it on a retry to get the first answer again.")]
 UserQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
-
-
-def acting_for(caller: Caller, user_id: str | None) -> str:
-    """The user a request is for; a key can never act for a user outside its namespaces."""
-    user = user_id or caller.default_user
-    if not caller.may_act_for(user):
-        raise ApiError(403, f"this API key ({caller.name}) may not act for user {user[:128]!r}", "forbidden_user")
-    return user
 
 
 def _check_completion_limits(completion: ChatCompletionRequest, settings: JuneSettings) -> None:

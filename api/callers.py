@@ -26,10 +26,13 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
 
+from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from api.errors import ApiError
 from api.schemas import ANONYMOUS, ID_PATTERN
 from common.settings import JuneSettings
 
@@ -171,3 +174,19 @@ def _host_name(host_header: str) -> str:
         return host[1:].split("]", 1)[0]
     parsed = urlsplit(f"//{host}")
     return parsed.hostname or ""
+
+
+def current_caller(request: Request) -> Caller:
+    """The caller the Guard found for this request."""
+    return request.state.caller
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def acting_for(caller: Caller, user_id: str | None) -> str:
+    """The user a request is for; a key can never act for a user outside its namespaces."""
+    user = user_id or caller.default_user
+    if not caller.may_act_for(user):
+        raise ApiError(403, f"this API key ({caller.name}) may not act for user {user[:128]!r}", "forbidden_user")
+    return user

@@ -18,6 +18,8 @@ class ChatRequest(BaseModel):
     text: str = Field(min_length=1)
     conversation_id: str | None = Field(None, pattern=ID_PATTERN)
     user_id: str | None = Field(None, pattern=ID_PATTERN)
+    chat_id: str | None = Field(None, pattern=ID_PATTERN,
+                                description="The platform chat the message came from: where reminders set in it go.")
     speak: bool = False
     reply_format: ReplyFormat = "ogg"
     trace: bool = False
@@ -29,6 +31,8 @@ class VoiceForm(BaseModel):
 
     conversation_id: str | None = Field(None, pattern=ID_PATTERN)
     user_id: str | None = Field(None, pattern=ID_PATTERN)
+    chat_id: str | None = Field(None, pattern=ID_PATTERN,
+                                description="The platform chat the message came from: where reminders set in it go.")
     reply_format: ReplyFormat = "ogg"
     trace: bool = False
     private: bool = Field(True, description="False where others read the answer: no notes, history or program output.")
@@ -106,6 +110,7 @@ class UserExport(BaseModel):
     conversations: list[dict[str, Any]]
     notes: list[dict[str, Any]]
     preferences: dict[str, str]
+    reminders: list[dict[str, Any]] = []
 
 
 OpenAISpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
@@ -161,3 +166,124 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+PLATFORM_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+TEXT_LIMIT = 4000
+
+
+class LedgerMessage(BaseModel):
+    """One message in the ledger, in or out; times are Unix seconds."""
+
+    id: int
+    platform: str
+    direction: Literal["in", "out"]
+    kind: str
+    user_id: str
+    chat_id: str | None
+    conversation_id: str | None
+    platform_message_id: str | None
+    reply_to: str | None
+    text: str | None
+    voice: bool
+    origin: str = Field(description="bot (a bot's record), api (POST /v1/messages), reminder or inbox")
+    status: str = Field(description="in: received/pending/answered/failed; out: queued/sent/failed")
+    detail: str | None
+    created_at: float
+    updated_at: float
+
+
+class MessageList(BaseModel):
+    messages: list[LedgerMessage]
+    next_cursor: int | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class SendMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    platform: str = Field(pattern=PLATFORM_PATTERN, description="telegram or discord")
+    user_id: str = Field(pattern=ID_PATTERN, description="June's id of the user, e.g. telegram:1234")
+    chat_id: str | None = Field(None, pattern=ID_PATTERN, description="Default: the chat the user last wrote from.")
+    text: str = Field(min_length=1, max_length=TEXT_LIMIT)
+    speak: bool = Field(False, description="Also send the text as a voice note.")
+    conversation_id: str | None = Field(None, pattern=ID_PATTERN)
+
+
+class EditMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=TEXT_LIMIT)
+
+
+class AmendMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    append: str | None = Field(None, min_length=1, max_length=TEXT_LIMIT)
+    prepend: str | None = Field(None, min_length=1, max_length=TEXT_LIMIT)
+
+
+class MessageRecord(BaseModel):
+    """A bot's record of a message it received or sent; the same `source` again updates it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    platform: str = Field(pattern=PLATFORM_PATTERN)
+    direction: Literal["in", "out"]
+    kind: str = Field(pattern=r"^[a-z_]{1,16}$")
+    user_id: str = Field(pattern=ID_PATTERN)
+    chat_id: str | None = Field(None, pattern=ID_PATTERN)
+    conversation_id: str | None = Field(None, pattern=ID_PATTERN)
+    platform_message_id: str | None = Field(None, pattern=ID_PATTERN)
+    reply_to: str | None = Field(None, pattern=ID_PATTERN)
+    text: str | None = Field(None, max_length=4 * TEXT_LIMIT)
+    voice: bool = False
+    status: str = Field(pattern=r"^[a-z_]{1,16}$")
+    detail: str | None = Field(None, max_length=1000)
+    source: str = Field(pattern=r"^[A-Za-z0-9._:@\-]{1,200}$", description="The bot's own id for the record.")
+
+
+class Delivery(BaseModel):
+    """Something a bot is to do: send a message (text, and a voice note when `audio` is set), or edit one."""
+
+    id: int
+    message_id: int
+    action: Literal["send", "edit"]
+    platform: str
+    user_id: str
+    chat_id: str | None
+    text: str | None
+    audio: str | None = Field(description="base64 OGG/Opus voice note")
+    target_message_id: str | None = Field(description="edit: the platform's id of the message to edit")
+    reply_to: str | None
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[Delivery]
+
+
+class Acknowledgement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delivered: bool = True
+    platform_message_id: str | None = Field(None, pattern=ID_PATTERN)
+    detail: str | None = Field(None, max_length=1000)
+
+
+class InboxEntry(BaseModel):
+    id: int
+    status: Literal["NEW", "PROCESSING", "RESPONDED", "ERROR"]
+    message: LedgerMessage
+    answer: LedgerMessage | None
+    detail: str | None
+    created_at: float
+    updated_at: float
+
+
+class InboxList(BaseModel):
+    items: list[InboxEntry]
+
+
+class InboxAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=TEXT_LIMIT)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import random
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -77,20 +79,64 @@ class JuneClient:
         await self._http.aclose()
 
     async def chat(self, text: str, *, conversation_id: str, user_id: str, speak: bool, private: bool = True,
-                   idempotency_key: str | None = None) -> Reply:
+                   idempotency_key: str | None = None, chat_id: str | None = None) -> Reply:
         body = {"text": text, "conversation_id": conversation_id, "user_id": user_id, "speak": speak,
-                "reply_format": "ogg", "private": private}
+                "reply_format": "ogg", "private": private, "chat_id": chat_id}
         response = await self._request("POST", "/v1/chat", json=body, headers=_idempotency(idempotency_key))
         return _reply(response)
 
     async def voice(self, audio: bytes, filename: str, content_type: str, *, conversation_id: str,
-                    user_id: str, private: bool = True, idempotency_key: str | None = None) -> Reply:
+                    user_id: str, private: bool = True, idempotency_key: str | None = None,
+                    chat_id: str | None = None) -> Reply:
         fields = {"conversation_id": conversation_id, "user_id": user_id, "reply_format": "ogg",
-                  "private": "true" if private else "false"}
+                  "private": "true" if private else "false", **({"chat_id": chat_id} if chat_id else {})}
         response = await self._request("POST", "/v1/voice", data=fields,
                                        files={"audio": (filename, audio, content_type)},
                                        headers=_idempotency(idempotency_key))
         return _reply(response)
+
+    async def chat_stream(self, text: str, *, conversation_id: str, user_id: str, private: bool = True,
+                          idempotency_key: str | None = None, chat_id: str | None = None
+                          ) -> AsyncIterator[tuple[str, dict]]:
+        """`/v1/chat/stream`'s events as (event, data): `delta`s, then `done` (or an `error` event). Only the
+        start is retried: once text has arrived, a broken stream raises JuneUnavailable."""
+        body = {"text": text, "conversation_id": conversation_id, "user_id": user_id, "speak": False,
+                "private": private, "chat_id": chat_id}
+        deadline = time.monotonic() + self._retry_for_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._http.stream("POST", "/v1/chat/stream", json=body,
+                                             headers=_idempotency(idempotency_key)) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        if response.status_code not in RETRY_STATUSES:
+                            raise _api_error(response)
+                        reason = f"HTTP {response.status_code}"
+                    else:
+                        async for event in _server_sent_events(response):
+                            yield event
+                        return
+            except httpx.TransportError as error:
+                if attempt > 1 or time.monotonic() > deadline:
+                    raise JuneUnavailable(f"/v1/chat/stream broke off ({type(error).__name__})") from None
+                reason = type(error).__name__
+            wait = _backoff(attempt)
+            if time.monotonic() + wait > deadline:
+                raise JuneUnavailable(f"/v1/chat/stream: still failing after {attempt} attempts ({reason})")
+            await asyncio.sleep(wait)
+
+    async def transcribe(self, audio: bytes, filename: str, content_type: str) -> str:
+        response = await self._request("POST", "/v1/audio/transcriptions",
+                                       files={"file": (filename, audio, content_type)})
+        return str(_json(response).get("text") or "")
+
+    async def speech(self, text: str) -> bytes:
+        """The text spoken as an OGG/Opus voice note."""
+        response = await self._request("POST", "/v1/audio/speech", json={"model": "june", "input": text,
+                                                                          "response_format": "opus"})
+        return response.content
 
     async def delete_conversation(self, conversation_id: str, *, user_id: str) -> int:
         """Delete the user's turns of one conversation in the graph; the number deleted."""
@@ -107,6 +153,30 @@ class JuneClient:
     async def export_user(self, user_id: str) -> dict:
         """Everything the graph holds about a user: conversations, notes, preferences."""
         return _json(await self._request("GET", f"/v1/users/{_segment(user_id)}/export"))
+
+    async def outbox(self, platform: str, wait_s: float) -> list[dict]:
+        """What the graph has queued for this platform (one long-poll, no retries: the caller loops)."""
+        response = await self._http.get("/v1/outbox", params={"platform": platform, "wait": wait_s},
+                                        timeout=wait_s + 30)
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return list(_json(response).get("deliveries") or [])
+
+    async def acknowledge(self, delivery_id: int, delivered: bool, platform_message_id: str | None,
+                          detail: str | None = None) -> None:
+        await self._request("POST", f"/v1/outbox/{int(delivery_id)}/ack", json={
+            "delivered": delivered, "platform_message_id": platform_message_id, "detail": detail})
+
+    async def record(self, record: dict) -> dict:
+        """A message for the graph's ledger (the Message API)."""
+        return _json(await self._request("POST", "/v1/ledger", json=record))
+
+    async def to_inbox(self, record: dict) -> dict:
+        """A forwarded user message for the owner's inbox; the inbox item."""
+        return _json(await self._request("POST", "/v1/inbox", json=record))
+
+    async def answer_inbox(self, item_id: int, text: str) -> dict:
+        return _json(await self._request("POST", f"/v1/inbox/{int(item_id)}/reply", json={"text": text}))
 
     async def health(self) -> Health:
         try:
@@ -142,6 +212,21 @@ class JuneClient:
             log.warning("graph unavailable, retrying", extra={"path": path, "attempt": attempt,
                                                               "reason": reason, "wait_s": round(wait, 2)})
             await asyncio.sleep(wait)
+
+
+async def _server_sent_events(response: httpx.Response) -> AsyncIterator[tuple[str, dict]]:
+    event, data = "message", []
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and data:
+            try:
+                yield event, json.loads("\n".join(data))
+            except ValueError:
+                raise JuneApiError(response.status_code, "invalid_response", "an event is not JSON") from None
+            event, data = "message", []
 
 
 def _idempotency(key: str | None) -> dict[str, str]:

@@ -9,6 +9,7 @@ Idempotency-Key made from the inbound message, so no retry and no restart adds a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,11 @@ BROKEN = "Something went wrong on my side. Please try again."
 MISCONFIGURED = "Sorry, I'm not set up correctly to answer you. I've logged the problem for my owner."
 INTERRUPTED = "I restarted before I could finish that command. Please send it again."
 FILE_TOO_LARGE = "The file is too large to send here ({size} MB; the limit is {limit} MB)."
+PROGRESS = "Working on it…"
+PROGRESS_AFTER_S = 4.0  # a reply slower than this gets a progress message first, edited into the answer
+EDIT_INTERVAL_S = 1.0  # a streamed answer's message is edited at most this often
+LIVE_MAX_CHARS = 3500  # what a message shows of an answer still being written (the platforms' limit is near 4000)
+WRITING = " …"
 MAX_ATTEMPTS = 3  # tries at answering one message, restarts included, before it is given up as failed
 SEND_ATTEMPTS = 4
 SEND_FIRST_BACKOFF_S = 1.0
@@ -77,6 +83,7 @@ class Transport(Protocol):
     async def send_text(self, chat_id: str, text: str, parse_mode: str | None, reply_to: str | None) -> str: ...
     async def send_voice(self, chat_id: str, audio: bytes, reply_to: str | None) -> str: ...
     async def send_file(self, chat_id: str, data: bytes, filename: str, reply_to: str | None) -> str: ...
+    async def edit_text(self, chat_id: str, message_id: str, text: str, parse_mode: str | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -107,9 +114,37 @@ class Assistant:
         self.transport = transport
         self.send_attempts = SEND_ATTEMPTS
         self.send_backoff_s = SEND_FIRST_BACKOFF_S
+        self.progress_after_s = PROGRESS_AFTER_S
+        self.stream_replies = True
+        self.edit_interval_s = EDIT_INTERVAL_S
+        self.edits = 0  # edits made to messages while answers were written
 
-    async def answer(self, inbound: Inbound) -> None:
-        """Answer a stored message with June's reply; a reply already queued is only sent."""
+    async def answer_together(self, batch: list[Inbound]) -> None:
+        """Messages one user sent within a few seconds, answered as one request: their texts (voice notes
+        transcribed) in order, as the last message's question; the others are marked answered with it."""
+        if len(batch) == 1:
+            await self.answer(batch[0])
+            return
+        *others, last = batch
+        try:
+            texts = [await self._text_of(inbound) for inbound in batch]
+        except (AudioTooLarge, JuneApiError, JuneUnavailable) as error:
+            for inbound in batch:
+                await self._apologise(inbound, error)
+            return
+        combined = self.history.answer_together(last, others, "\n".join(t for t in texts if t.strip()))
+        await self.answer(combined, speak=any(inbound.kind == "voice" for inbound in batch) or None)
+
+    async def _text_of(self, inbound: Inbound) -> str:
+        if inbound.kind != "voice":
+            return inbound.text or ""
+        async with self.transport.activity(inbound.chat_id, "recording"):
+            audio, name, content_type = await self.transport.fetch_audio(inbound)
+            return await self.client.transcribe(audio, name, content_type)
+
+    async def answer(self, inbound: Inbound, speak: bool | None = None) -> None:
+        """Answer a stored message with June's reply; a reply already queued is only sent. `speak` overrides the
+        user's voice-reply setting for a text question."""
         if inbound.kind != "command":
             self.preferences.cancel_forget(self.platform, inbound.user_id)  # anything else cancels /forget me
         self.history.attempt(inbound)
@@ -118,7 +153,7 @@ class Assistant:
             if self.history.has_answer(inbound):
                 outbound = self.history.unsent(inbound)
             else:
-                reply = await self._ask(inbound)
+                reply = await self._ask_showing_progress(inbound, speak)
                 speech_problem = reply.audio_error
                 if speech_problem:
                     log.warning("June could not speak its answer; sending the text alone",
@@ -174,18 +209,126 @@ class Assistant:
             else:
                 await self.answer(inbound)
 
-    async def _ask(self, inbound: Inbound) -> Reply:
+    async def _ask_showing_progress(self, inbound: Inbound, speak: bool | None = None) -> Reply:
+        """June's reply; when it takes longer than `progress_after_s`, a progress message goes first (once, also
+        across restarts) and the answer's text is edited into it. A streamed answer shows itself (_streamed)."""
+        if self.stream_replies and inbound.kind == "text":
+            return await self._ask(inbound, speak)
+        asking = asyncio.ensure_future(self._ask(inbound, speak))
+        try:
+            await asyncio.wait_for(asyncio.shield(asking), self.progress_after_s)
+        except asyncio.TimeoutError:
+            if self.history.progress_message(inbound) is None:
+                try:
+                    sent = await self._send(lambda: self.transport.send_text(inbound.chat_id, PROGRESS, None,
+                                                                             inbound.message_id))
+                    self.history.progress_sent(inbound, sent, PROGRESS)
+                except (SendFailed, SendRetry, MarkupRejected) as error:
+                    log.warning("could not send a progress message", extra={"platform": self.platform,
+                                                                            "reason": _describe(error)})
+        except BaseException:
+            asking.cancel()
+            raise
+        return await asking
+
+    async def edit(self, chat_id: str, message_id: str, text: str) -> None:
+        """Replace a sent message's text (its first part, when the new text needs several)."""
+        part = self.renderer.render(text).parts[0]
+        try:
+            await self._send(lambda: self.transport.edit_text(chat_id, message_id, part.text, part.parse_mode))
+        except MarkupRejected:
+            plain = self.renderer.to_plain(part.text)
+            await self._send(lambda: self.transport.edit_text(chat_id, message_id, plain, None))
+
+    async def send_with_retries(self, call: Callable[[], Awaitable[str]]) -> str:
+        return await self._send(call)
+
+    async def _ask(self, inbound: Inbound, speak: bool | None = None) -> Reply:
         conversation = self.preferences.conversation_id(self.platform, inbound.chat_id)
         user = f"{self.platform}:{inbound.user_id}"
         options = {"conversation_id": conversation, "user_id": user, "private": not inbound.public,
-                   "idempotency_key": idempotency_key(inbound, self.bot_id)}
+                   "idempotency_key": idempotency_key(inbound, self.bot_id), "chat_id": inbound.chat_id}
         if inbound.kind == "voice":
             async with self.transport.activity(inbound.chat_id, "recording"):
                 audio, name, content_type = await self.transport.fetch_audio(inbound)
                 return await self.client.voice(audio, name, content_type, **options)
-        speak = self.preferences.voice_replies(self.platform, inbound.user_id)
+        if speak is None:
+            speak = self.preferences.voice_replies(self.platform, inbound.user_id)
         async with self.transport.activity(inbound.chat_id, "recording" if speak else "typing"):
+            if self.stream_replies:
+                return await self._streamed(inbound, options, speak)
             return await self.client.chat(inbound.text or "", speak=speak, **options)
+
+    async def _streamed(self, inbound: Inbound, options: dict, speak: bool) -> Reply:
+        """The answer as June writes it: one message, sent with the first words (or as a progress note when none
+        come within `progress_after_s`) and edited at most every `edit_interval_s`; an answer that is whole
+        within the interval gets no intermediate edit. Then the voice note's audio."""
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async for item in self.client.chat_stream(inbound.text or "", **options):
+                    await queue.put(item)
+                await queue.put(None)
+            except Exception as error:  # noqa: BLE001 - handed to the loop below, which raises it
+                await queue.put(error)
+
+        loop = asyncio.get_running_loop()
+        reader = asyncio.create_task(read())
+        text, shown, started, shown_at = "", "", loop.time(), loop.time()
+        try:
+            while True:
+                if text != shown:  # new words: shown when the edit interval has passed, unless the end comes first
+                    waiting = max(0.0, shown_at + self.edit_interval_s - loop.time())
+                elif text or self.history.progress_message(inbound) is not None:
+                    waiting = None
+                else:
+                    waiting = max(0.0, started + self.progress_after_s - loop.time())
+                try:
+                    item = await asyncio.wait_for(queue.get(), waiting)
+                except asyncio.TimeoutError:
+                    await self._show(inbound, text.strip()[:LIVE_MAX_CHARS] + WRITING if text.strip() else PROGRESS)
+                    shown, shown_at = text, loop.time()
+                    continue
+                if item is None:
+                    raise JuneUnavailable("the answer's stream ended before its answer")
+                if isinstance(item, Exception):
+                    raise item
+                event, data = item
+                if event == "delta":
+                    text += str(data.get("text") or "")
+                elif event == "error":
+                    error = data.get("error") or {}
+                    raise JuneApiError(502, str(error.get("code") or "stream_error"), str(error.get("message") or ""))
+                elif event == "done":
+                    answer = str(data.get("reply") or text).strip()
+                    break
+        finally:
+            reader.cancel()
+        audio, problem = None, None
+        if speak and answer:
+            try:
+                audio = await self.client.speech(answer)
+            except JuneApiError as error:
+                problem = error.code
+            except JuneUnavailable:
+                problem = "unavailable"
+        return Reply(answer, audio, "ogg" if audio else None, None, problem)
+
+    async def _show(self, inbound: Inbound, text: str) -> None:
+        """Send the live message, or edit it (one try: a missed edit is made good by the next or the answer)."""
+        live = self.history.progress_message(inbound)
+        try:
+            if live is None:
+                sent = await self._send(lambda: self.transport.send_text(inbound.chat_id, text, None,
+                                                                         inbound.message_id))
+                self.history.progress_sent(inbound, sent, text)
+            elif live.status == "sent" and live.message_id:
+                await self.transport.edit_text(inbound.chat_id, live.message_id, text, None)
+                self.edits += 1
+        except (SendFailed, SendRetry, MarkupRejected) as error:
+            log.warning("could not show the answer as it is written", extra={"platform": self.platform,
+                                                                             "reason": _describe(error)})
 
     async def _deliver(self, inbound: Inbound, outbound: list[Outbound], transport: Transport) -> list[str]:
         """Send every part, text first; what could not be delivered, as `kind: reason` lines."""
@@ -215,6 +358,10 @@ class Assistant:
         return problems
 
     async def _deliver_text(self, inbound: Inbound, part: Outbound, transport: Transport) -> None:
+        progress = self.history.progress_message(inbound) if transport is self.transport else None
+        if progress is not None and progress.status == "sent" and progress.message_id:
+            await self._edit_into(inbound, part, progress)
+            return
         try:
             message_id = await self._send(lambda: transport.send_text(
                 part.chat_id, part.rendered_text or "", part.parse_mode, inbound.message_id))
@@ -223,6 +370,20 @@ class Assistant:
             plain = self.renderer.to_plain(part.rendered_text or "")
             message_id = await self._send(lambda: transport.send_text(part.chat_id, plain, None, inbound.message_id))
             self.history.sent(part, message_id, parse_mode=None, detail=f"platform rejected markup: {rejection}")
+
+    async def _edit_into(self, inbound: Inbound, part: Outbound, progress: Outbound) -> None:
+        """The answer's first text part replaces the progress message."""
+        chat, message_id = inbound.chat_id, progress.message_id or ""
+        try:
+            await self._send(lambda: self.transport.edit_text(chat, message_id, part.rendered_text or "",
+                                                              part.parse_mode))
+            self.edits += 1
+            self.history.sent(part, message_id, parse_mode=part.parse_mode, detail="edited into the progress message")
+        except MarkupRejected as rejection:
+            plain = self.renderer.to_plain(part.rendered_text or "")
+            await self._send(lambda: self.transport.edit_text(chat, message_id, plain, None))
+            self.history.sent(part, message_id, parse_mode=None, detail=f"platform rejected markup: {rejection}")
+        self.history.progress_used(progress)
 
     async def _deliver_voice(self, inbound: Inbound, part: Outbound, transport: Transport) -> None:
         audio = part.audio or b""

@@ -13,7 +13,6 @@ import io
 import logging
 import re
 import sys
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -24,13 +23,13 @@ from discord import app_commands
 from pydantic import ValidationError
 
 from bots import discord_markdown
-from bots.access import AccessPolicy, Role
+from bots.access import AccessPolicy
 from bots.api_client import JuneClient
-from bots.assistant import Activity, Assistant, AudioTooLarge, Renderer, SendFailed, SendRetry
-from bots.commands import DESCRIPTIONS, Caller, Commands
-from bots.history import Inbound, MessageHistory
+from bots.assistant import Activity, AudioTooLarge, Renderer, SendFailed, SendRetry
+from bots.commands import DESCRIPTIONS, Caller
+from bots.core import BotCore, Incoming
+from bots.history import Inbound
 from bots.logs import configure_logging
-from bots.preferences import Preferences
 from bots.settings import DiscordSettings, describe_settings_error
 
 PLATFORM = "discord"
@@ -112,6 +111,23 @@ class DiscordTransport:
             raise _translate(error) from None
         return str(sent.id)
 
+    async def edit_text(self, chat_id: str, message_id: str, text: str, parse_mode: str | None) -> None:
+        message = self.client.get_partial_messageable(int(chat_id)).get_partial_message(int(message_id))
+        try:
+            await message.edit(content=text, allowed_mentions=NO_MENTIONS)
+        except (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            raise _translate(error) from None
+
+    async def forward(self, chat_id: str, message_id: str, owner_id: int) -> tuple[str, str] | None:
+        try:
+            direct = await (await self.client.fetch_user(owner_id)).create_dm()
+            message = self.client.get_partial_messageable(int(chat_id)).get_partial_message(int(message_id))
+            copy = await message.forward(direct)
+        except (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            log.warning("could not forward to an owner", extra={"owner": owner_id, "reason": type(error).__name__})
+            return None
+        return str(direct.id), str(copy.id)
+
     @staticmethod
     def _reference(chat_id: str, reply_to: str | None) -> discord.MessageReference | None:
         if not reply_to:
@@ -179,17 +195,11 @@ class JuneDiscord(discord.Client):
         intents.message_content = True
         super().__init__(intents=intents, allowed_mentions=NO_MENTIONS)
         self.settings = settings
-        self.history = MessageHistory(settings.history_db)
-        self.preferences = Preferences(settings.history_db)
-        api_key = settings.api_key.get_secret_value() if settings.api_key else None
-        self.june = june or JuneClient(settings.api_url, api_key, timeout_s=settings.api_timeout_s,
-                                       retry_for_s=settings.api_retry_for_s)
         self.access = AccessPolicy(PLATFORM, settings.discord_owners, settings.discord_allowed)
-        self.assistant = Assistant(PLATFORM, self.june, self.history, self.preferences, RENDERER,
-                                   DiscordTransport(self, settings.max_audio_bytes),
-                                   bot_user_id(settings.discord_token.get_secret_value()))
-        self.commands = Commands(PLATFORM, self.june, self.preferences, self.history)
-        self.chat_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        transport = DiscordTransport(self, settings.max_audio_bytes)
+        self.core = BotCore(PLATFORM, settings, transport, transport, RENDERER, settings.discord_owners,
+                            bot_user_id(settings.discord_token.get_secret_value()), june)
+        self.history, self.assistant = self.core.history, self.core.assistant
         self.tree = app_commands.CommandTree(self)
         self._register_commands()
 
@@ -219,23 +229,14 @@ class JuneDiscord(discord.Client):
 
     async def setup_hook(self) -> None:
         await self.tree.sync()
-        leftovers = self.assistant.leftovers()
-        if leftovers:
-            self.loop.create_task(self._recover(leftovers))
-
-    async def _recover(self, leftovers: list[Inbound]) -> None:
-        for inbound in leftovers:
-            async with self.chat_locks[inbound.chat_id]:
-                await self.assistant.recover([inbound])
+        self.core.start(self.loop.create_task)
 
     async def on_ready(self) -> None:
         log.info("discord bot started", extra={"user_id": self.user.id if self.user else None})
 
     async def close(self) -> None:
         await super().close()
-        await self.june.aclose()
-        self.history.close()
-        self.preferences.close()
+        await self.core.stop()
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.type not in (discord.MessageType.default, discord.MessageType.reply):
@@ -260,17 +261,11 @@ class JuneDiscord(discord.Client):
             return
         media = {"url": attachment.url, "filename": attachment.filename, "size": attachment.size,
                  "content_type": attachment.content_type} if attachment else None
-        inbound = self.history.receive(PLATFORM, kind, chat_id, user_id, str(message.id),
-                                       None if attachment else content, media, public=public)
-        if inbound is None:
-            return
-        if role is Role.ALLOWED and self.settings.forward_to_owners:
-            await self._forward(message)
-        async with self.chat_locks[chat_id]:
-            if not attachment and not content.strip():
-                await self.assistant.reply_text(inbound, MENTION_ONLY)
-            else:
-                await self.assistant.answer(inbound)
+        reference = message.reference
+        replied = str(reference.message_id) if reference is not None and reference.message_id else None
+        incoming = Incoming(kind, chat_id, user_id, str(message.id), None if attachment else content, media, public,
+                            replied)
+        await self.core.on_message(incoming, role, MENTION_ONLY)
 
     async def on_command(self, interaction: discord.Interaction, name: str, argument: str) -> None:
         role = self.access.admit(interaction.user.id)
@@ -285,16 +280,8 @@ class JuneDiscord(discord.Client):
             return
         if name in ("status", "reset", "export", "forget"):  # these wait for June: answer within Discord's 3 s
             await interaction.response.defer(ephemeral=True, thinking=True)
-        answer = await self.commands.run(name, argument, Caller(user_id, chat_id, role, direct))
-        await self.assistant.reply_text(inbound, answer, InteractionTransport(self, interaction))
-
-    async def _forward(self, message: discord.Message) -> None:
-        for owner in self.settings.discord_owners:
-            try:
-                user = await self.fetch_user(owner)
-                await message.forward(await user.create_dm())
-            except discord.HTTPException as error:
-                log.warning("could not forward to an owner", extra={"owner": owner, "status": error.status})
+        await self.core.on_command(inbound, name, argument, Caller(user_id, chat_id, role, direct),
+                                   InteractionTransport(self, interaction))
 
     async def on_error(self, event: str, *args: object, **kwargs: object) -> None:
         error = sys.exc_info()[1]

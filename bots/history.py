@@ -44,9 +44,18 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS inbound_once ON messages (platform, chat_id, message_id) WHERE direction = 'in';
 CREATE INDEX IF NOT EXISTS by_user ON messages (platform, user_id, created_at);
 CREATE INDEX IF NOT EXISTS by_status ON messages (platform, direction, status);
+CREATE TABLE IF NOT EXISTS forwards (
+    platform TEXT NOT NULL,
+    chat_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    inbox_id INTEGER NOT NULL,
+    PRIMARY KEY (platform, chat_id, message_id)
+);
 """
+FINAL_STATUSES = ("answered", "failed", "ignored", "sent", "edited")
 # Columns added after the first release, for databases created before them.
-ADDED_COLUMNS = {"public": "INTEGER NOT NULL DEFAULT 0", "attempts": "INTEGER NOT NULL DEFAULT 0"}
+ADDED_COLUMNS = {"public": "INTEGER NOT NULL DEFAULT 0", "attempts": "INTEGER NOT NULL DEFAULT 0",
+                 "reported": "INTEGER NOT NULL DEFAULT 0"}  # reported: in the graph's ledger
 # What an export leaves out: blobs, and the bookkeeping of other rows.
 EXPORTED_COLUMNS = ("id", "direction", "kind", "chat_id", "message_id", "reply_to", "created_at", "raw_text",
                     "rendered_text", "parse_mode", "split_index", "split_count", "status", "detail", "public")
@@ -76,6 +85,7 @@ class Outbound:
     audio: bytes | None  # a voice note's or a file's bytes
     status: str
     filename: str | None = None
+    message_id: str | None = None  # the platform's, once sent
 
 
 class MessageHistory:
@@ -175,7 +185,59 @@ class MessageHistory:
                          r["status"], json.loads(r["media"]).get("filename") if r["media"] else None) for r in rows]
 
     def has_answer(self, inbound: Inbound) -> bool:
-        return self.db.execute("SELECT 1 FROM messages WHERE reply_to = ? LIMIT 1", (inbound.id,)).fetchone() is not None
+        return self.db.execute("SELECT 1 FROM messages WHERE reply_to = ? AND kind != 'progress' LIMIT 1",
+                               (inbound.id,)).fetchone() is not None
+
+    def answer_together(self, last: Inbound, others: list[Inbound], text: str) -> Inbound:
+        """`last` becomes the text question of the whole group; the others are answered with it."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("UPDATE messages SET kind = 'text', raw_text = ?, updated_at = ? WHERE id = ?",
+                            (text, now, last.id))
+            for other in others:
+                self.db.execute("UPDATE messages SET status = 'answered', detail = ?, updated_at = ? WHERE id = ?",
+                                (f"answered together with row {last.id}", now, other.id))
+        return Inbound(last.id, last.platform, "text", last.chat_id, last.user_id, last.message_id, text, last.media,
+                       last.public, last.attempts)
+
+    def progress_sent(self, inbound: Inbound, message_id: str, text: str) -> None:
+        now = time.time()
+        self.db.execute("INSERT INTO messages (platform, direction, kind, chat_id, user_id, message_id, reply_to,"
+                        " created_at, updated_at, raw_text, rendered_text, status, public) VALUES"
+                        " (?, 'out', 'progress', ?, ?, ?, ?, ?, ?, ?, ?, 'sent', ?)",
+                        (inbound.platform, inbound.chat_id, inbound.user_id, message_id, inbound.id, now, now, text,
+                         text, int(inbound.public)))
+
+    def progress_message(self, inbound: Inbound) -> Outbound | None:
+        """The progress message sent while `inbound` was being answered: `sent`, or `edited` into the answer."""
+        r = self.db.execute("SELECT * FROM messages WHERE reply_to = ? AND kind = 'progress' LIMIT 1",
+                            (inbound.id,)).fetchone()
+        return Outbound(r["id"], r["kind"], r["chat_id"], r["rendered_text"], None, None, r["status"],
+                        message_id=r["message_id"]) if r else None
+
+    def progress_used(self, progress: Outbound) -> None:
+        self.db.execute("UPDATE messages SET status = 'edited', updated_at = ? WHERE id = ?",
+                        (time.time(), progress.id))
+
+    def forwarded(self, platform: str, chat_id: str, message_id: str, inbox_id: int) -> None:
+        """A copy of a user's message in an owner's chat, and the inbox item it stands for."""
+        self.db.execute("INSERT OR REPLACE INTO forwards VALUES (?, ?, ?, ?)",
+                        (platform, chat_id, message_id, inbox_id))
+
+    def inbox_item_of(self, platform: str, chat_id: str, message_id: str) -> int | None:
+        row = self.db.execute("SELECT inbox_id FROM forwards WHERE platform = ? AND chat_id = ? AND message_id = ?",
+                              (platform, chat_id, message_id)).fetchone()
+        return row[0] if row else None
+
+    def unreported(self, platform: str, limit: int = 50) -> list[sqlite3.Row]:
+        """Finished rows the graph's ledger has not had yet, oldest first."""
+        marks = ", ".join("?" for _ in FINAL_STATUSES)
+        return self.db.execute(f"SELECT * FROM messages WHERE platform = ? AND reported = 0 AND status IN ({marks})"
+                               " ORDER BY id LIMIT ?", (platform, *FINAL_STATUSES, limit)).fetchall()
+
+    def reported(self, row_id: int) -> None:
+        self.db.execute("UPDATE messages SET reported = 1 WHERE id = ?", (row_id,))
 
     def sent(self, outbound: Outbound, message_id: str, *, parse_mode: str | None, detail: str | None = None) -> None:
         """Mark a part delivered; `parse_mode`/`detail` record a plain-text resend the platform forced."""

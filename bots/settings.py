@@ -49,7 +49,12 @@ class BotSettings(BaseSettings):
     api_timeout_s: float = Field(180.0, gt=0)
     api_retry_for_s: float = Field(120.0, ge=0, description="How long to keep retrying a busy or unreachable graph.")
     max_audio_bytes: int = Field(20 * 1024 * 1024, ge=1)
-    forward_to_owners: bool = Field(False, description="Forward allowed non-owners' messages to the owners.")
+    forward_to_owners: bool = Field(False, description="Forward allowed non-owners' messages to the owners' inbox.")
+    progress_after_s: float = Field(4.0, ge=0, description="A reply slower than this gets a progress message first.")
+    stream_replies: bool = Field(True, description="Show a text answer as it is written, editing one message.")
+    stream_edit_interval_s: float = Field(1.0, ge=0.2, description="The least time between two edits of a message.")
+    group_window_s: float = Field(1.5, ge=0, le=30,
+                                  description="Messages a user sends within this of each other are one request.")
 
     @property
     def history_db(self) -> Path:

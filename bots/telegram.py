@@ -13,10 +13,9 @@ import logging
 import re
 import secrets
 import sys
-from datetime import timedelta
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from pydantic import ValidationError
 from telegram import BotCommand, Message, MessageEntity, ReplyParameters, Update
@@ -28,11 +27,11 @@ from telegram.ext import MessageHandler as OnMessage
 from bots import telegram_html
 from bots.access import AccessPolicy, Role
 from bots.api_client import JuneClient
-from bots.assistant import Activity, Assistant, AudioTooLarge, MarkupRejected, Renderer, SendFailed, SendRetry
-from bots.commands import DESCRIPTIONS, Caller, Commands
-from bots.history import Inbound, MessageHistory
+from bots.assistant import Activity, AudioTooLarge, MarkupRejected, Renderer, SendFailed, SendRetry
+from bots.commands import DESCRIPTIONS, Caller
+from bots.core import BotCore, Incoming
+from bots.history import Inbound
 from bots.logs import configure_logging
-from bots.preferences import Preferences
 from bots.settings import TelegramSettings, describe_settings_error
 
 PLATFORM = "telegram"
@@ -113,6 +112,27 @@ class TelegramTransport:
             raise _translate(error) from None
         return str(sent.message_id)
 
+    async def edit_text(self, chat_id: str, message_id: str, text: str, parse_mode: str | None) -> None:
+        try:
+            await self.application.bot.edit_message_text(text, chat_id=int(chat_id), message_id=int(message_id),
+                                                         parse_mode=parse_mode)
+        except BadRequest as error:
+            if "not modified" in error.message.lower():
+                return
+            if parse_mode and "parse entities" in error.message.lower():
+                raise MarkupRejected(error.message) from None
+            raise _translate(error) from None
+        except TelegramError as error:
+            raise _translate(error) from None
+
+    async def forward(self, chat_id: str, message_id: str, owner_id: int) -> tuple[str, str] | None:
+        try:
+            copy = await self.application.bot.forward_message(owner_id, int(chat_id), int(message_id))
+        except TelegramError as error:
+            log.warning("could not forward to an owner", extra={"owner": owner_id, "reason": type(error).__name__})
+            return None
+        return str(owner_id), str(copy.message_id)
+
     async def send_file(self, chat_id: str, data: bytes, filename: str, reply_to: str | None) -> str:
         """Audio as an audio file (voice notes may be refused by a user's privacy settings), the rest as a document."""
         bot = self.application.bot
@@ -183,23 +203,17 @@ def _media(message: Message) -> dict:
 
 
 class TelegramBot:
-    """Wires access control, history, the assistant and the commands into python-telegram-bot handlers."""
+    """The bot core behind python-telegram-bot's handlers: this class only reads Telegram's updates."""
 
     def __init__(self, settings: TelegramSettings, application: Application, client: JuneClient | None = None):
         self.settings = settings
         self.application = application
-        self.history = MessageHistory(settings.history_db)
-        self.preferences = Preferences(settings.history_db)
-        api_key = settings.api_key.get_secret_value() if settings.api_key else None
-        self.client = client or JuneClient(settings.api_url, api_key, timeout_s=settings.api_timeout_s,
-                                           retry_for_s=settings.api_retry_for_s)
         self.access = AccessPolicy(PLATFORM, settings.telegram_owners, settings.telegram_allowed)
         self.transport = TelegramTransport(application, settings.max_audio_bytes)
         bot_id = settings.telegram_token.get_secret_value().split(":")[0]  # the token's public half
-        self.assistant = Assistant(PLATFORM, self.client, self.history, self.preferences, RENDERER, self.transport,
-                                   bot_id)
-        self.commands = Commands(PLATFORM, self.client, self.preferences, self.history)
-        self.chat_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.core = BotCore(PLATFORM, settings, self.transport, self.transport, RENDERER, settings.telegram_owners,
+                            bot_id, client)
+        self.history, self.assistant = self.core.history, self.core.assistant
 
         application.add_handler(OnMessage(AUDIO_FILTER, self.on_message))
         application.add_handler(OnMessage(filters.TEXT & ~filters.COMMAND, self.on_message))
@@ -210,20 +224,11 @@ class TelegramBot:
 
     async def post_init(self, application: Application) -> None:
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in DESCRIPTIONS.items()])
-        leftovers = self.assistant.leftovers()
-        if leftovers:
-            application.create_task(self._recover(leftovers))
-        log.info("telegram bot started", extra={"username": application.bot.username, "leftovers": len(leftovers)})
-
-    async def _recover(self, leftovers: list[Inbound]) -> None:
-        for inbound in leftovers:
-            async with self.chat_locks[inbound.chat_id]:
-                await self.assistant.recover([inbound])
+        leftovers = self.core.start(asyncio.create_task)  # the core awaits them at shutdown itself
+        log.info("telegram bot started", extra={"username": application.bot.username, "leftovers": leftovers})
 
     async def post_shutdown(self, application: Application) -> None:
-        await self.client.aclose()
-        self.history.close()
-        self.preferences.close()
+        await self.core.stop()
 
     def _admit(self, update: Update, kind: str) -> tuple[Role, Message] | None:
         message, user = update.effective_message, update.effective_user
@@ -251,18 +256,11 @@ class TelegramBot:
         if admitted is None:
             return
         role, message = admitted
-        inbound = self.history.receive(PLATFORM, "voice" if voice else "text", str(message.chat_id),
-                                       str(message.from_user.id), str(message.message_id),
-                                       None if voice else text, _media(message) if voice else None, public=public)
-        if inbound is None:
-            return  # delivered twice; the first delivery answers it
-        if role is Role.ALLOWED and self.settings.forward_to_owners:
-            await self._forward(message)
-        async with self.chat_locks[inbound.chat_id]:
-            if not voice and not (text or "").strip():
-                await self.assistant.reply_text(inbound, MENTION_ONLY)
-            else:
-                await self.assistant.answer(inbound)
+        replied = message.reply_to_message
+        incoming = Incoming("voice" if voice else "text", str(message.chat_id), str(message.from_user.id),
+                            str(message.message_id), None if voice else text, _media(message) if voice else None,
+                            public, str(replied.message_id) if replied else None)
+        await self.core.on_message(incoming, role, MENTION_ONLY)
 
     async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         admitted = self._admit(update, "command")
@@ -277,17 +275,8 @@ class TelegramBot:
             return
         name = (message.text or "/help").split()[0][1:].split("@")[0].lower()
         argument = " ".join(context.args or [])
-        caller = Caller(user_id, chat_id, role, direct=not public)
-        async with self.chat_locks[chat_id]:
-            answer = await self.commands.run(name, argument, caller)
-            await self.assistant.reply_text(inbound, answer)
-
-    async def _forward(self, message: Message) -> None:
-        for owner in self.settings.telegram_owners:
-            try:
-                await message.forward(owner)
-            except (BadRequest, NetworkError) as error:
-                log.warning("could not forward to an owner", extra={"owner": owner, "reason": type(error).__name__})
+        async with self.core.chat_locks[chat_id]:
+            await self.core.on_command(inbound, name, argument, Caller(user_id, chat_id, role, direct=not public))
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error

@@ -111,6 +111,9 @@ class JuneSettings(BaseSettings):
     realtime_max_sessions: int = Field(8, ge=1, description="Hands-free WebSocket sessions at once per Ingress replica.")
     realtime_end_silence_ms: int = Field(700, ge=200, le=5000,
                                          description="Hands-free: the silence after speech that ends the user's turn.")
+    reminder_tick_s: float = Field(0.5, gt=0, le=60, description="How often the Messenger looks for due reminders.")
+    reminder_late_after_s: float = Field(30.0, ge=0, description="A reminder fired later than this says it is late.")
+    outbox_max_wait_s: float = Field(30.0, gt=0, le=120, description="The longest a bot's outbox long-poll waits.")
 
     @field_validator("timezone")
     @classmethod
@@ -149,6 +152,12 @@ class JuneSettings(BaseSettings):
     @property
     def notes_db(self) -> Path:
         return self.data_dir / "notes.sqlite3"
+
+    @property
+    def messages_db(self) -> Path:
+        """The message ledger, the outbox, the owner's inbox and reminders (the Messenger's; the Agent adds
+        reminders)."""
+        return self.data_dir / "messages.sqlite3"
 
     @property
     def requests_db(self) -> Path:

@@ -33,3 +33,4 @@ class Utterance:
     conversation_id: str | None = None
     history: tuple[dict[str, str], ...] | None = field(default=None, compare=False)
     private: bool = True
+    chat_id: str | None = None  # the platform chat it came from (reminders are delivered there)

@@ -119,11 +119,12 @@ def build_reasoning_agent(settings: JuneSettings, llm: LanguageModelClient, stor
 class Agent:
     def __init__(self, settings: JuneSettings, llm: DeploymentHandle):
         self.settings = settings
-        self.stores = Stores.open(settings.history_db, settings.notes_db)
+        self.stores = Stores.open(settings.history_db, settings.notes_db, settings.messages_db)
         self.agent = build_reasoning_agent(settings, LanguageModelClient.of_handle(llm), self.stores)
 
     def _context(self, utterance: Utterance) -> tuple[ToolContext, list[dict[str, str]]]:
-        context = ToolContext(utterance.user_id or ANONYMOUS, utterance.conversation_id, private=utterance.private)
+        context = ToolContext(utterance.user_id or ANONYMOUS, utterance.conversation_id, private=utterance.private,
+                              chat_id=utterance.chat_id)
         if utterance.history is not None:
             return context, list(utterance.history)
         turns = self.history(utterance.user_id, utterance.conversation_id) if utterance.conversation_id else []

@@ -24,8 +24,10 @@ class Ingress:
         agent: DeploymentHandle,
         tts: DeploymentHandle,
         llm: DeploymentHandle,
+        messenger: DeploymentHandle,
     ):
         self.settings = settings
+        self.messenger = messenger
         latency = Histogram(
             "june_stage_latency_ms",
             description="Latency of each stage of a June request (stt, think, tts, first_audio, total).",
@@ -37,4 +39,4 @@ class Ingress:
         )
 
     async def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_api(self.settings, self.pipeline)
+        return create_api(self.settings, self.pipeline, messenger=self.messenger)

@@ -124,11 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         from bots.history_cli import main as history
 
         return history(argv[1:])
+    if argv[:1] == ["inbox"]:  # the owner's inbox, through the graph's API
+        from bots.inbox_cli import main as inbox
+
+        return inbox(argv[1:])
     parser = argparse.ArgumentParser(prog="june", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("prepare", help="resolve and convert the configured models (once)")
     commands.add_parser("serve", help="run the graph in the foreground until Ctrl-C")
     commands.add_parser("history", help="the bots' message history (june history --help)")
+    commands.add_parser("inbox", help="the owner's inbox: june inbox list|show|reply (june inbox --help)")
     key = commands.add_parser("key", help="make an API key for a client (printed once, with its keys-file entry)")
     key.add_argument("name", help="the client's name, e.g. telegram")
     key.add_argument("--users", action="append", required=True,

@@ -1,4 +1,5 @@
-"""The June graph: Ingress → SpeechToText → Agent (→ LanguageModel) → TextToSpeech.
+"""The June graph: Ingress → SpeechToText → Agent (→ LanguageModel) → TextToSpeech, and the Messenger (reminders,
+the bots' outbox, the message ledger and the owner's inbox).
 
 `serve run graphs.voice:app` runs it with settings from the environment; `build_app(settings)`
 builds it for code, tests and the profiles in graphs/profiles/ (through `app_builder`).
@@ -13,6 +14,7 @@ from common.settings import JuneSettings
 from deployments.agent import Agent
 from deployments.ingress import Ingress
 from deployments.llm import build_language_model
+from deployments.messenger import Messenger
 from deployments.stt import SpeechToText
 from deployments.tts import TextToSpeech
 from graphs.profiles import deployment_options, load_profile
@@ -26,12 +28,14 @@ def build_app(settings: JuneSettings) -> Application:
         return deployment.options(**options.get(deployment.name, {}))
 
     llm = build_language_model(settings, options.get(LANGUAGE_MODEL))
+    tts = placed(TextToSpeech).bind(settings)
     return placed(Ingress).bind(
         settings,
         placed(SpeechToText).bind(settings),
         placed(Agent).bind(settings, llm),
-        placed(TextToSpeech).bind(settings),
+        tts,
         llm,
+        placed(Messenger).bind(settings, tts),
     )
 
 

@@ -39,6 +39,7 @@ def graph_settings(tmp_path_factory: pytest.TempPathFactory) -> JuneSettings:
         llm_seed=7,  # the same question gets the same answer in every run
         max_completion_tokens=256,  # fuzzing asks for the most allowed: keep it quick (the coding run needs 256)
         max_completion_choices=1,
+        outbox_max_wait_s=2,  # the bots' long-polls come back quickly, and fuzzing them costs seconds, not minutes
     )
 
 

@@ -36,7 +36,9 @@ def fake() -> Iterator[FakeDiscord]:
 def running_bot(fake: FakeDiscord, api_url: str, data_dir: Path, **overrides) -> Iterator[JuneDiscord]:
     settings = DiscordSettings(_env_file=None, api_url=api_url, data_dir=data_dir, discord_token=fake.token,
                                discord_owners=str(OWNER), discord_api_url=fake.api_url,
-                               discord_gateway_url=fake.gateway_url, max_audio_bytes=1024 * 1024, **overrides)
+                               discord_gateway_url=fake.gateway_url, max_audio_bytes=1024 * 1024,
+                               **{"progress_after_s": 600, "stream_replies": False, "group_window_s": 0,
+                                  **overrides})
     point_at(settings.discord_api_url, settings.discord_gateway_url)
     loop = asyncio.new_event_loop()
     holder: list[JuneDiscord] = []

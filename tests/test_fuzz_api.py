@@ -13,8 +13,9 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
 EXAMPLES_PER_ROUTE = 12
-# Each valid example of these runs the language model for seconds: fewer, to keep the suite's time.
-EXAMPLES_OF_MODEL_ROUTES = {"POST /v1/chat": 6, "POST /v1/chat/stream": 3, "POST /v1/chat/completions": 6}
+# Each valid example of these runs the language model (or waits) for seconds: fewer, to keep the suite's time.
+EXAMPLES_OF_SLOW_ROUTES = {"POST /v1/chat": 6, "POST /v1/chat/stream": 3, "POST /v1/chat/completions": 6,
+                            "GET /v1/outbox": 4}  # a valid poll waits for deliveries (2 s in the test graph)
 ERROR_KEYS = {"message", "type", "code"}
 
 
@@ -42,7 +43,7 @@ def test_no_input_makes_a_server_error(api_schema, graph) -> None:
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_OF_MODEL_ROUTES.get(operation.label, EXAMPLES_PER_ROUTE), deadline=None,
+        @settings(max_examples=EXAMPLES_OF_SLOW_ROUTES.get(operation.label, EXAMPLES_PER_ROUTE), deadline=None,
                   derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck))
         def no_server_error(case) -> None:

@@ -12,7 +12,7 @@ from common.settings import JuneSettings
 from graphs.profiles import PROFILE_NAMES, ProfileError, deployment_options, load_profile, profile_path
 from graphs.voice import app_builder, build_app
 
-GRAPH = {"Ingress", "SpeechToText", "Agent", "TextToSpeech", "LanguageModel"}
+GRAPH = {"Ingress", "SpeechToText", "Agent", "TextToSpeech", "LanguageModel", "Messenger"}
 
 
 def bound_deployments(application) -> dict[str, object]:

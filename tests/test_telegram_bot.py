@@ -42,7 +42,8 @@ def fake() -> Iterator[FakeTelegram]:
 def bot_settings(fake: FakeTelegram, api_url: str, data_dir: Path, **overrides) -> TelegramSettings:
     values = dict(api_url=api_url, data_dir=data_dir, telegram_token=fake.token, telegram_owners=str(OWNER),
                   telegram_allowed=str(FRIEND), telegram_api_url=fake.api_url, telegram_file_url=fake.file_url,
-                  telegram_poll_timeout_s=1, api_retry_for_s=60, max_audio_bytes=1024 * 1024)
+                  telegram_poll_timeout_s=1, api_retry_for_s=60, max_audio_bytes=1024 * 1024,
+                  progress_after_s=600, stream_replies=False, group_window_s=0)  # each asked for by its own test
     values.update(overrides)
     return TelegramSettings(_env_file=None, **values)
 
@@ -212,7 +213,8 @@ def test_oversized_and_corrupt_audio_get_a_friendly_reply(graph: Graph, fake: Fa
 def bot_process(fake: FakeTelegram, api_url: str, data_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "JUNE_API_URL": api_url, "JUNE_DATA_DIR": str(data_dir), "JUNE_TELEGRAM_TOKEN": fake.token,
            "JUNE_TELEGRAM_OWNERS": str(OWNER), "JUNE_TELEGRAM_API_URL": fake.api_url,
-           "JUNE_TELEGRAM_FILE_URL": fake.file_url, "JUNE_TELEGRAM_POLL_TIMEOUT_S": "1"}
+           "JUNE_TELEGRAM_FILE_URL": fake.file_url, "JUNE_TELEGRAM_POLL_TIMEOUT_S": "1", "JUNE_PROGRESS_AFTER_S": "600",
+           "JUNE_STREAM_REPLIES": "false", "JUNE_GROUP_WINDOW_S": "0"}
     return subprocess.Popen([sys.executable, "-m", "bots.telegram"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 

@@ -29,6 +29,12 @@ class ToolContext:
     conversation_id: str | None = None
     timezone: str = "UTC"  # the user's own, or June's default
     private: bool = True  # False where others read the answer (a group chat): no private tools or notes
+    chat_id: str | None = None  # the platform chat the request came from: where a reminder is delivered
+
+    @property
+    def platform(self) -> str:
+        """The user's namespace ("telegram" for "telegram:42"); "api" for a client's own users."""
+        return self.user_id.split(":", 1)[0] if ":" in self.user_id else "api"
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ class Sent:
     voice: bytes | None = None
     document: bytes | None = None  # sendDocument and sendAudio
     filename: str | None = None
+    at: float = field(default_factory=time.time)  # when the fake received it
 
 
 @dataclass
@@ -60,6 +61,7 @@ class FakeTelegram:
     requests: list[str] = field(default_factory=list)
     calls: Counter = field(default_factory=Counter)
     webhook: dict = field(default_factory=dict)  # setWebhook's parameters
+    edits: list[tuple[float, int, int, str]] = field(default_factory=list)  # editMessageText: time, chat, message, text
 
     def __post_init__(self) -> None:
         self._failures: dict[str, list[dict]] = {}
@@ -223,6 +225,29 @@ class FakeTelegram:
                 return _bad_request(f"can't parse entities: {problem}")
         return self._record(Sent("sendMessage", int(params["chat_id"]), next(self._ids), text=text,
                                  parse_mode=params.get("parse_mode"), reply_to=_reply_to(params)), {"text": text})
+
+    async def _api_editMessageText(self, params: dict) -> web.Response:
+        """Telegram's edit: the message keeps its id and gets the new text (`sent` shows the latest)."""
+        text, chat_id, message_id = params.get("text", ""), int(params["chat_id"]), int(params["message_id"])
+        if len(text) > 4096:
+            return _bad_request("message is too long")
+        if params.get("parse_mode") == "HTML" and (problem := _html_problem(text)):
+            return _bad_request(f"can't parse entities: {problem}")
+        with self._lock:
+            target = next((s for s in self.sent if s.chat_id == chat_id and s.message_id == message_id), None)
+            if target is None:
+                return _bad_request("message to edit not found")
+            if target.text == text:
+                return _bad_request("message is not modified")
+            target.text, target.parse_mode = text, params.get("parse_mode")
+            self.edits.append((time.monotonic(), chat_id, message_id, text))
+        return _ok({"message_id": message_id, "date": int(time.time()), "text": text,
+                    "chat": {"id": chat_id, "type": "private"}, "from": {"id": BOT_ID, "is_bot": True,
+                                                                          "first_name": "June"}})
+
+    def sent_to(self, chat_id: int) -> list[Sent]:
+        with self._lock:
+            return [sent for sent in self.sent if sent.chat_id == chat_id]
 
     async def _api_sendVoice(self, params: dict) -> web.Response:
         voice = params["voice"]

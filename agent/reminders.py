@@ -1,0 +1,106 @@
+"""Reminders and timers, kept in SQLite beside the message ledger: the agent's tools write them, the
+Messenger's clock fires them (in the same file, so firing and queueing the message are one transaction)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.sqlite import connect, contains_words
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS reminders (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    conversation_id TEXT,
+    platform TEXT NOT NULL,
+    chat_id TEXT,
+    text TEXT NOT NULL,
+    timer INTEGER NOT NULL DEFAULT 0,
+    due_at REAL NOT NULL,
+    recurrence TEXT,
+    timezone TEXT NOT NULL,
+    description TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'scheduled' CHECK (status IN ('scheduled', 'done', 'cancelled')),
+    fired INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reminders_due ON reminders (status, due_at);
+CREATE INDEX IF NOT EXISTS reminders_by_user ON reminders (user_id, status);
+"""
+COLUMNS = ("id", "user_id", "conversation_id", "platform", "chat_id", "text", "timer", "due_at", "recurrence",
+           "timezone", "description", "status", "fired")
+
+
+@dataclass(frozen=True)
+class Reminder:
+    id: int
+    user_id: str
+    conversation_id: str | None
+    platform: str  # where it is delivered: the user's namespace ("telegram", "discord", or an API client's)
+    chat_id: str | None  # the chat it was set from
+    text: str
+    timer: bool
+    due_at: float  # unix time of the next firing
+    recurrence: str | None  # an RRULE in the user's local time (agent.schedule)
+    timezone: str
+    description: str
+    status: str = "scheduled"
+    fired: int = 0
+
+    @classmethod
+    def of_row(cls, row: tuple) -> Reminder:
+        values = dict(zip(COLUMNS, row))
+        return cls(**{**values, "timer": bool(values["timer"])})
+
+
+class ReminderStore:
+    def __init__(self, path: Path):
+        self._lock = threading.Lock()
+        self._db = connect(path, SCHEMA)
+
+    def add(self, user_id: str, conversation_id: str | None, platform: str, chat_id: str | None, text: str,
+            due_at: float, recurrence: str | None, timezone: str, description: str, timer: bool = False) -> Reminder:
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO reminders (user_id, conversation_id, platform, chat_id, text, timer, due_at, recurrence,"
+                " timezone, description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (user_id, conversation_id, platform, chat_id, text, int(timer), due_at, recurrence, timezone,
+                 description, time.time()))
+        return self.get(user_id, cursor.lastrowid)
+
+    def get(self, user_id: str, reminder_id: int) -> Reminder:
+        with self._lock:
+            row = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM reminders WHERE user_id = ? AND id = ?",
+                                   (user_id, reminder_id)).fetchone()
+        return Reminder.of_row(row)
+
+    def upcoming(self, user_id: str, query: str = "") -> list[Reminder]:
+        """The user's scheduled reminders, soonest first; only those whose text has every word of `query`."""
+        condition, words = contains_words("text", query)
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM reminders WHERE user_id = ? AND"
+                                    f" status = 'scheduled'{condition} ORDER BY due_at", (user_id, *words)).fetchall()
+        return [Reminder.of_row(row) for row in rows]
+
+    def cancel(self, user_id: str, ids: list[int]) -> int:
+        with self._lock:
+            marks = ", ".join("?" for _ in ids)
+            return self._db.execute(f"UPDATE reminders SET status = 'cancelled' WHERE user_id = ? AND"
+                                    f" status = 'scheduled' AND id IN ({marks})", (user_id, *ids)).rowcount
+
+    def forget_user(self, user_id: str) -> int:
+        with self._lock:
+            return self._db.execute("DELETE FROM reminders WHERE user_id = ?", (user_id,)).rowcount
+
+    def export(self, user_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM reminders WHERE user_id = ? ORDER BY id",
+                                    (user_id,)).fetchall()
+        return [asdict(Reminder.of_row(row)) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()

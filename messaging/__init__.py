@@ -1,0 +1,1 @@
+"""The message ledger, the outbox and the owner's inbox: what the Messenger deployment keeps."""
