@@ -120,19 +120,21 @@ def resolve_references(arguments: dict[str, Any], results: dict[str, str]) -> di
 
 def plan_schema(tools: dict[str, Tool], max_steps: int = 4) -> dict[str, Any]:
     """The JSON schema of a plan, for the engine's structured outputs: a plan the model writes to it names only
-    known tools with arguments of the right shape. A number argument may instead be a {{step}} reference."""
-    reference = {"type": "string", "pattern": r"^\{\{s[1-9]\}\}$"}
+    known tools with arguments of the right shape, numbers its steps s1, s2, … in order, and lets a step depend
+    on (or take a number from, as a {{step}} reference) only the steps before it."""
 
-    def step(tool: Tool) -> dict[str, Any]:
-        properties = {name: {"anyOf": [spec, reference]} if spec.get("type") == "number" else spec
+    def step(tool: Tool, index: int) -> dict[str, Any]:
+        earlier = [f"s{n}" for n in range(1, index)]
+        reference = {"type": "string", "enum": [f"{{{{{name}}}}}" for name in earlier]}
+        properties = {name: {"anyOf": [spec, reference]} if spec.get("type") == "number" and earlier else spec
                       for name, spec in tool.parameters["properties"].items()}
         arguments = {**tool.parameters, "properties": properties}
+        depends_on = {"type": "array", "items": {"enum": earlier}} if earlier else {"type": "array", "maxItems": 0}
         return {"type": "object", "additionalProperties": False, "required": ["id", "tool", "arguments"],
-                "properties": {"id": {"type": "string", "pattern": "^s[1-9]$"}, "tool": {"const": tool.name},
-                               "arguments": arguments,
-                               "depends_on": {"type": "array", "items": {"type": "string", "pattern": "^s[1-9]$"}}}}
+                "properties": {"id": {"const": f"s{index}"}, "tool": {"const": tool.name}, "arguments": arguments,
+                               "depends_on": depends_on}}
 
+    positions = [{"anyOf": [step(tool, index) for tool in tools.values()]} for index in range(1, max_steps + 1)]
     return {"type": "object", "additionalProperties": False, "required": ["thoughts", "steps"],
             "properties": {"thoughts": {"type": "string", "maxLength": 200},
-                           "steps": {"type": "array", "maxItems": max_steps,
-                                     "items": {"anyOf": [step(tool) for tool in tools.values()]}}}}
+                           "steps": {"type": "array", "prefixItems": positions, "items": False}}}

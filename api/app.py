@@ -340,10 +340,13 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
 
     @app.delete("/v1/users/{user_id}", response_model=UserDeleted)
     async def delete_user(user_id: Annotated[str, PathParam(pattern=ID_PATTERN)], caller: CurrentCaller) -> UserDeleted:
-        """Delete everything June keeps about a user: history, notes, pending questions, preferences, stored answers."""
+        """Delete everything June keeps about a user: history, notes, pending questions, preferences, reminders, stored
+        answers, and the message ledger's messages."""
         user = acting_for(caller, user_id)
         deleted = await pipeline.forget_user(user)
         deleted["stored_answers"] = await asyncio.to_thread(answers.forget_user, user)
+        if messenger is not None:
+            deleted["messages"] = await messenger.forget_user.remote(user)
         return UserDeleted(user_id=user, deleted=deleted)
 
     @app.get("/v1/users/{user_id}/export", response_model=UserExport)
@@ -351,6 +354,8 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         """Everything June keeps about a user, as JSON."""
         user = acting_for(caller, user_id)
         data = await pipeline.export_user(user)
+        if messenger is not None:
+            data["messages"] = await messenger.export_user.remote(user)
         return UserExport(user_id=user, exported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), **data)
 
     if messenger is not None:

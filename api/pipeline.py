@@ -19,7 +19,7 @@ from common.types import Transcript, Utterance
 HEALTH_TIMEOUT_S = 5.0
 HEALTH_CACHE_S = 1.0
 APP_NAME = "june"
-DEPLOYMENTS = ("SpeechToText", "Agent", "TextToSpeech", "LanguageModel")
+DEPLOYMENTS = ("SpeechToText", "Agent", "TextToSpeech", "LanguageModel", "Messenger")
 HEALTHY_STATES = {"HEALTHY", "UPSCALING", "DOWNSCALING"}
 
 

@@ -111,6 +111,7 @@ class UserExport(BaseModel):
     notes: list[dict[str, Any]]
     preferences: dict[str, str]
     reminders: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = Field([], description="the message ledger: every message in and out")
 
 
 OpenAISpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]

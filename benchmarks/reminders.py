@@ -69,6 +69,7 @@ def run(count: int, lead_s: float) -> dict:
             for at, _, message_id, _ in edited:
                 per_message.setdefault(message_id, []).append(at)
             gaps = [b - a for times in per_message.values() for a, b in zip(times, times[1:])]
+            restart = _through_a_restart(http, settings, fake, wait_until)
     finally:
         fake.stop()
         stop()
@@ -78,7 +79,26 @@ def run(count: int, lead_s: float) -> dict:
             "voice_error_s": {"median": statistics.median(voice_error), "max": max(voice_error)},
             "progress_edits": {"answers": len(QUESTIONS), "edits": len(edited),
                                "edits_per_answer": len(edited) / len(QUESTIONS),
-                               "min_gap_between_edits_of_one_message_s": min(gaps) if gaps else None}}
+                               "min_gap_between_edits_of_one_message_s": min(gaps) if gaps else None},
+            "graph_restart": restart}
+
+
+def _through_a_restart(http: httpx.Client, settings: JuneSettings, fake, wait_until) -> dict:
+    """A reminder due while the whole graph is down (Serve and Ray stopped) fires once at the restart, late."""
+    http.post("/v1/chat", json={"text": "Remind me in 20 seconds to check the restart", "chat_id": str(USER),
+                                "user_id": f"telegram:{USER}", "conversation_id": "bench-restart"})
+    stopped = time.time()
+    stop()
+    time.sleep(25)
+    start_ray()
+    deploy(settings, access_log=False)
+    back = time.time()
+    [late] = wait_until(lambda: [s for s in fake.sent_to(USER) if "check the restart" in (s.text or "")], 120,
+                        "the late reminder")
+    time.sleep(5)
+    copies = [s for s in fake.sent_to(USER) if "check the restart" in (s.text or "")]
+    return {"down_s": round(back - stopped, 1), "after_restart_s": round(late.at - back, 2), "copies": len(copies),
+            "text": late.text}
 
 
 def plot(result: dict, path: Path) -> None:

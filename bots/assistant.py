@@ -220,7 +220,7 @@ class Assistant:
         except asyncio.TimeoutError:
             if self.history.progress_message(inbound) is None:
                 try:
-                    sent = await self._send(lambda: self.transport.send_text(inbound.chat_id, PROGRESS, None,
+                    sent = await self.send(lambda: self.transport.send_text(inbound.chat_id, PROGRESS, None,
                                                                              inbound.message_id))
                     self.history.progress_sent(inbound, sent, PROGRESS)
                 except (SendFailed, SendRetry, MarkupRejected) as error:
@@ -235,13 +235,10 @@ class Assistant:
         """Replace a sent message's text (its first part, when the new text needs several)."""
         part = self.renderer.render(text).parts[0]
         try:
-            await self._send(lambda: self.transport.edit_text(chat_id, message_id, part.text, part.parse_mode))
+            await self.send(lambda: self.transport.edit_text(chat_id, message_id, part.text, part.parse_mode))
         except MarkupRejected:
             plain = self.renderer.to_plain(part.text)
-            await self._send(lambda: self.transport.edit_text(chat_id, message_id, plain, None))
-
-    async def send_with_retries(self, call: Callable[[], Awaitable[str]]) -> str:
-        return await self._send(call)
+            await self.send(lambda: self.transport.edit_text(chat_id, message_id, plain, None))
 
     async def _ask(self, inbound: Inbound, speak: bool | None = None) -> Reply:
         conversation = self.preferences.conversation_id(self.platform, inbound.chat_id)
@@ -320,7 +317,7 @@ class Assistant:
         live = self.history.progress_message(inbound)
         try:
             if live is None:
-                sent = await self._send(lambda: self.transport.send_text(inbound.chat_id, text, None,
+                sent = await self.send(lambda: self.transport.send_text(inbound.chat_id, text, None,
                                                                          inbound.message_id))
                 self.history.progress_sent(inbound, sent, text)
             elif live.status == "sent" and live.message_id:
@@ -339,7 +336,7 @@ class Assistant:
                     if part.audio:
                         await self._deliver_voice(inbound, part, transport)
                 elif part.kind == "file":
-                    message_id = await self._send(lambda: transport.send_file(
+                    message_id = await self.send(lambda: transport.send_file(
                         part.chat_id, part.audio or b"", part.filename or "june.dat", inbound.message_id))
                     self.history.sent(part, message_id, parse_mode=None)
                 else:
@@ -363,32 +360,32 @@ class Assistant:
             await self._edit_into(inbound, part, progress)
             return
         try:
-            message_id = await self._send(lambda: transport.send_text(
+            message_id = await self.send(lambda: transport.send_text(
                 part.chat_id, part.rendered_text or "", part.parse_mode, inbound.message_id))
             self.history.sent(part, message_id, parse_mode=part.parse_mode)
         except MarkupRejected as rejection:
             plain = self.renderer.to_plain(part.rendered_text or "")
-            message_id = await self._send(lambda: transport.send_text(part.chat_id, plain, None, inbound.message_id))
+            message_id = await self.send(lambda: transport.send_text(part.chat_id, plain, None, inbound.message_id))
             self.history.sent(part, message_id, parse_mode=None, detail=f"platform rejected markup: {rejection}")
 
     async def _edit_into(self, inbound: Inbound, part: Outbound, progress: Outbound) -> None:
         """The answer's first text part replaces the progress message."""
         chat, message_id = inbound.chat_id, progress.message_id or ""
         try:
-            await self._send(lambda: self.transport.edit_text(chat, message_id, part.rendered_text or "",
+            await self.send(lambda: self.transport.edit_text(chat, message_id, part.rendered_text or "",
                                                               part.parse_mode))
             self.edits += 1
             self.history.sent(part, message_id, parse_mode=part.parse_mode, detail="edited into the progress message")
         except MarkupRejected as rejection:
             plain = self.renderer.to_plain(part.rendered_text or "")
-            await self._send(lambda: self.transport.edit_text(chat, message_id, plain, None))
+            await self.send(lambda: self.transport.edit_text(chat, message_id, plain, None))
             self.history.sent(part, message_id, parse_mode=None, detail=f"platform rejected markup: {rejection}")
         self.history.progress_used(progress)
 
     async def _deliver_voice(self, inbound: Inbound, part: Outbound, transport: Transport) -> None:
         audio = part.audio or b""
         try:
-            message_id = await self._send(lambda: transport.send_voice(part.chat_id, audio, inbound.message_id))
+            message_id = await self.send(lambda: transport.send_voice(part.chat_id, audio, inbound.message_id))
             self.history.sent(part, message_id, parse_mode=None)
             return
         except (SendFailed, SendRetry) as error:
@@ -396,13 +393,13 @@ class Assistant:
         if transport.voice_is_file:
             raise SendFailed(f"{refused}; sent the text only")
         try:
-            message_id = await self._send(lambda: transport.send_file(part.chat_id, audio, "june.ogg",
+            message_id = await self.send(lambda: transport.send_file(part.chat_id, audio, "june.ogg",
                                                                       inbound.message_id))
         except (SendFailed, SendRetry) as error:
             raise SendFailed(f"{refused}; audio file refused ({_describe(error)}); sent the text only") from None
         self.history.sent(part, message_id, parse_mode=None, detail=f"{refused}; sent as an audio file")
 
-    async def _send(self, call: Callable[[], Awaitable[str]]) -> str:
+    async def send(self, call: Callable[[], Awaitable[str]]) -> str:
         """One platform call, retried with backoff (or the platform's retry-after) while it fails transiently."""
         retrying = AsyncRetrying(retry=retry_if_exception_type(SendRetry), stop=stop_after_attempt(self.send_attempts),
                                  wait=self._wait, reraise=True, before_sleep=self._log_retry)

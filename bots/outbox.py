@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 POLL_WAIT_S = 25.0
 FIRST_BACKOFF_S = 1.0
-MAX_BACKOFF_S = 30.0
+MAX_BACKOFF_S = 10.0  # while the graph is down: a reminder due then arrives within this of its return
 
 
 class DeliveryLog:
@@ -115,7 +115,7 @@ class Courier:
         audio = base64.b64decode(delivery["audio"]) if delivery.get("audio") else b""
         if audio and "voice" not in done:
             try:
-                voice_id = await self.assistant.send_with_retries(
+                voice_id = await self.assistant.send(
                     lambda: self.transport.send_voice(chat, audio, reply_to))
             except SendFailed as error:
                 if not done.get("text"):
@@ -128,11 +128,11 @@ class Courier:
 
     async def _text(self, chat: str, text: str, parse_mode: str | None, reply_to: str | None) -> str:
         try:
-            return await self.assistant.send_with_retries(lambda: self.transport.send_text(chat, text, parse_mode,
+            return await self.assistant.send(lambda: self.transport.send_text(chat, text, parse_mode,
                                                                                            reply_to))
         except MarkupRejected:
             plain = self.renderer.to_plain(text)
-            return await self.assistant.send_with_retries(lambda: self.transport.send_text(chat, plain, None,
+            return await self.assistant.send(lambda: self.transport.send_text(chat, plain, None,
                                                                                            reply_to))
 
     async def _edit(self, delivery: dict, done: dict[str, str | None]) -> str | None:

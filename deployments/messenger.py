@@ -136,6 +136,12 @@ class Messenger:
         self._notify()
         return await self._with_messages(item)
 
+    async def forget_user(self, user_id: str) -> int:
+        return await asyncio.to_thread(self.ledger.forget_user, user_id)
+
+    async def export_user(self, user_id: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.ledger.export, user_id)
+
     def check_health(self) -> None:
         if self._clock.done():
             raise RuntimeError("the reminder clock stopped")

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +24,7 @@ from agent.reminders import COLUMNS as REMINDER_COLUMNS
 from agent.reminders import SCHEMA as REMINDER_SCHEMA
 from agent.reminders import Reminder
 from agent.schedule import next_after
-from agent.sqlite import connect
+from agent.sqlite import connect, purge_wal
 from agent.tools.clock import zone
 
 SCHEMA = REMINDER_SCHEMA + """
@@ -245,6 +245,23 @@ class Ledger:
                                    " direction = 'in' AND chat_id IS NOT NULL ORDER BY id DESC LIMIT 1",
                                    (platform, user_id)).fetchone()
         return row[0] if row else None
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete the user's messages, deliveries and inbox items; the number of messages deleted."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM inbox WHERE message_id IN (SELECT id FROM messages WHERE user_id = ?)"
+                       " OR answer_id IN (SELECT id FROM messages WHERE user_id = ?)", (user_id, user_id))
+            db.execute("DELETE FROM outbox WHERE user_id = ?", (user_id,))
+            deleted = db.execute("DELETE FROM messages WHERE user_id = ?", (user_id,)).rowcount
+        with self._lock:
+            purge_wal(self._db)
+        return deleted
+
+    def export(self, user_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE user_id = ? ORDER BY id",
+                                    (user_id,)).fetchall()
+        return [asdict(_message(row)) for row in rows]
 
     # -- the outbox -------------------------------------------------------------------------------------
     def send(self, *, platform: str, user_id: str, chat_id: str | None, text: str | None, speak: bool, origin: str,

@@ -173,4 +173,5 @@ def live_api(settings: JuneSettings, pipeline=None, **updates) -> served:
 
     `api.exchanges` (and `api.chats()`) are what it was sent and answered, in order.
     """
-    return served(Recorded(create_api(settings.model_copy(update=updates), pipeline or real_pipeline())))
+    return served(Recorded(create_api(settings.model_copy(update=updates), pipeline or real_pipeline(),
+                                      messenger=serve.get_deployment_handle("Messenger", app_name=APP_NAME))))

@@ -140,5 +140,6 @@ def test_speech_failure_forbidden_user_deletion_and_export(graph, tmp_path: Path
     assert deletions[0] == ("DELETE", "/v1/conversations/..%2Fusers%2Ftelegram:5%3Fx%3D")
     assert export["conversations"][0]["turns"][0]["content"] == "Say hi."
     assert deleted_turns == 2 and not turns("telegram:5", "telegram:5")
-    assert deleted == {"turns": 0, "notes": 0, "pending_actions": 0, "preferences": 0, "stored_answers": 0}
+    assert deleted == {"turns": 0, "notes": 0, "pending_actions": 0, "preferences": 0, "reminders": 0,
+                       "stored_answers": 0, "messages": 0}
     assert deletions[1:] == [("DELETE", "/v1/conversations/telegram:5"), ("DELETE", "/v1/users/telegram:5")]

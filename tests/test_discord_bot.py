@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bots.discord import JuneDiscord, point_at
@@ -84,6 +85,17 @@ def test_discord_conversation(graph: Graph, fake: FakeDiscord, tmp_path: Path) -
         asked = fake.send_message(OWNER, "Say hello.")
         [reply] = fake.wait_for_text_reply(asked, timeout=60)
         assert reply.content.strip() and not reply.files
+
+        # the bot's records reach the graph's ledger; the Message API's PUT edits the Discord message
+        def in_ledger() -> int | None:
+            found = httpx.get(f"{graph.url}/v1/messages", params={"user_id": f"discord:{OWNER}", "direction": "out",
+                                                                  "limit": 200}).json()["messages"]
+            return next((m["id"] for m in found if m["platform_message_id"] == str(reply.message_id)), None)
+
+        ledger_id = wait_until(in_ledger, 30, "the answer in the ledger")
+        edited = httpx.put(f"{graph.url}/v1/messages/{ledger_id}", json={"text": "Hello, edited."})
+        assert edited.status_code == 202, edited.text
+        wait_until(lambda: (OWNER + 1, reply.message_id, "Hello, edited.") in fake.edits, 30, "the edit on Discord")
 
         command = fake.run_command(OWNER, "voice", [{"name": "state", "type": 3, "value": "on"}])
         assert "now on" in fake.wait_for_text_reply(command)[0].content

@@ -116,3 +116,17 @@ def test_a_reminder_without_a_time_is_asked_back_and_the_answer_completes_it(tmp
     assert reminder.text == "water the plants" and reminder.chat_id == "42" and reminder.platform == "telegram"
     assert "water the plants" in done.text
     assert any("resumed" in note for note in done.trace.reflections)
+
+
+def test_forgetting_a_user_deletes_their_messages_deliveries_and_inbox_items(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "messages.db")
+    item = ledger.to_inbox(platform="telegram", direction="in", kind="text", user_id=USER, chat_id="42",
+                           platform_message_id="7", text="my secret", status="pending", source="telegram:b:in:9")
+    ledger.answer_inbox(item.id, "noted")
+    other = ledger.send(platform="telegram", user_id="telegram:43", chat_id="43", text="hi", speak=False,
+                        origin="api")
+    assert [m["text"] for m in ledger.export(USER)] == ["my secret", "noted"]
+    assert ledger.forget_user(USER) == 2
+    assert not ledger.export(USER) and not ledger.inbox()
+    assert [d.message_id for d in ledger.pending("telegram", ("*",))] == [other.id]
+    assert b"my secret" not in (tmp_path / "messages.db").read_bytes()

@@ -31,7 +31,8 @@ def test_healthz_reports_every_deployment(client: httpx.Client) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["deployments"] == {name: "ok" for name in ("SpeechToText", "Agent", "TextToSpeech", "LanguageModel")}
+    assert body["deployments"] == {name: "ok" for name in ("SpeechToText", "Agent", "TextToSpeech", "LanguageModel",
+                                                            "Messenger")}
 
 
 def test_spoken_question_round_trip(client: httpx.Client) -> None:

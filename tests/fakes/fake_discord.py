@@ -53,6 +53,7 @@ class FakeDiscord:
     commands: list[dict] = field(default_factory=list)
     typing: list[int] = field(default_factory=list)
     attempts: list[tuple[int, bool, int]] = field(default_factory=list)  # channel, with files, status answered
+    edits: list[tuple[int, int, str]] = field(default_factory=list)  # PATCH of a message: channel, message, content
 
     def __post_init__(self) -> None:
         self._failures: list[dict] = []
@@ -219,6 +220,8 @@ class FakeDiscord:
             return web.Response(status=204)
         if parts[0] == "channels" and parts[-1] == "messages" and method == "POST":
             return await self._create_message(request, int(parts[1]), None)
+        if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages" and method == "PATCH":
+            return await self._edit_message(request, int(parts[1]), int(parts[3]))
         if parts[0] == "interactions" and parts[-1] == "callback":
             return await self._interaction_callback(request, int(parts[1]))
         if parts[0] == "webhooks" and method == "POST":
@@ -243,6 +246,16 @@ class FakeDiscord:
         with self._lock:
             self.sent.append(sent)
         return _json(self._message(sent))
+
+    async def _edit_message(self, request: web.Request, channel_id: int, message_id: int) -> web.Response:
+        payload, _ = await _body(request)
+        with self._lock:
+            target = next((s for s in self.sent if s.channel_id == channel_id and s.message_id == message_id), None)
+            if target is None:
+                return _json({"message": "Unknown Message", "code": 10008}, status=404)
+            target.content = payload.get("content", target.content)
+            self.edits.append((channel_id, message_id, target.content or ""))
+        return _json(self._message(target))
 
     async def _interaction_callback(self, request: web.Request, interaction_id: int) -> web.Response:
         payload, files = await _body(request)
