@@ -107,8 +107,10 @@ def test_model_plan_with_dependencies(tools) -> None:
     assert reply.trace.thoughts[-1] == "convert, then double"
     schema = model.calls[0]["schema"]
     assert model.calls[0]["tools"] is None
-    assert {v["properties"]["tool"]["const"] for v in schema["properties"]["steps"]["items"]["anyOf"]} >= {
-        "calculator", "convert_units"}
+    [first, second, *_] = schema["properties"]["steps"]["prefixItems"]
+    assert {v["properties"]["tool"]["const"] for v in first["anyOf"]} >= {"calculator", "convert_units"}
+    assert {v["properties"]["id"]["const"] for v in second["anyOf"]} == {"s2"}
+    assert {tuple(v["properties"]["depends_on"]["items"]["enum"]) for v in second["anyOf"]} == {("s1",)}
 
 
 def test_failed_step_skips_its_dependants_and_reflection_plans_again(tools) -> None:

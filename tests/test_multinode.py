@@ -30,7 +30,7 @@ from tests.speech import say
 pytestmark = pytest.mark.multinode
 
 GPU_STAGES = {"SpeechToText", "TextToSpeech", "LanguageModel"}
-CPU_STAGES = {"Ingress", "Agent"}
+CPU_STAGES = {"Ingress", "Agent", "Messenger"}
 QUESTION = "What is the weather like in Paris today?"
 
 
