@@ -84,6 +84,9 @@ class Transport(Protocol):
     async def send_voice(self, chat_id: str, audio: bytes, reply_to: str | None) -> str: ...
     async def send_file(self, chat_id: str, data: bytes, filename: str, reply_to: str | None) -> str: ...
     async def edit_text(self, chat_id: str, message_id: str, text: str, parse_mode: str | None) -> None: ...
+    async def forward(self, chat_id: str, message_id: str, owner_id: int) -> tuple[str, str] | None:
+        """Forward a user's message to an owner: the copy's (chat id, message id), None when it failed."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -218,14 +221,8 @@ class Assistant:
         try:
             await asyncio.wait_for(asyncio.shield(asking), self.progress_after_s)
         except asyncio.TimeoutError:
-            if self.history.progress_message(inbound) is None:
-                try:
-                    sent = await self.send(lambda: self.transport.send_text(inbound.chat_id, PROGRESS, None,
-                                                                             inbound.message_id))
-                    self.history.progress_sent(inbound, sent, PROGRESS)
-                except (SendFailed, SendRetry, MarkupRejected) as error:
-                    log.warning("could not send a progress message", extra={"platform": self.platform,
-                                                                            "reason": _describe(error)})
+            if self.history.progress_message(inbound) is None:  # one from before a restart is not sent again
+                await self._show(inbound, PROGRESS)
         except BaseException:
             asking.cancel()
             raise

@@ -13,7 +13,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from bots.access import Role
 from bots.api_client import JuneApiError, JuneClient, JuneUnavailable
@@ -32,12 +31,6 @@ ALREADY_ANSWERED = "That message already has an answer (inbox item {item}); I di
 NOT_SENT = "I could not pass that on: {reason}"
 
 
-class Forwarder(Protocol):
-    async def forward(self, chat_id: str, message_id: str, owner_id: int) -> tuple[str, str] | None:
-        """Forward a user's message to an owner: the copy's (chat id, message id), None when it failed."""
-        ...
-
-
 @dataclass(frozen=True)
 class Incoming:
     """A message as the platform adapter read it: who, where, what, and which message it replies to."""
@@ -53,15 +46,15 @@ class Incoming:
 
 
 class BotCore:
-    def __init__(self, platform: str, settings: BotSettings, transport: Transport, forwarder: Forwarder,
-                 renderer: Renderer, owners: frozenset[int], bot_id: str, client: JuneClient | None = None):
+    def __init__(self, platform: str, settings: BotSettings, transport: Transport, renderer: Renderer,
+                 owners: frozenset[int], bot_id: str, client: JuneClient | None = None):
         self.platform, self.settings, self.owners = platform, settings, owners
         self.history = MessageHistory(settings.history_db)
         self.preferences = Preferences(settings.history_db)
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
         self.client = client or JuneClient(settings.api_url, api_key, timeout_s=settings.api_timeout_s,
                                            retry_for_s=settings.api_retry_for_s)
-        self.transport, self.forwarder, self.bot_id = transport, forwarder, bot_id
+        self.transport, self.bot_id = transport, bot_id
         self.assistant = Assistant(platform, self.client, self.history, self.preferences, renderer, transport, bot_id)
         self.assistant.progress_after_s = settings.progress_after_s
         self.assistant.stream_replies = settings.stream_replies
@@ -147,25 +140,27 @@ class BotCore:
         await self.assistant.reply_text(inbound, answer, transport)
 
     # -- the owner's inbox ------------------------------------------------------------------------------
-    def _record(self, inbound: Inbound, direction: str, status: str) -> dict:
-        return {"platform": self.platform, "direction": direction, "kind": inbound.kind,
-                "user_id": f"{self.platform}:{inbound.user_id}", "chat_id": inbound.chat_id,
-                "conversation_id": self.preferences.conversation_id(self.platform, inbound.chat_id),
-                "platform_message_id": inbound.message_id, "text": inbound.text, "voice": inbound.kind == "voice",
-                "status": status, "source": self._source(direction, inbound.id)}
-
-    def _source(self, direction: str, row_id: int) -> str:
-        return f"{self.platform}:{self.bot_id or 'bot'}:{direction}:{row_id}"
+    def _record(self, row_id: int, direction: str, kind: str, user_id: str, chat_id: str, message_id: str | None,
+                text: str | None, status: str, detail: str | None = None) -> dict:
+        """One of this bot's history rows as the graph's ledger takes it (`source` names the row)."""
+        return {"platform": self.platform, "direction": direction, "kind": kind,
+                "user_id": f"{self.platform}:{user_id}", "chat_id": chat_id,
+                "conversation_id": self.preferences.conversation_id(self.platform, chat_id),
+                "platform_message_id": message_id, "text": text, "voice": kind == "voice", "status": status,
+                "detail": (detail or "")[:1000] or None,
+                "source": f"{self.platform}:{self.bot_id or 'bot'}:{direction}:{row_id}"}
 
     async def _forward(self, inbound: Inbound) -> None:
         """Forward to each owner, and put the message in the graph's inbox so the owner's reply reaches the user."""
         try:
-            item = (await self.client.to_inbox(self._record(inbound, "in", "pending")))["id"]
+            item = (await self.client.to_inbox(self._record(inbound.id, "in", inbound.kind, inbound.user_id,
+                                                            inbound.chat_id, inbound.message_id, inbound.text,
+                                                            "pending")))["id"]
         except (JuneApiError, JuneUnavailable) as error:
             log.warning("could not put a message in the owner's inbox", extra={"reason": type(error).__name__})
             item = None
         for owner in self.owners:
-            copy = await self.forwarder.forward(inbound.chat_id, inbound.message_id, owner)
+            copy = await self.transport.forward(inbound.chat_id, inbound.message_id, owner)
             if copy is not None and item is not None:
                 self.history.forwarded(self.platform, copy[0], copy[1], int(item))
 
@@ -193,16 +188,10 @@ class BotCore:
         """Send the ledger the rows it has not had; how many went."""
         rows = self.history.unreported(self.platform)
         for row in rows:
-            direction = row["direction"]
-            await self.client.record({
-                "platform": self.platform, "direction": direction, "kind": row["kind"],
-                "user_id": f"{self.platform}:{row['user_id']}", "chat_id": row["chat_id"],
-                "conversation_id": self.preferences.conversation_id(self.platform, row["chat_id"]),
-                "platform_message_id": row["message_id"],
-                "text": row["raw_text"] if direction == "in" else row["rendered_text"],
-                "voice": row["kind"] == "voice", "status": row["status"],
-                "detail": (row["detail"] or "")[:1000] or None,
-                "source": self._source(direction, row["id"])})
+            text = row["raw_text"] if row["direction"] == "in" else row["rendered_text"]
+            await self.client.record(self._record(row["id"], row["direction"], row["kind"], row["user_id"],
+                                                  row["chat_id"], row["message_id"], text, row["status"],
+                                                  row["detail"]))
             self.history.reported(row["id"])
         return len(rows)
 

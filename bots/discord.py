@@ -197,7 +197,7 @@ class JuneDiscord(discord.Client):
         self.settings = settings
         self.access = AccessPolicy(PLATFORM, settings.discord_owners, settings.discord_allowed)
         transport = DiscordTransport(self, settings.max_audio_bytes)
-        self.core = BotCore(PLATFORM, settings, transport, transport, RENDERER, settings.discord_owners,
+        self.core = BotCore(PLATFORM, settings, transport, RENDERER, settings.discord_owners,
                             bot_user_id(settings.discord_token.get_secret_value()), june)
         self.history, self.assistant = self.core.history, self.core.assistant
         self.tree = app_commands.CommandTree(self)

@@ -13,13 +13,9 @@ import base64
 import logging
 import sqlite3
 import time
-from typing import TYPE_CHECKING
 
 from bots.api_client import JuneApiError, JuneClient
-from bots.assistant import MarkupRejected, Renderer, SendFailed, SendRetry, Transport
-
-if TYPE_CHECKING:
-    from bots.assistant import Assistant
+from bots.assistant import Assistant, MarkupRejected, Renderer, SendFailed, SendRetry, Transport
 
 log = logging.getLogger("june.bots.outbox")
 

@@ -211,8 +211,7 @@ class TelegramBot:
         self.access = AccessPolicy(PLATFORM, settings.telegram_owners, settings.telegram_allowed)
         self.transport = TelegramTransport(application, settings.max_audio_bytes)
         bot_id = settings.telegram_token.get_secret_value().split(":")[0]  # the token's public half
-        self.core = BotCore(PLATFORM, settings, self.transport, self.transport, RENDERER, settings.telegram_owners,
-                            bot_id, client)
+        self.core = BotCore(PLATFORM, settings, self.transport, RENDERER, settings.telegram_owners, bot_id, client)
         self.history, self.assistant = self.core.history, self.core.assistant
 
         application.add_handler(OnMessage(AUDIO_FILTER, self.on_message))

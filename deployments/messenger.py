@@ -109,10 +109,7 @@ class Messenger:
     async def edit(self, message_id: int, text: str | None = None, append: str | None = None,
                    prepend: str | None = None) -> Message:
         """Replace the text (`text`), or add to its end or start; the bot edits the platform's message."""
-        if text is None:
-            current = (await self.message(message_id)).text or ""
-            text = f"{prepend or ''}{current}{append or ''}"
-        message = await asyncio.to_thread(self.ledger.edit, message_id, text)
+        message = await asyncio.to_thread(self.ledger.edit, message_id, text, append or "", prepend or "")
         self._notify()
         return message
 

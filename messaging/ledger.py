@@ -9,7 +9,6 @@ already sent, so an acknowledgement lost in a crash does not send a second copy)
 
 from __future__ import annotations
 
-import fnmatch
 import sqlite3
 import threading
 import time
@@ -284,14 +283,16 @@ class Ledger:
                    (message_id, platform, user_id, chat_id, text, int(speak), reply_to, now))
         return message_id
 
-    def edit(self, message_id: int, text: str) -> Message:
-        """Replace a sent message's text: the ledger holds the new text and the bot edits the platform's copy."""
+    def edit(self, message_id: int, text: str | None = None, append: str = "", prepend: str = "") -> Message:
+        """Replace a sent message's text (or add to its end or start): the ledger holds the new text and the bot
+        edits the platform's copy."""
         with self._transaction() as db:
-            row = db.execute("SELECT direction, platform_message_id, platform, user_id, chat_id FROM messages"
+            row = db.execute("SELECT direction, platform_message_id, platform, user_id, chat_id, text FROM messages"
                              " WHERE id = ?", (message_id,)).fetchone()
             if row is None:
                 raise LedgerError(404, "message_not_found", f"there is no message {message_id}")
-            direction, target, platform, user_id, chat_id = row
+            direction, target, platform, user_id, chat_id, current = row
+            text = f"{prepend}{current or ''}{append}" if text is None else text
             if direction != "out" or not target:
                 raise LedgerError(409, "not_editable", "only a message June sent (and the platform took) can be "
                                                         "edited; this one is inbound or not delivered yet")
@@ -304,12 +305,14 @@ class Ledger:
 
     def pending(self, platform: str, users: tuple[str, ...], limit: int = 20) -> list[Delivery]:
         """What is queued for this platform, oldest first, for the users a caller may act for."""
+        if not users:
+            return []
+        patterns = " OR ".join("user_id GLOB ?" for _ in users)  # GLOB matches as fnmatchcase does
         with self._lock:
             rows = self._db.execute(f"SELECT {', '.join(DELIVERY_COLUMNS)} FROM outbox WHERE status = 'pending' AND"
-                                    " platform = ? ORDER BY id LIMIT ?", (platform, limit * 5)).fetchall()
-        allowed = [_delivery(row) for row in rows
-                   if any(fnmatch.fnmatchcase(row[DELIVERY_COLUMNS.index("user_id")], p) for p in users)]
-        return allowed[:limit]
+                                    f" platform = ? AND ({patterns}) ORDER BY id LIMIT ?",
+                                    (platform, *users, limit)).fetchall()
+        return [_delivery(row) for row in rows]
 
     def attach_audio(self, delivery_id: int, audio: bytes) -> None:
         with self._lock:

@@ -37,6 +37,16 @@ def forget_users(*users: str) -> None:
         agent_handle().forget_user.remote(user).result()
 
 
+def kill_replicas(deployment: str) -> None:
+    """Kill every replica of a deployment of the running graph; Serve starts new ones."""
+    import ray
+
+    replicas = [a for a in ray.util.list_named_actors(all_namespaces=True) if f"#{deployment}#" in a["name"]]
+    assert replicas, f"no {deployment} replica found"
+    for replica in replicas:
+        ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=False)
+
+
 def real_pipeline() -> HandlePipeline:
     handle = lambda name: serve.get_deployment_handle(name, app_name=APP_NAME)  # noqa: E731
     return HandlePipeline(handle("SpeechToText"), handle("Agent"), handle("TextToSpeech"), handle("LanguageModel"))

@@ -12,10 +12,9 @@ import time
 
 import httpx
 import pytest
-import ray
 
 from api.app import create_api
-from tests.live_api import Faulty, real_pipeline
+from tests.live_api import Faulty, kill_replicas, real_pipeline
 from tests.speech import say, silence
 
 
@@ -81,10 +80,7 @@ def test_a_replica_that_dies_mid_request_is_a_retryable_error(graph, client: htt
     sender = threading.Thread(target=send)
     sender.start()
     time.sleep(1.0)
-    replicas = [a for a in ray.util.list_named_actors(all_namespaces=True) if "TextToSpeech" in a["name"]]
-    assert replicas, "no TextToSpeech replica found"
-    for replica in replicas:
-        ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=False)
+    kill_replicas("TextToSpeech")
     sender.join(120)
     [result] = outcome
     if isinstance(result, httpx.Response):

@@ -80,6 +80,7 @@ def test_acknowledging_twice_changes_nothing_and_only_sent_messages_can_be_edite
     edited = ledger.edit(message.id, "Hello")
     [edit] = ledger.pending("telegram", ("telegram:*",))
     assert (edit.action, edit.target, edit.text, edited.text) == ("edit", "900", "Hello", "Hello")
+    assert ledger.edit(message.id, append="!", prepend="Oh, ").text == "Oh, Hello!"
 
 
 def test_an_inbox_item_is_answered_once_and_is_responded_when_delivered(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import ray
 
 from bots.api_client import JuneClient
 from bots.assistant import Assistant
@@ -26,6 +25,7 @@ from bots.telegram import RENDERER, TelegramTransport, build_application
 from tests.conftest import Graph
 from tests.fakes.fake_telegram import FakeTelegram
 from tests.fakes.server import wait_until
+from tests.live_api import kill_replicas
 from tests.test_telegram_bot import FRIEND, OWNER, bot_process, bot_settings, running_bot
 
 
@@ -47,13 +47,6 @@ def reminders_to(fake: FakeTelegram, chat: int, words: str) -> list:
     return [s for s in fake.sent_to(chat) if s.method == "sendMessage" and words in (s.text or "")]
 
 
-def restart_messenger() -> None:
-    replicas = [a for a in ray.util.list_named_actors(all_namespaces=True) if "Messenger" in a["name"]]
-    assert replicas, "no Messenger replica found"
-    for replica in replicas:
-        ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=False)
-
-
 def test_a_reminder_arrives_once_through_a_bot_kill_and_a_messenger_restart(graph: Graph, client: httpx.Client,
                                                                             fake: FakeTelegram, tmp_path: Path) -> None:
     bot = bot_process(fake, graph.url, tmp_path)
@@ -72,7 +65,7 @@ def test_a_reminder_arrives_once_through_a_bot_kill_and_a_messenger_restart(grap
         wait_until(voices, 30, "the reminder's voice note")
 
         set_reminder(client, "Remind me in 5 seconds to drink water")
-        restart_messenger()  # the part of the graph that holds the clock and the outbox
+        kill_replicas("Messenger")  # the part of the graph that holds the clock and the outbox
         [second] = wait_until(lambda: reminders_to(fake, OWNER, "drink water"), 90, "the reminder after the restart")
         time.sleep(3)  # a second copy would be here by now
         assert len(reminders_to(fake, OWNER, "stretch my legs")) == len(reminders_to(fake, OWNER, "drink water")) == 1
