@@ -7,7 +7,8 @@ directory, its own PID namespace (everything dies with it), no network, no home,
 /var or other sockets. A seccomp filter keeps the run a single process (threads only: no fork,
 spawn, namespaces, mounts, tracing, io_uring, bpf), so the memory, CPU-time, thread and file-size
 limits hold for the whole run; /tmp's size bounds all of its files. When June runs as root the
-program also gets a user id of its own.
+program also gets a user id of its own, and bwrap's init (uid 0, no capabilities) stays
+beside it as PID 1: it dies with the runner and takes the run with it.
 
 Without bubblewrap `run_python` refuses (`SandboxUnavailable`) unless the operator opts into
 `JUNE_SANDBOX_ISOLATION=rlimits`: resource limits and Python-level guards only, which a program
@@ -262,19 +263,21 @@ def seccomp_filter(machine: str) -> bytes:
 
 
 def _bubblewrap_command(limits: SandboxLimits, settings: str, seccomp_fd: int) -> list[str]:
-    # The program is the sandbox's PID 1 and its only process: bwrap's own init would run unfiltered
-    # beside it, open to a program of the same uid through /proc/1/mem. When it ends, the run ends.
     command = [
         "bwrap", *_system_mounts(), "--dev", "/dev", "--proc", "/proc",
         "--perms", "1777", "--size", str(limits.file_size_mb * 1024 * 1024), "--tmpfs", "/tmp",
         *_interpreter_mounts(), "--remount-ro", "/dev", "--remount-ro", "/",
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-        "--as-pid-1", "--die-with-parent", "--new-session", "--chdir", "/tmp", "--setenv", "HOME", "/tmp",
+        "--die-with-parent", "--new-session", "--chdir", "/tmp", "--setenv", "HOME", "/tmp",
         "--seccomp", str(seccomp_fd),
     ]
     if os.geteuid() != 0:
-        return command + ["--unshare-user", "--"] + _python_command(settings)
+        # The program is the sandbox's PID 1 and its only process: bwrap's own init would be of the
+        # program's uid, open to it through /proc/1/mem. When it ends, the run ends.
+        return command + ["--unshare-user", "--as-pid-1", "--"] + _python_command(settings)
     # As root: bwrap keeps just enough to let setpriv drop to a uid of this run's own, without capabilities.
+    # bwrap's init (uid 0, no capabilities: out of the program's reach) stays PID 1. It is what dies with
+    # the runner, taking the namespace with it: bwrap, without capabilities, cannot signal another uid.
     uid = UID_BASE + (os.getpid() % (1 << 22)) * 64 + next(_run_numbers) % 64
     return command + [
         "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--",

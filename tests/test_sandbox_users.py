@@ -21,6 +21,7 @@ import pytest
 
 from agent import sandbox
 from agent.sandbox import SandboxLimits, run_python
+from tests.sandbox_runner import SLEEPER, left_after_killing
 
 LIMITS = SandboxLimits(timeout_s=120, cpu_s=60, memory_mb=1024)
 SYSTEM_PYTHON = "/usr/bin/python3"  # stdlib only, reachable by any user (the venv under /root is not)
@@ -167,35 +168,67 @@ def test_nothing_is_readable_when_june_runs_as_root(secrets: Secrets) -> None:
     assert report["uid"] >= sandbox.UID_BASE
 
 
-def test_nothing_is_readable_when_june_runs_as_an_ordinary_user(secrets: Secrets) -> None:
-    if os.geteuid() != 0:  # this user is an ordinary one: the sandbox runs as it, here
-        secrets.june_home(Path.home() / f".junesbx-{secrets.token}")
-        secrets.elsewhere()
-        report = _assert_nothing_leaked(secrets, run_python(PROBE, stdin=_probe_input(secrets), limits=LIMITS),
-                                        _interpreter_paths())
-        assert report["uid"] == os.geteuid()
-        return
+@dataclass
+class OrdinaryUser:
+    """A fresh login-less user, with a copy of agent/sandbox.py it may read, to run the sandbox as."""
+
+    account: pwd.struct_passwd
+    code: Path
+
+    def run(self, program: str, **popen) -> list[str]:
+        """`program`, run by the system Python as this user with the sandbox's folder as argv[1]."""
+        return ["setpriv", f"--reuid={self.account.pw_uid}", f"--regid={self.account.pw_gid}", "--init-groups",
+                SYSTEM_PYTHON, "-I", "-c", program, str(self.code)]
+
+    @property
+    def environment(self) -> dict:
+        return {"cwd": self.account.pw_dir,
+                "env": {"HOME": self.account.pw_dir, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}}
+
+
+@pytest.fixture
+def ordinary_user(secrets: Secrets) -> Iterator[OrdinaryUser]:
+    if os.geteuid() != 0:
+        pytest.skip("this user is an ordinary one: the tests that run as it cover this")
     if not (shutil.which("useradd") and shutil.which("setpriv") and os.path.exists(SYSTEM_PYTHON)):
         pytest.skip(f"needs useradd, setpriv and {SYSTEM_PYTHON} to run the sandbox as another user")
     name = f"junesbx{secrets.token[:8]}"
     subprocess.run(["useradd", "--create-home", "--shell", "/usr/sbin/nologin", name], check=True)
     copy = Path(tempfile.mkdtemp(prefix="junesbx-code-"))
     try:
-        user = pwd.getpwnam(name)
-        secrets.june_home(Path(user.pw_dir), user.pw_uid)
-        secrets.elsewhere()
         copy.chmod(0o755)
         shutil.copy(sandbox.__file__, copy / "sandbox.py")
         (copy / "sandbox.py").chmod(0o644)
-        request = {"code": PROBE, "stdin": _probe_input(secrets), "limits": asdict(LIMITS)}
-        ran = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups",
-                              SYSTEM_PYTHON, "-I", "-c", RUNNER, str(copy)], input=json.dumps(request),
-                             capture_output=True, text=True, timeout=300, cwd=user.pw_dir,
-                             env={"HOME": user.pw_dir, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-        assert secrets.marker not in ran.stdout + ran.stderr
-        assert ran.returncode == 0, ran.stderr
-        report = _assert_nothing_leaked(secrets, json.loads(ran.stdout), {Path("/usr")})
-        assert report["uid"] == user.pw_uid  # the same uid as the runner: only the mounts keep the secrets out
+        yield OrdinaryUser(pwd.getpwnam(name), copy)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
         subprocess.run(["userdel", "--remove", name], capture_output=True)
+
+
+def test_nothing_is_readable_when_june_runs_as_this_ordinary_user(secrets: Secrets) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root here: the next test makes an ordinary user")
+    secrets.june_home(Path.home() / f".junesbx-{secrets.token}")
+    secrets.elsewhere()
+    report = _assert_nothing_leaked(secrets, run_python(PROBE, stdin=_probe_input(secrets), limits=LIMITS),
+                                    _interpreter_paths())
+    assert report["uid"] == os.geteuid()
+
+
+def test_nothing_is_readable_when_june_runs_as_an_ordinary_user(secrets: Secrets,
+                                                                 ordinary_user: OrdinaryUser) -> None:
+    user = ordinary_user.account
+    secrets.june_home(Path(user.pw_dir), user.pw_uid)
+    secrets.elsewhere()
+    request = {"code": PROBE, "stdin": _probe_input(secrets), "limits": asdict(LIMITS)}
+    ran = subprocess.run(ordinary_user.run(RUNNER), input=json.dumps(request), capture_output=True, text=True,
+                         timeout=300, **ordinary_user.environment)
+    assert secrets.marker not in ran.stdout + ran.stderr
+    assert ran.returncode == 0, ran.stderr
+    report = _assert_nothing_leaked(secrets, json.loads(ran.stdout), {Path("/usr")})
+    assert report["uid"] == user.pw_uid  # the same uid as the runner: only the mounts keep the secrets out
+
+
+def test_the_run_dies_with_its_runner_when_june_runs_as_an_ordinary_user(ordinary_user: OrdinaryUser) -> None:
+    """Without root the program is the sandbox's PID 1 and bwrap's parent-death signal reaches it."""
+    assert left_after_killing(ordinary_user.run(SLEEPER), **ordinary_user.environment) == []
