@@ -44,7 +44,8 @@ _HOW_MANY = re.compile(r"how many ([a-zA-Z°/²³]+) (?:is|are|in|are in|are the
 _CODE = re.compile(r"\b(?:run|execute|evaluate)\b.*?```(?:python|py)?[ \t]*\n(.*?)```", re.I | re.S)
 _REMEMBER = re.compile(r"^\s*(?:(?:please|hey june|june|ok|okay),?\s+)?(?:remember|note|make a note|save a note|"
                        r"keep in mind|don't forget|do not forget|write down)(?: that|:)?\s+(.+)", re.I | re.S)
-_RECALL = re.compile(r"\b(?:what (?:did|do) (?:i|you) (?:ask you to )?remember|recall|my notes?|what notes)\b"
+_RECALL = re.compile(r"\b(?:what (?:did|do) (?:i|you) (?:ask you to )?remember|recall|my notes?|"
+                     r"what notes (?:do|did) (?:i|you) (?:have|keep|save)|what notes)\b"
                      r"(?:.*?\babout\s+(.+?))?[?.!]*$", re.I)
 _FORGET = re.compile(r"^\s*(?:please\s+)?forget(?: the note| my note| notes?)?(?: about| that)?\s+(.+?)[.!]*$", re.I)
 _TIMEZONE = re.compile(r"\b(?:my time ?zone is|set my time ?zone to|change my time ?zone to|i live in|i'm in|i am in|"

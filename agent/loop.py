@@ -22,7 +22,7 @@ from agent.router import Planner, Route, RouteContext, decide
 from agent.speech import for_speech
 from agent.stores import Stores
 from agent.toolcalls import MalformedJson, calls_in_text, may_be_a_call, parse_arguments
-from agent.tools.base import ConfirmationNeeded, Tool, ToolContext, ToolError
+from agent.tools.base import ConfirmationNeeded, NothingFound, Tool, ToolContext, ToolError
 from agent.tools.clock import TIMEZONE_PREFERENCE, describe_moment, utc_now, zone
 from agent.tools.memory import DELETE_NOTES, delete_confirmed
 from agent.trace import ToolCallRecord, Trace
@@ -478,6 +478,8 @@ class Agent:
 
     async def _compose(self, request: _Request, results: dict[str, tuple[Step, str]]) -> str:
         """The model words the answer from the tool results."""
+        if _found_nothing(results):
+            return self._checked_answer(request, "", results)
         facts = "\n".join(f"- {step.tool}({json.dumps(step.arguments)}) = {self.window.clip(result)}"
                           for step, result in results.values())
         system = request.messages[0]["content"] + "\n" + ANSWER_PROMPT.format(results=facts)
@@ -490,7 +492,10 @@ class Agent:
         trace = request.trace
         trace.verdict = "answered" if not trace.not_done else "partial"
         missing = _missing_numbers(request.text, answer, [result for _, result in results.values()])
-        if answer and not missing:
+        if _found_nothing(results):
+            trace.reflections.append("the tools found nothing: June says so in their words")
+            answer = " ".join(_describe(step, result) for step, result in results.values())
+        elif answer and not missing:
             trace.reflections.append("the answer states every tool result")
         else:
             trace.reflections.append(f"the model's answer left out {', '.join(missing) or 'everything'}; "
@@ -524,6 +529,10 @@ def _missing_numbers(request: str, answer: str, results: list[str]) -> list[str]
     stated = _numbers(answer) - _numbers(request)
     needed = Counter(n for result in results for n in _NUMBER.findall(result.replace(",", ""))[:MAX_CHECKED_NUMBERS])
     return [n for n, count in needed.items() if stated[float(n)] < count]
+
+
+def _found_nothing(results: dict[str, tuple[Step, str]]) -> bool:
+    return bool(results) and all(isinstance(result, NothingFound) for _, result in results.values())
 
 
 def _describe(step: Step, result: str) -> str:

@@ -73,6 +73,7 @@ def test_decide_explains_itself() -> None:
     assert decide("Please calculate my taxes", RouteContext(names)).kind == "plan"
     assert decide("What is 2 + 2?", RouteContext(frozenset())).reasons == ("no tools are available",)
     assert decide("Who wrote Hamlet?", RouteContext(names, model_calls_tools=True)).kind == "tools"
+    assert decide("What notes do I have?", RouteContext(names, model_calls_tools=True)).kind == "rules"
     assert decide("What is 12 times 7?", RouteContext(names, planner="model")).kind == "plan"
 
 
@@ -222,6 +223,17 @@ def test_notes_tools_never_cross_users(tools) -> None:
     respond(bot, "Remember that my locker code is 4312.", ToolContext("alice"))
     reply = respond(bot, "What did I ask you to remember about my locker?", ToolContext("mallory"))
     assert reply.trace.tool_calls[0].result == "No matching notes."
+
+
+def test_a_tool_that_found_nothing_is_the_answer_as_it_stands(tools) -> None:
+    """Scripted model, for the control flow: given no notes, the 0.5B model has answered with a note from the
+    conversation the user had deleted. June says the tool's own words and asks no model to word them."""
+    history = [{"role": "user", "content": "Remember that the spare key is under the blue pot."},
+               {"role": "assistant", "content": "Remembered: the spare key is under the blue pot."}]
+    bot = agent(ScriptedModel("Your note: the spare key is under the blue pot."), tools, planner="hybrid")
+    reply = respond(bot, "What notes do I have?", ToolContext("nina"), history)
+    assert (reply.text, reply.trace.llm_calls) == ("You have no saved notes.", 0)
+    assert "found nothing" in reply.trace.reflections[-1]
 
 
 def test_stream_yields_deltas_on_the_fast_path_and_the_answer_on_the_tool_path(tools) -> None:

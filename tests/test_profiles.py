@@ -13,6 +13,7 @@ from graphs.profiles import PROFILE_NAMES, ProfileError, deployment_options, loa
 from graphs.voice import app_builder, build_app
 
 GRAPH = {"Ingress", "SpeechToText", "Agent", "TextToSpeech", "LanguageModel", "Messenger"}
+DATA_DIR_STAGES = {"Ingress", "Agent", "Messenger"}  # replayed answers; history, notes, reminders; the ledger
 
 
 def bound_deployments(application) -> dict[str, object]:
@@ -86,6 +87,23 @@ def test_cluster_profile_asks_for_the_gpu_model_cluster_yaml_offers() -> None:
     assert placed["SpeechToText"]["ray_actor_options"]["accelerator_type"] in offered
     [engine_bundle] = placed["LanguageModel"]["placement_group_bundles"]
     assert {key.split(":", 1)[1] for key in engine_bundle if key.startswith("accelerator_type:")} <= offered
+
+
+def test_cluster_profile_keeps_what_opens_the_data_dir_on_the_head() -> None:
+    """$JUNE_DATA_DIR is one node's disk: an Agent replica elsewhere would keep reminders the Messenger never
+    fires and a history of its own. At their most replicas these stages still fit beside Ray's own processes."""
+    cluster_yaml = yaml.safe_load((Path(__file__).parents[1] / "cluster.yaml").read_text())
+    node_types, head = cluster_yaml["available_node_types"], cluster_yaml["head_node_type"]
+    assert [name for name, node in node_types.items() if "june_data" in node["resources"]] == [head]
+    offered, needed = node_types[head]["resources"], {"CPU": 0.0, "june_data": 0.0}
+    for name, placed in options("cluster").items():
+        actor = placed.get("ray_actor_options", {})
+        assert (actor.get("resources", {}).get("june_data", 0) > 0) == (name in DATA_DIR_STAGES), name
+        if name in DATA_DIR_STAGES:
+            most = placed.get("autoscaling_config", {}).get("max_replicas", placed.get("num_replicas", 1))
+            needed["CPU"] += most * actor["num_cpus"]
+            needed["june_data"] += most * actor["resources"]["june_data"]
+    assert needed["june_data"] <= offered["june_data"] and needed["CPU"] <= offered["CPU"] - 1
 
 
 def write_profile(tmp_path: Path, edit) -> str:

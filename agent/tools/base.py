@@ -21,6 +21,11 @@ class ConfirmationNeeded(Exception):
         self.question = question
 
 
+class NothingFound(str):
+    """A result saying there is nothing to report ("You have no saved notes."): June says it as it stands.
+    Given nothing, a small model fills the gap from the conversation, with a note the user deleted or a guess."""
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """Who is asking. Tools that touch stored data only ever see this user's."""

@@ -7,7 +7,7 @@ from typing import Any
 from agent.confirmations import PendingActions
 from agent.history import ConversationStore
 from agent.notes import NoteStore
-from agent.tools.base import ConfirmationNeeded, Tool, ToolContext, object_schema
+from agent.tools.base import ConfirmationNeeded, NothingFound, Tool, ToolContext, object_schema
 
 DELETE_NOTES = "delete_notes"
 MAX_LISTED = 5
@@ -25,13 +25,15 @@ def make_memory_tools(notes: NoteStore, history: ConversationStore, pending: Pen
     def recall(arguments: dict[str, Any], context: ToolContext) -> str:
         query = arguments.get("query", "")
         found = notes.relevant(context.user_id, query) if query.strip() else notes.recall(context.user_id)
-        return "\n".join(f"- {note.text}" for note in found) if found else "No matching notes."
+        if not found:
+            return NothingFound("No matching notes." if query.strip() else "You have no saved notes.")
+        return "\n".join(f"- {note.text}" for note in found)
 
     def forget(arguments: dict[str, Any], context: ToolContext) -> str:
         """Nothing is deleted here: the matching notes are named and the user's yes deletes exactly those."""
         found = notes.relevant(context.user_id, arguments["query"], limit=MAX_LISTED)
         if not found:
-            return f"No note matches {arguments['query']!r}; nothing was deleted."
+            return NothingFound(f"No note matches {arguments['query']!r}; nothing was deleted.")
         which = "this note" if len(found) == 1 else f"these {len(found)} notes"
         question = f"Should I delete {which}: {_quoted([n.text for n in found])}? Say yes to delete, or no to keep."
         pending.ask(context.user_id, context.conversation_id, DELETE_NOTES, {"ids": [n.id for n in found]}, question)

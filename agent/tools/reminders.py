@@ -15,7 +15,7 @@ from agent.confirmations import PendingActions, ask_back
 from agent.notes import content_words
 from agent.reminders import Reminder, ReminderStore
 from agent.schedule import ScheduleError, parse_when
-from agent.tools.base import Tool, ToolContext, object_schema
+from agent.tools.base import NothingFound, Tool, ToolContext, object_schema
 from agent.tools.clock import zone
 
 MAX_LISTED = 10
@@ -64,7 +64,7 @@ def make_reminder_tools(store: ReminderStore, pending: PendingActions,
     def list_reminders(arguments: dict[str, Any], context: ToolContext) -> str:
         found = store.upcoming(context.user_id)
         if not found:
-            return "You have no reminders or timers set."
+            return NothingFound("You have no reminders or timers set.")
         moment = now()
         lines = [f"{i}. {describe(r, moment)}" for i, r in enumerate(found[:MAX_LISTED], 1)]
         more = f"\n…and {len(found) - MAX_LISTED} more." if len(found) > MAX_LISTED else ""
@@ -74,7 +74,8 @@ def make_reminder_tools(store: ReminderStore, pending: PendingActions,
         query = (arguments.get("query") or "").strip()
         found = store.upcoming(context.user_id, " ".join(content_words(query)))
         if not found:
-            return f"No reminder matches {query!r}; nothing was cancelled." if query else "You have no reminders."
+            return NothingFound(f"No reminder matches {query!r}; nothing was cancelled." if query
+                                else "You have no reminders.")
         if len(found) > 1 and not arguments.get("all"):
             moment = now()
             options = "; ".join(f"{i}) {describe(r, moment)}" for i, r in enumerate(found[:MAX_LISTED], 1))
