@@ -61,9 +61,13 @@ class ScriptedJuneClient:
         pass
 
 
+STOP_TIMEOUT_S = 120
+
+
 @contextmanager
 def running_bot(settings: TelegramSettings, client: object | None = None) -> Iterator[object]:
-    """The bot's real `run_polling` in a thread of its own, stopped on exit."""
+    """The bot's real `run_polling` in a thread of its own, stopped on exit. Stopping waits for the answers in
+    flight (python-telegram-bot finishes its handlers), which the 0.5B model on two cores may take a while to write."""
     application, bot = build_application(settings, client)
     bot.assistant.send_backoff_s = 0.05
     loop = asyncio.new_event_loop()
@@ -79,7 +83,8 @@ def running_bot(settings: TelegramSettings, client: object | None = None) -> Ite
         yield bot
     finally:
         loop.call_soon_threadsafe(application.stop_running)
-        thread.join(20)
+        thread.join(STOP_TIMEOUT_S)
+        assert not thread.is_alive(), f"the bot did not stop within {STOP_TIMEOUT_S} s"
         loop.close()
 
 
