@@ -175,7 +175,7 @@ class OrdinaryUser:
     account: pwd.struct_passwd
     code: Path
 
-    def run(self, program: str, **popen) -> list[str]:
+    def run(self, program: str) -> list[str]:
         """`program`, run by the system Python as this user with the sandbox's folder as argv[1]."""
         return ["setpriv", f"--reuid={self.account.pw_uid}", f"--regid={self.account.pw_gid}", "--init-groups",
                 SYSTEM_PYTHON, "-I", "-c", program, str(self.code)]
@@ -189,7 +189,7 @@ class OrdinaryUser:
 @pytest.fixture
 def ordinary_user(secrets: Secrets) -> Iterator[OrdinaryUser]:
     if os.geteuid() != 0:
-        pytest.skip("this user is an ordinary one: the tests that run as it cover this")
+        pytest.skip("this user is an ordinary one, and cannot make another: tests/test_sandbox.py runs as it")
     if not (shutil.which("useradd") and shutil.which("setpriv") and os.path.exists(SYSTEM_PYTHON)):
         pytest.skip(f"needs useradd, setpriv and {SYSTEM_PYTHON} to run the sandbox as another user")
     name = f"junesbx{secrets.token[:8]}"
@@ -205,23 +205,21 @@ def ordinary_user(secrets: Secrets) -> Iterator[OrdinaryUser]:
         subprocess.run(["userdel", "--remove", name], capture_output=True)
 
 
-def test_nothing_is_readable_when_june_runs_as_this_ordinary_user(secrets: Secrets) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root here: the next test makes an ordinary user")
-    secrets.june_home(Path.home() / f".junesbx-{secrets.token}")
-    secrets.elsewhere()
-    report = _assert_nothing_leaked(secrets, run_python(PROBE, stdin=_probe_input(secrets), limits=LIMITS),
-                                    _interpreter_paths())
-    assert report["uid"] == os.geteuid()
-
-
 def test_nothing_is_readable_when_june_runs_as_an_ordinary_user(secrets: Secrets,
-                                                                 ordinary_user: OrdinaryUser) -> None:
+                                                                 request: pytest.FixtureRequest) -> None:
+    if os.geteuid() != 0:  # this user is an ordinary one: the sandbox runs as it, here
+        secrets.june_home(Path.home() / f".junesbx-{secrets.token}")
+        secrets.elsewhere()
+        report = _assert_nothing_leaked(secrets, run_python(PROBE, stdin=_probe_input(secrets), limits=LIMITS),
+                                        _interpreter_paths())
+        assert report["uid"] == os.geteuid()
+        return
+    ordinary_user: OrdinaryUser = request.getfixturevalue("ordinary_user")
     user = ordinary_user.account
     secrets.june_home(Path(user.pw_dir), user.pw_uid)
     secrets.elsewhere()
-    request = {"code": PROBE, "stdin": _probe_input(secrets), "limits": asdict(LIMITS)}
-    ran = subprocess.run(ordinary_user.run(RUNNER), input=json.dumps(request), capture_output=True, text=True,
+    request_body = {"code": PROBE, "stdin": _probe_input(secrets), "limits": asdict(LIMITS)}
+    ran = subprocess.run(ordinary_user.run(RUNNER), input=json.dumps(request_body), capture_output=True, text=True,
                          timeout=300, **ordinary_user.environment)
     assert secrets.marker not in ran.stdout + ran.stderr
     assert ran.returncode == 0, ran.stderr
