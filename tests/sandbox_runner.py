@@ -7,18 +7,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from agent.sandbox import _children
+
 # argv[1]: the folder holding sandbox.py. The trial run (isolation()) is over before "ready", so whatever
 # runs the prelude after it is the real run.
 SLEEPER = ("import sys\nsys.path.insert(0, sys.argv[1])\nimport sandbox\nsandbox.isolation()\n"
            "print('ready', flush=True)\n"
            "sandbox.run_python('import time\\ntime.sleep(120)', limits=sandbox.SandboxLimits(timeout_s=120))\n")
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def _descendants(pid: int) -> list[int]:
