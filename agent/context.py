@@ -33,10 +33,10 @@ def approximate_tokens(text: str) -> int:
     return len(text) // 3 + 1
 
 
-def load_token_counter(model_dir: Path) -> TokenCount:
-    """The model's own tokenizer (tokenizer.json, read by `tokenizers` without torch), or an estimate."""
-    path = model_dir / "tokenizer.json"
-    if not path.is_file():
+def load_token_counter(path: Path | None) -> TokenCount:
+    """The model's own tokenizer (a tokenizer.json, read by `tokenizers` without torch), or an estimate where
+    there is none (or it is not on this node)."""
+    if path is None or not path.is_file():
         return approximate_tokens
     from tokenizers import Tokenizer
 

@@ -61,6 +61,7 @@ from common.settings import JuneSettings
 from common.types import Transcript, Utterance
 from speech.audio import MEDIA_TYPES
 from speech.sentences import speakable
+from speech.transcriber import engine_label
 
 log = logging.getLogger(__name__)
 WEB_PAGE = Path(__file__).resolve().parent / "web"
@@ -159,7 +160,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         voice = "NeMo FastPitch + HiFi-GAN" if settings.tts_backend == "nemo" else \
             f"Piper {'joe (embedded)' if settings.tts_voice == 'embedded' else Path(settings.tts_voice).stem}"
         return Status(status="ok" if all(state == "ok" for state in deployments.values()) else "degraded",
-                      deployments=deployments, models={"speech_to_text": f"Whisper {Path(settings.stt_model).name}",
+                      deployments=deployments, models={"speech_to_text": engine_label(settings),
                                                        "language_model": settings.engine_model_name,
                                                        "text_to_speech": voice})
 
@@ -190,7 +191,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
 
         async def answer() -> VoiceResponse:
             clock = Stopwatch(pipeline)
-            transcript: Transcript = await clock.run("stt", pipeline.transcribe(data))
+            transcript: Transcript = await clock.transcribe(pipeline.transcribe(data))
             trace = None
             if transcript.text:
                 utterance = Utterance(transcript.text, user_id, form.conversation_id, private=form.private,
@@ -215,7 +216,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         data = await read_audio(request, upload.audio, "audio")
         user_id = acting_for(caller, upload.user_id)
         clock = Stopwatch(pipeline)
-        transcript: Transcript = await clock.run("stt", pipeline.transcribe(data))
+        transcript: Transcript = await clock.transcribe(pipeline.transcribe(data))
         utterance = Utterance(transcript.text, user_id, upload.conversation_id, private=upload.private,
                               chat_id=upload.chat_id) \
             if transcript.text else None
@@ -257,7 +258,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         """OpenAI-compatible transcription."""
         data = await read_audio(request, form.file, "file")
         clock = Stopwatch(pipeline)
-        transcript: Transcript = await clock.run("stt", pipeline.transcribe(data))
+        transcript: Transcript = await clock.transcribe(pipeline.transcribe(data))
         if form.response_format == "text":
             return PlainTextResponse(transcript.text)
         if form.response_format == "json":

@@ -184,7 +184,7 @@ class RealtimeSession:
     async def answer(self, audio: np.ndarray) -> None:
         clock = Stopwatch(self.pipeline)
         try:
-            transcript = await clock.run("stt", self.pipeline.transcribe(encode_wav(Pcm(audio, WHISPER_SAMPLE_RATE))))
+            transcript = await clock.transcribe(self.pipeline.transcribe(encode_wav(Pcm(audio, WHISPER_SAMPLE_RATE))))
             await self.send({"type": "transcript", "text": transcript.text, "language": transcript.language,
                              "duration_s": transcript.duration_s})
             if not transcript.text:  # a noise, not words: hands-free June stays quiet rather than ask again

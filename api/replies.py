@@ -56,8 +56,16 @@ class Stopwatch:
         finally:
             self.mark(stage, start)
 
+    async def transcribe(self, work: Awaitable[Transcript]) -> Transcript:
+        """"stt" as the route waits for it, and "stt_engine": the speech engine's own part of that."""
+        transcript = await self.run("stt", work)
+        self.record("stt_engine", transcript.engine_ms)
+        return transcript
+
     def mark(self, stage: str, since: float) -> None:
-        ms = round((time.perf_counter() - since) * 1000, 1)
+        self.record(stage, round((time.perf_counter() - since) * 1000, 1))
+
+    def record(self, stage: str, ms: float) -> None:
         self.timings[stage] = ms
         self.pipeline.record_latency(stage, ms)
 

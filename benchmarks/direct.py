@@ -1,8 +1,9 @@
 """June's engines and agent in one process, without Ray: the pipeline benchmark's baseline.
 
-Whisper, the same reasoning agent (planner, tools, prompts) and Piper, over vLLM's own OpenAI chat
-serving with the LanguageModel deployment's engine arguments and `uni` executor. So the graph is
-measured against the same work, and its overhead is only what Ray Serve and HTTP add.
+Whisper, the same reasoning agent (planner, tools, prompts) and Piper, over the LanguageModel's engine run here:
+llama-server as this process's child with the deployment's options, or vLLM's own OpenAI chat serving with the
+deployment's engine arguments and `uni` executor. So the graph is measured against the same work, and its overhead
+is only what Ray Serve and HTTP add.
 """
 
 from __future__ import annotations
@@ -19,19 +20,25 @@ from agent.tools.base import ToolContext
 from api.schemas import ANONYMOUS
 from common.llm_client import LanguageModelClient
 from common.settings import JuneSettings
+from common.types import ModelFacts
 from deployments.agent import build_reasoning_agent
+from llm.build import find_server
+from llm.server import LlamaServer, ServerOptions
+from llm.tool_text import with_text_tool_calls
+from models.language_model import engine_on_gpu, resolve_language_model
 from speech.synthesizer import Synthesizer, load_backend
 from speech.transcriber import Transcriber
 
 
 class DirectEngine:
-    """vLLM's `OpenAIServingChat` over an in-process `AsyncLLM`, configured as `deployments.llm.llm_config` says."""
+    """vLLM's `OpenAIServingChat` over an in-process `AsyncLLM`, configured as `deployments.vllm_model.llm_config`
+    says."""
 
     def __init__(self, client: Any, serving_chat: Any):
         self.client, self.serving_chat = client, serving_chat
 
     @classmethod
-    async def start(cls, settings: JuneSettings) -> DirectEngine:
+    async def start(cls, settings: JuneSettings, facts: ModelFacts) -> DirectEngine:
         from ray.llm._internal.serve.engines.vllm.vllm_models import VLLMEngineConfig
         from starlette.datastructures import State
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -39,9 +46,9 @@ class DirectEngine:
         from vllm.entrypoints.launchers.cli_args import FrontendArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        from deployments.llm import engine_on_gpu, llm_config
+        from deployments.vllm_model import llm_config
 
-        config = VLLMEngineConfig.from_llm_config(llm_config(settings, engine_on_gpu(settings)))
+        config = VLLMEngineConfig.from_llm_config(llm_config(settings, facts, engine_on_gpu(settings)))
         engine_args = AsyncEngineArgs(**(config.get_initialization_kwargs() | {"distributed_executor_backend": "uni"}))
         client = AsyncLLM.from_vllm_config(engine_args.create_engine_config(), disable_log_stats=True)
         state = State()
@@ -58,20 +65,40 @@ class DirectEngine:
         else:
             yield response
 
+    def close(self) -> None:
+        self.client.shutdown()
+
+
+async def start_llama_server(settings: JuneSettings, facts: ModelFacts) -> LlamaServer:
+    """llama-server as the LanguageModel replica runs it (llm.server), as this process's child."""
+    build = find_server(settings.llama_build_dir, settings.llama_server)
+    server = LlamaServer(ServerOptions(
+        binary=build.binary, model=facts.path, alias=settings.engine_model_name, context=settings.llm_max_model_len,
+        parallel=settings.llm_parallel, threads=settings.llm_threads, cache_ram_mib=settings.llm_cache_ram_mib,
+        niceness=settings.llm_cpu_niceness), build.grammar_module)
+    await server.start(settings.startup_timeout_s)
+    return server
+
 
 class DirectPipeline:
     """Whisper → June's agent → Piper, called one after the other on one event loop."""
 
     def __init__(self, settings: JuneSettings, data_dir: Path):
-        from deployments.llm import openai_chat_items
-
         self.loop = asyncio.new_event_loop()
         self.transcriber = Transcriber(settings)
         self.synthesizer = Synthesizer(load_backend(settings), settings.tts_sentence_pause_s)
-        self.engine = engine = self.loop.run_until_complete(DirectEngine.start(settings))
-        client = LanguageModelClient(lambda body: openai_chat_items(engine.chat, body))
+        facts = resolve_language_model(settings)
+        if facts.engine == "llama.cpp":
+            self.engine: LlamaServer | DirectEngine = self.loop.run_until_complete(start_llama_server(settings, facts))
+            server = self.engine
+            client = LanguageModelClient(lambda body: with_text_tool_calls(body, server.chat(body)))
+        else:
+            from deployments.vllm_model import openai_chat_items
+
+            self.engine = vllm = self.loop.run_until_complete(DirectEngine.start(settings, facts))
+            client = LanguageModelClient(lambda body: with_text_tool_calls(body, openai_chat_items(vllm.chat, body)))
         stores = Stores.open(data_dir / "history.db", data_dir / "notes.db")
-        self.agent = build_reasoning_agent(settings, client, stores)
+        self.agent = build_reasoning_agent(settings, facts, client, stores)
 
     def answer(self, ogg: bytes) -> tuple[str, dict[str, float]]:
         """The reply text and the milliseconds of each stage and of the whole, as `/v1/voice` reports them."""
@@ -86,8 +113,11 @@ class DirectPipeline:
 
 
     def close(self) -> None:
-        """Stop the engine (its core process and the memory it holds) before the graph starts."""
-        self.engine.client.shutdown()
+        """Stop the engine (its process and the memory it holds) before the graph starts."""
+        if isinstance(self.engine, LlamaServer):
+            self.engine.stop()
+        else:
+            self.engine.close()
         self.loop.close()
 
 

@@ -121,7 +121,7 @@ def measure_whisper(model: str, device: str, compute_type: str, samples: list[Sp
                     repeats: int, warmup: int, settings: JuneSettings) -> Stage:
     from speech.transcriber import Transcriber
 
-    stage_settings = settings.model_copy(update={"stt_model": model, "stt_device": device,
+    stage_settings = settings.model_copy(update={"stt_engine": "whisper", "stt_model": model, "stt_device": device,
                                                  "stt_compute_type": compute_type})
     with MemoryPeak() if device == "cuda" else nullcontext() as memory:
         started = time.perf_counter()
@@ -135,7 +135,7 @@ def measure_whisper(model: str, device: str, compute_type: str, samples: list[Sp
                 started = time.perf_counter()
                 transcriber.transcribe_bytes(sample.ogg)
                 latencies.append(time.perf_counter() - started)
-        ran_on = transcriber.model.model.device
+        ran_on = transcriber.engine.model.model.device
     if memory is None:
         peak, how = None, "not on a GPU"
     elif memory.peak is None:

@@ -1,4 +1,4 @@
-"""June beside Home Assistant's Wyoming servers on the same model files: transcription and speech.
+"""June beside Home Assistant's Wyoming servers (on June's Whisper and Piper files): transcription and speech.
 
     python -m benchmarks.peers [--quick] [--output benchmarks/results] [--june-url URL]
 
@@ -6,8 +6,8 @@ wyoming-faster-whisper and wyoming-piper are installed once into their own venv 
 offline on 127.0.0.1 with June's Whisper and Piper files and decoding settings; June's graph runs in
 this process unless --june-url names one. After a warm-up of each item, peer and June take turns:
 Piper-spoken questions (16 kHz s16le: Wyoming chunks, or the same samples as a WAV for
-/v1/audio/transcriptions) timed to the transcript and scored by word error rate (a word edit distance,
-no WER library); three lengths of text (Wyoming Synthesize, /v1/audio/speech as streamed pcm) timed
+/v1/audio/transcriptions) timed to the transcript and scored by word error rate (jiwer, as
+benchmarks.stt_models scores); three lengths of text (Wyoming Synthesize, /v1/audio/speech as streamed pcm) timed
 to the first audio and to the end. The Wyoming client is the peers' own `wyoming` package: it needs
 only the standard library, so their venv is on sys.path just while it is imported, and June's venv
 is left as it is. Writes `peers.json` and `peers.png` to the output folder.
@@ -39,12 +39,13 @@ import httpx
 from benchmarks.direct import since_ms
 from benchmarks.pipeline import BUSY_LOAD, auth_headers, cpu_model, running_graph
 from benchmarks.speech_samples import QUESTIONS, speak_samples
-from benchmarks.stt_models import edit_distance, words
+from benchmarks.stt_models import normalise, word_error_rate
 from common.settings import JuneSettings
 from graphs.launch import free_port
 from models.devices import resolve_device
 from models.embedded import resolve_piper_voice, resolve_whisper
 from speech.audio import WHISPER_SAMPLE_RATE, decode, encode_wav, to_int16
+from speech.transcriber import engine_label
 
 PEERS_VENV = Path("~/.cache/june/peers-venv").expanduser()
 PEER_PACKAGES = ("wyoming", "wyoming-faster-whisper", "wyoming-piper")
@@ -156,7 +157,7 @@ def peers_for(python: Path, settings: JuneSettings, scratch: Path) -> dict[str, 
     """Both servers with the model files and the decoding settings June's graph uses."""
     device = resolve_device(settings.stt_device)
     compute_type = settings.stt_compute_type
-    if compute_type == "auto":  # as deployments.stt.Transcriber decides
+    if compute_type == "auto":  # as speech.transcriber.WhisperEngine decides
         compute_type = "float16" if device == "cuda" else "int8"
     voice = resolve_piper_voice(settings.tts_voice)
     whisper_port, piper_port = free_port(), free_port()
@@ -289,11 +290,6 @@ def make_clips(settings: JuneSettings, count: int) -> dict[str, Clip]:
     return clips
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    expected = words(reference)
-    return edit_distance(expected, words(hypothesis)) / len(expected)
-
-
 async def measure(peers: dict[str, Peer], url: str, headers: dict[str, str], clips: dict[str, Clip],
                   texts: dict[str, str], repetitions: int) -> tuple[Raw, dict[str, dict[str, str]]]:
     """Repetition 0 is the warm-up, not recorded; in every one, peer and June take turns on each item."""
@@ -311,7 +307,7 @@ async def measure(peers: dict[str, Peer], url: str, headers: dict[str, str], cli
                 for system in SYSTEMS:
                     heard = await (peer_transcribe(peers["whisper"].port, clip) if system == "peer"
                                    else june_transcribe(client, url, clip))
-                    wer = word_error_rate(clip.text, heard.text)
+                    wer = word_error_rate([clip.text], [heard.text])
                     print(f"{tag} {system:<4} stt {key}: {heard.ms:5.0f} ms, WER {wer:.2f} {heard.text!r}", flush=True)
                     keep(repetition, system, key, {"transcription_ms": heard.ms, "wer": wer})
                     transcripts[system][key] = heard.text
@@ -331,7 +327,7 @@ def summarise(raw: Raw, clips: dict[str, Clip]) -> dict[str, dict[str, dict[str,
     """Medians per item, plus `all` clips: the pooled median time and the error rate over all words."""
     medians = {measure: {item: {system: round(statistics.median(raw[measure][system][item]), 4)
                                 for system in SYSTEMS} for item in raw[measure]["peer"]} for measure in MEASURES}
-    counts = {key: len(words(clip.text)) for key, clip in clips.items()}
+    counts = {key: len(normalise(clip.text).split()) for key, clip in clips.items()}
     for system in SYSTEMS:
         pooled = [ms for values in raw["transcription_ms"][system].values() for ms in values]
         medians["transcription_ms"].setdefault("all", {})[system] = round(statistics.median(pooled), 1)
@@ -347,7 +343,8 @@ def ratios(medians: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[st
 
 def machine_facts(settings: JuneSettings, load_at_start: float) -> dict[str, str | int | float]:
     return {"cpu_count": os.cpu_count() or 0, "cpu_model": cpu_model(), "load_average_1m_at_start": load_at_start,
-            "platform": platform.platform(), "python": platform.python_version(), "stt_model": settings.stt_model,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "june_speech_to_text": engine_label(settings), "peer_stt_model": settings.stt_model,
             "tts_voice": str(resolve_piper_voice(settings.tts_voice))}
 
 
@@ -372,8 +369,9 @@ def plot(report: Report, path: Path) -> None:
         axis.set_title(title)
         axis.margins(y=0.2)
     axes[0].legend(loc="upper left", ncols=2)
-    figure.suptitle(f"June vs Home Assistant's Wyoming servers, same models, {report.machine['cpu_count']} CPUs, "
-                    f"medians of {report.plan.repetitions}")
+    figure.suptitle(f"June vs Home Assistant's Wyoming servers (hearing: {report.machine['june_speech_to_text']} vs "
+                    f"Whisper {report.machine['peer_stt_model']}; the same Piper voice), "
+                    f"{report.machine['cpu_count']} CPUs, medians of {report.plan.repetitions}")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

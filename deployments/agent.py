@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -22,10 +21,9 @@ from agent.toolbox import build_tools
 from agent.tools.base import ToolContext
 from agent.trace import Trace
 from api.schemas import ANONYMOUS
-from common.llm_client import LanguageModelClient, tool_call_parser
+from common.llm_client import LanguageModelClient
 from common.settings import JuneSettings
-from common.types import Utterance
-from models.embedded import ModelNotFound, resolve_llm
+from common.types import ModelFacts, Utterance
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +41,14 @@ class EngineChatModel:
     def _request(self, messages: list[dict[str, Any]], max_tokens: int, stream: bool,
                  tools: list[dict[str, Any]] | None = None,
                  schema: dict[str, Any] | None = None) -> dict[str, Any]:
-        """An OpenAI chat body; the LanguageModel replica validates it as vLLM's request, tools included."""
+        """An OpenAI chat body, which either engine honours (`repetition_penalty` is vLLM's name; llama.cpp's
+        replica maps it)."""
         s = self.settings
         fields: dict[str, Any] = {}
         if tools and self.supports_tools:  # with a schema, the tools are shown but the reply follows the schema
             fields |= {"tools": tools, "tool_choice": "none" if schema is not None else "auto"}
         if schema is not None:
-            fields["structured_outputs"] = {"json": schema}
+            fields["response_format"] = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
         if stream:
             fields["stream_options"] = {"include_usage": True}
         return {"model": s.engine_model_name, "messages": messages, "max_tokens": max_tokens,
@@ -87,28 +86,18 @@ class EngineChatModel:
                          usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
 
-def _model_folder(settings: JuneSettings) -> Path:
-    """The LLM's folder, for its tokenizer and chat template. On a cluster the Agent may run on a node without the
-    model (a path on the GPU workers): then tokens are estimated, and tool calls need JUNE_LLM_TOOL_CALL_PARSER."""
-    try:
-        return resolve_llm(settings.llm_model, settings.models_dir)
-    except ModelNotFound:
-        log.warning("the LLM folder %s is not on this node; estimating tokens", settings.llm_model)
-        return Path(settings.llm_model)
-
-
-def build_reasoning_agent(settings: JuneSettings, llm: LanguageModelClient, stores: Stores) -> ReasoningAgent:
+def build_reasoning_agent(settings: JuneSettings, facts: ModelFacts, llm: LanguageModelClient,
+                          stores: Stores) -> ReasoningAgent:
     """June's reasoning agent as the settings describe it, over a language model and the stores."""
-    model_dir = _model_folder(settings)
     return ReasoningAgent(
-        EngineChatModel(llm, settings, supports_tools=tool_call_parser(settings, model_dir) is not None),
+        EngineChatModel(llm, settings, supports_tools=facts.tool_parser is not None),
         build_tools(stores),
         system_prompt=settings.system_prompt,
         limits=AgentLimits(settings.agent_max_iterations, settings.agent_max_tool_calls, settings.agent_max_seconds),
         planner=settings.agent_planner,
         plan_cache=TtlLruCache(settings.agent_cache_entries, settings.agent_cache_ttl_s),
         max_tokens=settings.llm_max_tokens,
-        window=ContextWindow(settings.llm_max_model_len, load_token_counter(model_dir)),
+        window=ContextWindow(settings.llm_max_model_len, load_token_counter(facts.tokenizer)),
         stores=stores,
         default_timezone=settings.default_timezone,
         code_runs=settings.code_runs,
@@ -117,10 +106,10 @@ def build_reasoning_agent(settings: JuneSettings, llm: LanguageModelClient, stor
 
 @serve.deployment  # resources, limits and scaling: the placement profile (graphs/profiles)
 class Agent:
-    def __init__(self, settings: JuneSettings, llm: DeploymentHandle):
+    def __init__(self, settings: JuneSettings, facts: ModelFacts, llm: DeploymentHandle):
         self.settings = settings
         self.stores = Stores.open(settings.history_db, settings.notes_db, settings.messages_db)
-        self.agent = build_reasoning_agent(settings, LanguageModelClient.of_handle(llm), self.stores)
+        self.agent = build_reasoning_agent(settings, facts, LanguageModelClient.of_handle(llm), self.stores)
 
     def _context(self, utterance: Utterance) -> tuple[ToolContext, list[dict[str, str]]]:
         context = ToolContext(utterance.user_id or ANONYMOUS, utterance.conversation_id, private=utterance.private,

@@ -30,7 +30,8 @@ class Ingress:
         self.messenger = messenger
         latency = Histogram(
             "june_stage_latency_ms",
-            description="Latency of each stage of a June request (stt, think, tts, first_audio, total).",
+            description="Latency of each stage of a June request (stt, stt_engine: the engine's own part of stt, "
+                        "think, tts, first_audio, total).",
             boundaries=LATENCY_BOUNDARIES_MS,
             tag_keys=("stage",),
         )

@@ -1,4 +1,4 @@
-"""SpeechToText: faster-whisper (`speech.transcriber`) behind a Ray Serve deployment."""
+"""SpeechToText: Moonshine or Whisper (`speech.transcriber`) behind a Ray Serve deployment."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ class SpeechToText:
         self.transcriber = Transcriber(settings)
 
     def transcribe(self, data: bytes) -> Transcript:
+        """The transcript carries the engine's own time (`engine_ms`): the Ingress reports it as `stt_engine`."""
         return self.transcriber.transcribe_bytes(data)
 
     def check_health(self) -> None:

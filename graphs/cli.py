@@ -23,13 +23,9 @@ from api.schemas import ID_PATTERN
 from common.settings import JuneSettings
 from graphs.launch import deploy, start_ray, stop
 from graphs.profiles import ProfileError, load_profile, profile_path
-from models.embedded import (
-    ModelNotFound,
-    ModelTooLargeForCpu,
-    resolve_llm,
-    resolve_piper_voice,
-    resolve_whisper,
-)
+from llm.build import BuildError, ensure_server
+from models.embedded import ModelNotFound, ModelTooLargeForCpu, resolve_piper_voice, resolve_whisper
+from models.language_model import choose_engine, resolve_language_model
 
 log = logging.getLogger("june")
 
@@ -49,14 +45,26 @@ def speech_model(settings: JuneSettings) -> Path | str:
     return resolve_piper_voice(settings.tts_voice)
 
 
+def language_model(settings: JuneSettings) -> str:
+    facts = resolve_language_model(settings)
+    return f"{facts.path} on {facts.engine}"
+
+
+def llama_server(settings: JuneSettings) -> str:
+    build = ensure_server(settings.llama_build_dir, settings.llama_server)
+    return str(build.binary) + (f" (built in {build.build_seconds:.0f} s)" if build.build_seconds else "")
+
+
 def prepare(settings: JuneSettings) -> None:
-    """Resolve (and convert once) every configured model; idempotent."""
+    """Resolve (and join, convert or build once) every configured model and engine; idempotent."""
     steps = [
         ("placement profile", lambda: checked_profile(settings.profile)),
         ("speech-to-text", lambda: resolve_whisper(settings.stt_model, settings.models_dir)),
-        ("language model", lambda: resolve_llm(settings.llm_model, settings.models_dir)),
+        ("language model", lambda: language_model(settings)),
         ("text-to-speech", lambda: speech_model(settings)),
     ]
+    if choose_engine(settings) == "llama.cpp":
+        steps.insert(3, ("llama.cpp server", lambda: llama_server(settings)))
     for number, (role, resolve) in enumerate(steps, 1):
         label = f"[{number}/{len(steps)}] {role}: "
         started = time.perf_counter()
@@ -65,23 +73,28 @@ def prepare(settings: JuneSettings) -> None:
         print(f"{label}{path} ({time.perf_counter() - started:.1f} s)", flush=True)
 
 
+PROGRESS_LOGGERS = ("models.embedded", "models.language_model", "llm.build")
+
+
 @contextmanager
 def _progress_lines(label: str) -> Iterator[None]:
-    """Show the models' progress (joining, converting: minutes for a large one) as plain lines on
+    """Show the models' and the build's progress (joining, converting, compiling: minutes) as plain lines on
     stderr under the step's label; the root handler that importing Ray installs would print JSON."""
-    logger = logging.getLogger("models.embedded")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(label.replace("%", "%%") + "%(message)s"))
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    loggers = [logging.getLogger(name) for name in PROGRESS_LOGGERS]
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
+        for logger, (level, propagate) in zip(loggers, saved):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 def _interrupt(*_: object) -> None:
@@ -106,7 +119,7 @@ def serve_forever(settings: JuneSettings) -> None:
     start_ray(dashboard_port=settings.dashboard_port)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        print("deploying the graph (the language model takes 30-60 s on CPU) ...", flush=True)
+        print("deploying the graph ...", flush=True)
         url = deploy(settings)
         print(f"June is ready on {url}", flush=True)
         while True:
@@ -130,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return inbox(argv[1:])
     parser = argparse.ArgumentParser(prog="june", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("prepare", help="resolve and convert the configured models (once)")
+    commands.add_parser("prepare", help="resolve the configured models and build the llama.cpp server (once)")
     commands.add_parser("serve", help="run the graph in the foreground until Ctrl-C")
     commands.add_parser("history", help="the bots' message history (june history --help)")
     commands.add_parser("inbox", help="the owner's inbox: june inbox list|show|reply (june inbox --help)")
@@ -160,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         problems = "; ".join(f"JUNE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
         print(f"june: invalid settings: {problems}", file=sys.stderr)
         return 2
-    except (ModelNotFound, ModelTooLargeForCpu, ProfileError, TimeoutError, OSError, ValueError) as error:
+    except (ModelNotFound, ModelTooLargeForCpu, BuildError, ProfileError, TimeoutError, OSError,
+            ValueError) as error:
         print(f"\njune: {error}", file=sys.stderr)
         return 1
     return 0

@@ -18,21 +18,24 @@ from deployments.messenger import Messenger
 from deployments.stt import SpeechToText
 from deployments.tts import TextToSpeech
 from graphs.profiles import deployment_options, load_profile
+from models.language_model import resolve_language_model
 
 
 def build_app(settings: JuneSettings) -> Application:
-    """The graph, each deployment placed and scaled as `settings.profile` says."""
+    """The graph, each deployment placed and scaled as `settings.profile` says; the language model's facts are
+    worked out here, once, for the LanguageModel and the Agent."""
     options = deployment_options(load_profile(settings.profile))
 
     def placed(deployment: Deployment) -> Deployment:
         return deployment.options(**options.get(deployment.name, {}))
 
-    llm = build_language_model(settings, options.get(LANGUAGE_MODEL))
+    facts = resolve_language_model(settings)
+    llm = build_language_model(settings, facts, options.get(LANGUAGE_MODEL))
     tts = placed(TextToSpeech).bind(settings)
     return placed(Ingress).bind(
         settings,
         placed(SpeechToText).bind(settings),
-        placed(Agent).bind(settings, llm),
+        placed(Agent).bind(settings, facts, llm),
         tts,
         llm,
         placed(Messenger).bind(settings, tts),

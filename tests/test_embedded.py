@@ -72,7 +72,7 @@ def test_embedded_qwen_is_a_prepared_folder_with_tools_and_licence(name: str) ->
     assert "tools" in template and "<tool_call>" in template and EMBEDDED_LLMS[name].tool_parser == "hermes"
     assert (folder / "LICENSE").read_text() == QWEN_LICENSE.read_text()
     assert 151645 in json.loads((folder / "generation_config.json").read_text())["eos_token_id"]  # <|im_end|>
-    assert not (models_dir / f"{folder.name}.gguf").exists()  # the joined GGUF goes once converted
+    assert (models_dir / f"{folder.name}.gguf").is_file()  # the joined GGUF stays: llama.cpp serves it
     mtime = (folder / "model.safetensors").stat().st_mtime_ns
     assert resolve_llm(name, models_dir) == folder and (folder / "model.safetensors").stat().st_mtime_ns == mtime
 

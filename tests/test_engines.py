@@ -14,11 +14,11 @@ from tests.speech import say, silence, synthesizer, words
 
 @pytest.fixture(scope="module")
 def transcriber() -> Transcriber:
-    return Transcriber(JuneSettings())
+    return Transcriber(JuneSettings(stt_engine="whisper"))
 
 
 def test_cpu_uses_int8(transcriber: Transcriber) -> None:
-    assert (transcriber.device, transcriber.compute_type) == ("cpu", "int8")
+    assert (transcriber.engine.device, transcriber.engine.compute_type) == ("cpu", "int8")
 
 
 def test_piper_speech_is_transcribed_back(transcriber: Transcriber) -> None:

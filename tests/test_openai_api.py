@@ -117,7 +117,7 @@ def test_chat_completion_stream(june: openai.OpenAI, graph) -> None:
 
 
 def test_tools_are_passed_through(june: openai.OpenAI, graph) -> None:
-    """Tool definitions reach vLLM; without a tool parser configured it answers in text."""
+    """Tool definitions reach the engine; with tool_choice none it answers in text."""
     tools = [{"type": "function", "function": {
         "name": "get_time", "description": "The current time", "parameters": {"type": "object", "properties": {}}}}]
     completion = june.chat.completions.create(
@@ -132,13 +132,17 @@ def test_unknown_model_is_a_clear_404(june: openai.OpenAI) -> None:
 
 
 def test_engine_errors_keep_their_status(june: openai.OpenAI, graph) -> None:
-    out_of_vocabulary = {"logit_bias": {"999999999": 5}}
-    with pytest.raises(openai.BadRequestError):
-        june.chat.completions.create(model=graph.settings.engine_model_name, max_tokens=8, extra_body=out_of_vocabulary,
+    over_the_window = [{"role": "user", "content": "the cat sat on the mat. " * 1000}]  # ~7000 tokens, 24000 chars
+    for stream in (False, True):
+        with pytest.raises(openai.APIStatusError) as refused:
+            list(june.chat.completions.create(model=graph.settings.engine_model_name, max_tokens=8, stream=True,
+                                              messages=over_the_window)) if stream else \
+                june.chat.completions.create(model=graph.settings.engine_model_name, max_tokens=8,
+                                             messages=over_the_window)
+        assert refused.value.status_code == 413
+    with pytest.raises(openai.UnprocessableEntityError, match="best_of"):
+        june.chat.completions.create(model=graph.settings.engine_model_name, max_tokens=8, extra_body={"best_of": 2},
                                      messages=[{"role": "user", "content": "hi"}])
-    with pytest.raises(openai.BadRequestError):
-        list(june.chat.completions.create(model=graph.settings.engine_model_name, max_tokens=8, stream=True,
-                                          extra_body=out_of_vocabulary, messages=[{"role": "user", "content": "hi"}]))
 
 
 def test_requests_over_the_caps_are_refused_before_the_engine(june: openai.OpenAI, graph) -> None:

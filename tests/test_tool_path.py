@@ -1,5 +1,6 @@
 """The tool path a real model takes, against the embedded tool-capable model in the real graph: OpenAI tools
-through vLLM's tool parser, plans through structured outputs, and never a 500 whatever the model writes."""
+through the engine's tool-call parsing, plans through JSON-schema output, and never a 500 whatever the model
+writes."""
 
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ import pytest
 from agent.plan import parse_plan, plan_schema
 from agent.stores import Stores
 from agent.toolbox import build_tools
-from common.llm_client import tool_call_parser
-from models.embedded import resolve_llm
+from models.language_model import resolve_language_model
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The current weather in a city.",
@@ -23,7 +23,7 @@ WEATHER = {"type": "function", "function": {
 @pytest.fixture(scope="module")
 def tool_model(graph) -> str:
     settings = graph.settings
-    if tool_call_parser(settings, resolve_llm(settings.llm_model, settings.models_dir)) is None:
+    if resolve_language_model(settings).tool_parser is None:
         pytest.fail(f"the default model {settings.llm_model!r} should be an embedded tool-capable model")
     return settings.engine_model_name
 

@@ -44,8 +44,9 @@ def test_spoken_question_round_trip(client: httpx.Client) -> None:
     assert body["language"] == "en"
     assert body["reply"].strip()
     assert body["audio_format"] == "ogg"
-    assert set(body["timings_ms"]) == {"stt", "think", "tts", "total"}
+    assert set(body["timings_ms"]) == {"stt", "stt_engine", "think", "tts", "total"}
     assert body["timings_ms"]["total"] >= body["timings_ms"]["stt"] + body["timings_ms"]["think"]
+    assert 0 < body["timings_ms"]["stt_engine"] < body["timings_ms"]["stt"]  # the engine's part, without the hop
 
     audio = base64.b64decode(body["audio"])
     assert opus_stream_facts(audio) == ("ogg", "opus", 48_000, 1)
@@ -170,5 +171,5 @@ def test_stage_latencies_are_exported_as_a_serve_metric(client: httpx.Client) ->
         time.sleep(2)
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         exported = "\n".join(line for line in metrics.splitlines() if line.startswith("ray_june_stage_latency_ms"))
-    for stage in ("stt", "think", "tts", "total"):
+    for stage in ("stt", "stt_engine", "think", "tts", "total"):
         assert f'stage="{stage}"' in exported, exported[:2000]

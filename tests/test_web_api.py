@@ -52,7 +52,7 @@ def test_status_names_the_models_and_the_health(graph) -> None:
     status = httpx.get(f"{graph.url}/v1/status", timeout=30).json()
     assert status["status"] == "ok" and set(status["deployments"]) >= {"SpeechToText", "Agent", "LanguageModel",
                                                                      "TextToSpeech"}
-    assert status["models"] == {"speech_to_text": f"Whisper {graph.settings.stt_model}",
+    assert status["models"] == {"speech_to_text": "Moonshine tiny-en",
                                 "language_model": graph.settings.engine_model_name,
                                 "text_to_speech": "Piper joe (embedded)"}
 
