@@ -296,7 +296,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
 
     @app.post("/v1/chat/completions", dependencies=[Depends(json_body)])
     async def chat_completions(completion: ChatCompletionRequest, caller: CurrentCaller) -> Response:
-        """`june` answers through the agent (memory, tools, system prompt); the engine's own name reaches vLLM."""
+        """`june` answers through the agent (memory, tools, system prompt); the engine's own name reaches the engine."""
         _check_completion_limits(completion, settings)
         if completion.model == settings.llm_served_name:
             utterance = _agent_utterance(completion, check_text)

@@ -96,7 +96,7 @@ def as_api_error(exc: BaseException, retry_after_s: int) -> ApiError | None:
     if _is_engine_client_error(exc):  # the engine refused the request itself (e.g. an invalid grammar)
         return ApiError(400, str(getattr(exc, "cause", None) or exc).splitlines()[0][:500], "language_model_error")
     if isinstance(exc, LanguageModelError):
-        if exc.status_code == 422:  # a body vLLM's request model refused
+        if exc.status_code == 422:  # a body the engine cannot honour
             return unprocessable(str(exc))
         if _CONTEXT_OVERFLOW.search(str(exc)) and "max_tokens" not in str(exc):
             return too_large(f"the request does not fit the language model's window ({exc})")

@@ -129,8 +129,9 @@ class SpeechRequest(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """OpenAI `POST /v1/chat/completions`. The fields June reads itself; the bare engine's replica validates
-    the whole body as vLLM's request (any other OpenAI or vLLM field is passed on to it)."""
+    """OpenAI `POST /v1/chat/completions`. The fields June reads itself; the bare engine's replica checks the whole
+    body against what its engine honours (any other field is passed on to it, and refused there if it cannot be
+    honoured)."""
 
     model_config = ConfigDict(extra="allow")
 

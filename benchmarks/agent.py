@@ -105,6 +105,7 @@ class ConfigRun:
     settings: dict[str, Any] = field(default_factory=dict)
     outcomes: list[Outcome] = field(default_factory=list)
     engine: dict[str, Any] | None = None
+    first_text_ms: list[float] = field(default_factory=list)
     error: str | None = None
 
 
@@ -159,6 +160,21 @@ def run_task(client: httpx.Client, url: str, config: Config, index: int, task: T
     )
 
 
+def first_text_ms(client: httpx.Client, url: str, tasks: list[Task], config: Config) -> list[float]:
+    """Time to the first text of `/v1/chat/stream` for the single-turn tasks, as a person sees the answer begin."""
+    times = []
+    for index, task in enumerate(task for task in tasks if not task.setup):
+        body = {"text": task.ask.text, "conversation_id": f"{config.name}-first-{index}",
+                "user_id": f"{config.name}-first-{index}"}
+        started = time.perf_counter()
+        with client.stream("POST", f"{url}/v1/chat/stream", json=body) as response:
+            for line in response.iter_lines():
+                if line == "event: delta":
+                    times.append(round(since_ms(started), 1))
+                    break
+    return times
+
+
 def engine_name(client: httpx.Client, url: str) -> str:
     """The bare engine's served name: the model that is not `june` when /v1/models lists two."""
     names = [model["id"] for model in client.get(f"{url}/v1/models").json()["data"]]
@@ -203,6 +219,7 @@ def run_config(run: ConfigRun, tasks: list[Task], port: int) -> None:
                     run.outcomes.append(outcome)
                     print_outcome(outcome)
                 run.engine = engine_speed(client, url)
+                run.first_text_ms = first_text_ms(client, url, tasks, run.config)
         finally:
             if APP_NAME in serve.status().applications:  # absent when the graph failed before Serve started
                 serve.delete(APP_NAME)
@@ -253,6 +270,8 @@ def summarise(run: ConfigRun) -> dict[str, Any]:
         "completion_tokens_per_request": _mean([o.completion_tokens for o in rows]),
         "engine_model": run.engine["model"] if run.engine else None,
         "engine_tokens_per_s": run.engine["tokens_per_s"] if run.engine else None,
+        "first_text_median_ms": statistics.median(run.first_text_ms) if run.first_text_ms else None,
+        "first_text_p95_ms": stat(run.first_text_ms).p95_ms if run.first_text_ms else None,
     }
 
 

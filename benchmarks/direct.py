@@ -22,8 +22,7 @@ from common.llm_client import LanguageModelClient
 from common.settings import JuneSettings
 from common.types import ModelFacts
 from deployments.agent import build_reasoning_agent
-from llm.build import find_server
-from llm.server import LlamaServer, ServerOptions
+from llm.server import LlamaServer, server_for
 from llm.tool_text import with_text_tool_calls
 from models.language_model import engine_on_gpu, resolve_language_model
 from speech.synthesizer import Synthesizer, load_backend
@@ -70,12 +69,8 @@ class DirectEngine:
 
 
 async def start_llama_server(settings: JuneSettings, facts: ModelFacts) -> LlamaServer:
-    """llama-server as the LanguageModel replica runs it (llm.server), as this process's child."""
-    build = find_server(settings.llama_build_dir, settings.llama_server)
-    server = LlamaServer(ServerOptions(
-        binary=build.binary, model=facts.path, alias=settings.engine_model_name, context=settings.llm_max_model_len,
-        parallel=settings.llm_parallel, threads=settings.llm_threads, cache_ram_mib=settings.llm_cache_ram_mib,
-        niceness=settings.llm_cpu_niceness), build.grammar_module)
+    """llama-server as the LanguageModel replica runs it, as this process's child."""
+    server = server_for(settings, facts.path)
     await server.start(settings.startup_timeout_s)
     return server
 

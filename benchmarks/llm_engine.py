@@ -33,8 +33,7 @@ from benchmarks.memory import memory_of
 from common.llm_client import LANGUAGE_MODEL, LanguageModelClient
 from common.settings import JuneSettings
 from graphs.launch import free_port, start_ray, stop
-from llm.build import find_server
-from llm.server import LlamaServer, ServerOptions
+from llm.server import server_for
 from models.language_model import resolve_language_model
 from speech.audio import Pcm, decode
 from speech.transcriber import Transcriber
@@ -119,11 +118,12 @@ class Listener:
         return (time.perf_counter() - started) * 1000
 
 
-def beside_whisper(run: EngineRun, send: Send, model: str, listener: Listener) -> None:
+def beside_whisper(run: EngineRun, send: Send, model: str, listener: Listener,
+                   loop: asyncio.AbstractEventLoop) -> None:
     """Speech-to-text with the engine idle, then three times while the engine decodes one answer."""
     run.stt_idle_ms = [listener.transcribe_ms() for _ in range(3)]
     decoded: list[tuple[float, float, dict[str, Any]]] = []
-    answer = threading.Thread(target=lambda: decoded.append(asyncio.run(timed_stream(send, model))))
+    answer = threading.Thread(target=lambda: decoded.append(loop.run_until_complete(timed_stream(send, model))))
     answer.start()
     time.sleep(1.0)  # past the cached prompt, into decoding
     run.stt_while_decoding_ms = [listener.transcribe_ms() for _ in range(3)]
@@ -132,8 +132,7 @@ def beside_whisper(run: EngineRun, send: Send, model: str, listener: Listener) -
 
 
 def measure(run: EngineRun, send: Send, model: str, processes: list[psutil.Process], repetitions: int,
-            listener: Listener) -> EngineRun:
-    loop = asyncio.new_event_loop()
+            listener: Listener, loop: asyncio.AbstractEventLoop) -> EngineRun:
     cold, _, _ = loop.run_until_complete(timed_stream(send, model))
     run.first_token_cold_ms = cold
     for repetition in range(repetitions):
@@ -146,8 +145,7 @@ def measure(run: EngineRun, send: Send, model: str, processes: list[psutil.Proce
               f"{rate:.1f} tok/s, cached {run.cached_tokens}/{run.prompt_tokens}", flush=True)
     time.sleep(QUIET_S)
     run.processes = memory_of(processes).summary()["processes"]
-    loop.close()
-    beside_whisper(run, send, model, listener)
+    beside_whisper(run, send, model, listener, loop)
     print(f"[{run.label}] speech-to-text {statistics.median(run.stt_idle_ms):.0f} ms idle, "
           f"{statistics.median(run.stt_while_decoding_ms):.0f} ms while decoding at "
           f"{run.decode_tokens_per_s_with_stt:.1f} tok/s", flush=True)
@@ -175,20 +173,18 @@ def through_june(settings: JuneSettings, repetitions: int, listener: Listener) -
     run = EngineRun(f"{settings.llm_model} {facts.engine} {settings.llm_threads}t", settings.llm_model, facts.engine,
                     settings.llm_threads, time.monotonic() - started)
     handle = serve.get_deployment_handle(LANGUAGE_MODEL, app_name=APP)
+    loop = asyncio.new_event_loop()
     try:
         return measure(run, lambda body: handle.options(stream=True).chat_json.remote(body),
-                       settings.engine_model_name, replica_processes(), repetitions, listener)
+                       settings.engine_model_name, replica_processes(), repetitions, listener, loop)
     finally:
+        loop.close()
         stop()
 
 
 def bare_llama_server(settings: JuneSettings, repetitions: int, listener: Listener) -> EngineRun:
     """The same binary, file and options, spoken to over its socket: no Ray and no request mapping."""
-    facts = resolve_language_model(settings)
-    build = find_server(settings.llama_build_dir, settings.llama_server)
-    server = LlamaServer(ServerOptions(build.binary, facts.path, settings.engine_model_name,
-                                       settings.llm_max_model_len, settings.llm_parallel, settings.llm_threads,
-                                       settings.llm_cache_ram_mib))
+    server = server_for(settings, resolve_language_model(settings).path)
     loop = asyncio.new_event_loop()
     started = time.monotonic()
     loop.run_until_complete(server.start(settings.startup_timeout_s))
@@ -203,7 +199,7 @@ def bare_llama_server(settings: JuneSettings, repetitions: int, listener: Listen
 
     try:
         return measure(run, send, settings.engine_model_name, [psutil.Process(server.pid)], repetitions,
-                       listener)
+                       listener, loop)
     finally:
         server.stop()
         loop.close()

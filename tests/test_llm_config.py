@@ -119,4 +119,5 @@ def test_an_agent_on_a_node_without_the_model_estimates_tokens_and_takes_the_con
     facts = resolve_language_model(elsewhere)
     assert facts.engine == "vllm" and facts.tokenizer is None and facts.tool_parser is None
     assert load_token_counter(facts.tokenizer) is approximate_tokens
-    assert resolve_language_model(elsewhere.model_copy(update={"llm_tool_call_parser": "hermes"})).tool_parser == "hermes"
+    explicit = elsewhere.model_copy(update={"llm_tool_call_parser": "hermes"})
+    assert resolve_language_model(explicit).tool_parser == "hermes"
