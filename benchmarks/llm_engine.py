@@ -216,10 +216,10 @@ def plot(summaries: list[dict[str, Any]], path: Path) -> None:
     colours = {"llama.cpp": "#4c72b0", "vllm": "#dd8452", "llama-server": "#55a868"}
     figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4))
     for axis, (key, title) in zip(axes, panels):
-        axis.bar([s["label"].replace(" ", "\n") for s in summaries], [s[key] for s in summaries],
-                 color=[colours[s["engine"]] for s in summaries])
+        labels = [s["label"].replace("qwen2.5-", "").replace("bare llama-server", "bare") for s in summaries]
+        axis.bar(labels, [s[key] for s in summaries], color=[colours[s["engine"]] for s in summaries])
         axis.set_title(title, fontsize=10)
-        axis.tick_params(axis="x", labelsize=7)
+        axis.tick_params(axis="x", labelsize=8, labelrotation=60)
     figure.suptitle(f"LanguageModel on CPU by engine ({psutil.cpu_count()} cores, {DECODED_TOKENS} tokens)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

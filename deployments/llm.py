@@ -20,6 +20,7 @@ from llm.tool_text import with_text_tool_calls
 from models.embedded import ensure_fits_cpu
 from models.language_model import engine_on_gpu
 
+
 @serve.deployment
 class LlamaCppModel:
     """llama-server for this replica alone: started in __init__, stopped with the replica (or killed by the kernel

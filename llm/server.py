@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 CONTEXT_TOO_LONG = "exceed_context_size_error"
 LOG_TAIL_BYTES = 4000
+MAX_GRAMMAR_CHARS = 100_000
+MAX_REPETITION = 4096  # llama.cpp expands x{m,n} into n rules of its own
 
 
 class EngineUnavailable(RuntimeError):
@@ -77,14 +79,53 @@ def _die_with_parent(niceness: int) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def repetition(item_rule: str, min_items: int, max_items: int | None, separator_rule: str | None = None,
+               item_rule_is_literal: bool = False) -> str:
+    """A bounded repetition as GBNF's `x{m,n}`, as llama.cpp's own C++ converter writes it. The Python converter
+    nests `(x (x (x …)?)?)?` instead: 200 levels for a `maxLength` of 200, which overflows the server's grammar
+    parser (seen here: a segmentation fault on the agent's plan schema)."""
+    if min_items > MAX_REPETITION:
+        raise UnsupportedRequest(f"the JSON schema asks for an item at least {min_items} times; the engine enforces "
+                                 f"at most {MAX_REPETITION}")
+    if max_items is not None and max_items > MAX_REPETITION:
+        max_items = None  # a larger bound (a program's maxLength of 20000, say) is left to max_tokens
+    if max_items == 0:
+        return ""
+    if min_items == 0 and max_items == 1:
+        return f"{item_rule}?"
+    if not separator_rule:
+        if max_items is None:
+            return f"{item_rule}+" if min_items == 1 else f"{item_rule}*" if min_items == 0 else \
+                f"{item_rule}{{{min_items},}}"
+        return f"{item_rule}{{{min_items},{max_items}}}"
+    rest = repetition(f"({separator_rule} {item_rule})", max(min_items - 1, 0),
+                      None if max_items is None else max_items - 1)
+    return f"{item_rule} {rest}" if min_items else f"({item_rule} {rest})?"
+
+
 @cache
 def grammar_converter(module: Path) -> JsonGrammar:
-    """`json_schema_to_gbnf` from the llama-cpp-python sdist the server was built from (see llm.build)."""
+    """`json_schema_to_gbnf` from the llama-cpp-python sdist the server was built from (see llm.build), writing
+    repetitions as `x{m,n}`; a grammar over MAX_GRAMMAR_CHARS is refused rather than sent to the server."""
     spec = importlib.util.spec_from_file_location("june_llama_grammar", module)
     assert spec is not None and spec.loader is not None
     grammar = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(grammar)
-    return grammar.json_schema_to_gbnf
+    grammar._build_repetition = repetition
+
+    def convert(schema: str) -> str:
+        try:
+            written = grammar.json_schema_to_gbnf(schema)
+        except UnsupportedRequest:
+            raise
+        except (ValueError, KeyError, TypeError, AssertionError, RecursionError) as error:
+            raise UnsupportedRequest(f"the JSON schema cannot be enforced: {error}") from error
+        if len(written) > MAX_GRAMMAR_CHARS:
+            raise UnsupportedRequest(f"the JSON schema makes a grammar of {len(written)} characters, over the "
+                                     f"{MAX_GRAMMAR_CHARS} the engine takes")
+        return written
+
+    return convert
 
 
 def _no_grammar(_: str) -> str:

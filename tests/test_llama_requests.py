@@ -1,0 +1,77 @@
+"""OpenAI bodies made into what llama-server honours, and JSON schemas into compact grammars (no server, no Ray)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent.plan import plan_schema
+from agent.stores import Stores
+from agent.toolbox import build_tools
+from common.settings import JuneSettings
+from llm.build import find_server
+from llm.requests import UnsupportedRequest, llama_body
+from llm.server import grammar_converter
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def json_grammar():
+    settings = JuneSettings()
+    return grammar_converter(find_server(settings.llama_build_dir, settings.llama_server).grammar_module)
+
+
+def test_fields_are_passed_mapped_or_refused_never_dropped(json_grammar) -> None:
+    body = llama_body({"model": "m", "messages": MESSAGES, "repetition_penalty": 1.1, "seed": 7, "n": 1,
+                       "stop": ["5"], "ignore_eos": True, "max_tokens": None}, json_grammar)
+    assert body == {"model": "m", "messages": MESSAGES, "repeat_penalty": 1.1, "seed": 7, "stop": ["5"],
+                    "ignore_eos": True}
+    for field, value, words in [("n", 2, "n must be 1"), ("best_of", 2, "best_of"), ("grammar", "root ::= x", "grammar"),
+                                ("structured_outputs", {"regex": "a+"}, "structured_outputs"),
+                                ("response_format", {"type": "yaml"}, "response_format")]:
+        with pytest.raises(UnsupportedRequest, match=words):
+            llama_body({"messages": MESSAGES, field: value}, json_grammar)
+
+
+@pytest.mark.parametrize("messages", [None, [], "hello", [{"content": "no role"}], [["user", "hi"]]])
+def test_malformed_messages_are_refused(json_grammar, messages) -> None:
+    with pytest.raises(UnsupportedRequest, match="messages"):
+        llama_body({"messages": messages}, json_grammar)
+
+
+def test_the_agents_plan_schema_becomes_a_compact_grammar(json_grammar, tmp_path) -> None:
+    tools = {tool.name: tool for tool in build_tools(Stores.open(tmp_path / "h.db", tmp_path / "n.db"))}
+    schema = plan_schema(tools)
+    for body in ({"response_format": {"type": "json_schema", "json_schema": {"name": "plan", "schema": schema}}},
+                 {"structured_outputs": {"json": schema}}):
+        grammar = llama_body({"messages": MESSAGES, **body}, json_grammar)["grammar"]
+        assert 'space ::= " "?' in grammar.splitlines()  # never a run of whitespace
+        assert "char{0,200}" in grammar and len(grammar) < 100_000  # maxLength 200 as a bounded repetition
+
+
+def schema_body(schema: dict) -> dict:
+    return {"messages": MESSAGES, "response_format": {"type": "json_schema", "json_schema": {"name": "x",
+                                                                                             "schema": schema}}}
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "string", "minLength": 10**9},
+    {"type": "array", "items": {"type": "integer"}, "minItems": 100_000},
+    {"type": "object", "properties": {"a": {"$ref": "#/definitions/missing"}}},
+])
+def test_a_hostile_schema_is_refused_before_the_server(json_grammar, schema: dict) -> None:
+    with pytest.raises(UnsupportedRequest, match="cannot be enforced|at least"):
+        llama_body(schema_body(schema), json_grammar)
+
+
+def test_a_huge_upper_bound_is_left_to_max_tokens(json_grammar) -> None:
+    grammar = llama_body(schema_body({"type": "string", "maxLength": 10**9}), json_grammar)["grammar"]
+    assert "char*" in grammar and len(grammar) < 2_000
+
+
+def test_json_object_output_is_left_to_the_server(json_grammar) -> None:
+    body = llama_body({"messages": MESSAGES, "response_format": {"type": "json_object"}}, json_grammar)
+    assert body["response_format"] == {"type": "json_object"} and "grammar" not in body
+    assert json.loads(json.dumps(body)) == body
