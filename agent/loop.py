@@ -126,6 +126,16 @@ class Agent:
     def available_tools(self, context: ToolContext) -> dict[str, Tool]:
         return self.tools if context.private else {n: t for n, t in self.tools.items() if not t.private}
 
+    async def warm_up(self) -> None:
+        """One token for the head every tool-route request starts with (the system prompt and the tool schemas), so
+        the engine's prefix cache holds it before the first user's question has to wait for it."""
+        tools = [tool.openai_schema() for tool in self.tools.values()]
+        if not (tools and self.model.supports_tools):
+            return
+        system = self.system_prompt + "\n" + TOOLS_PROMPT
+        await self.model.complete([{"role": "system", "content": system}, {"role": "user", "content": "Hello."}],
+                                  tools=tools, max_tokens=1)
+
     async def respond(self, request: str, context: ToolContext, history: list[dict[str, str]]) -> AgentReply:
         trace = Trace()
         text = "".join([delta async for delta in self.stream(request, context, history, trace)]).strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -86,6 +87,11 @@ class EngineChatModel:
                          usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
 
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("warming the language model's prefix cache failed: %s", task.exception())
+
+
 def build_reasoning_agent(settings: JuneSettings, facts: ModelFacts, llm: LanguageModelClient,
                           stores: Stores) -> ReasoningAgent:
     """June's reasoning agent as the settings describe it, over a language model and the stores."""
@@ -106,10 +112,12 @@ def build_reasoning_agent(settings: JuneSettings, facts: ModelFacts, llm: Langua
 
 @serve.deployment  # resources, limits and scaling: the placement profile (graphs/profiles)
 class Agent:
-    def __init__(self, settings: JuneSettings, facts: ModelFacts, llm: DeploymentHandle):
+    async def __init__(self, settings: JuneSettings, facts: ModelFacts, llm: DeploymentHandle):
         self.settings = settings
         self.stores = Stores.open(settings.history_db, settings.notes_db, settings.messages_db)
         self.agent = build_reasoning_agent(settings, facts, LanguageModelClient.of_handle(llm), self.stores)
+        self.warm_up = asyncio.create_task(self.agent.warm_up())  # in the background: readiness does not wait
+        self.warm_up.add_done_callback(_log_failure)
 
     def _context(self, utterance: Utterance) -> tuple[ToolContext, list[dict[str, str]]]:
         context = ToolContext(utterance.user_id or ANONYMOUS, utterance.conversation_id, private=utterance.private,

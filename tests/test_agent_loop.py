@@ -305,3 +305,20 @@ def test_slow_programs_never_hold_up_another_users_calculator() -> None:
     sum_done, programs_done = asyncio.run(main())
     assert sum_done < min(programs_done)  # it did not wait behind the programs
     assert sorted(programs_done)[-1] >= 3 * 3  # one program at a time (code_runs=1)
+
+
+def test_warming_up_sends_the_tool_routes_head_once_for_one_token(tools) -> None:
+    """Scripted model (control flow): the head every tool-route request starts with is what warm-up sends."""
+    model = ScriptedModel(".", "It is 84.", supports_tools=True)
+    bot = agent(model, tools)
+    asyncio.run(bot.warm_up())
+    respond(bot, "Tell me something about spiders, briefly.")
+    warm, asked = model.calls
+    assert warm["tools"] == asked["tools"] and warm["messages"][0] == asked["messages"][0]
+    assert asked["tools"] and "spiders" not in str(warm["messages"])
+
+
+def test_a_model_without_tools_is_not_warmed(tools) -> None:
+    model = ScriptedModel()
+    asyncio.run(agent(model, tools).warm_up())
+    assert model.calls == []
