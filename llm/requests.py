@@ -40,11 +40,38 @@ def llama_body(body: dict[str, Any], json_grammar: JsonGrammar) -> dict[str, Any
                 raise UnsupportedRequest("n: the llama.cpp engine writes one choice per request (n must be 1)")
         elif name not in ("response_format", "structured_outputs"):
             raise UnsupportedRequest(f"{name}: not supported by the llama.cpp engine")
-    if schema := _json_schema(body):
+    schema = _json_schema(body)
+    if (call := _forced_call(body)) is not None:
+        if schema is not None:
+            raise UnsupportedRequest("tool_choice: a forced tool call and a JSON schema for the reply exclude each other")
+        # llama-server leaves a forced call to a template-specific grammar, which the Qwen Coder template lacks:
+        # the call is forced here, as one bare JSON call, which llm.tool_text makes into `tool_calls`.
+        schema, out["tool_choice"] = call, "none"
+    if schema is not None:
         out["grammar"] = json_grammar(json.dumps(schema))
     elif body.get("response_format") is not None:
         out["response_format"] = body["response_format"]
     return out
+
+
+def _forced_call(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema of one call of an offered tool, when `tool_choice` forces a call ("required", or a named
+    function); None otherwise."""
+    choice = body.get("tool_choice")
+    if choice in (None, "auto", "none"):
+        return None
+    functions = [tool.get("function") or {} for tool in body.get("tools") or [] if isinstance(tool, dict)]
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        functions = [function for function in functions if function.get("name") == name]
+    elif choice != "required":
+        raise UnsupportedRequest("tool_choice: one of none, auto, required, or {'type': 'function', ...}")
+    if not functions:
+        raise UnsupportedRequest("tool_choice: it forces a call of a tool the request does not offer")
+    return {"anyOf": [{"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
+                       "properties": {"name": {"const": function.get("name")},
+                                      "arguments": function.get("parameters") or {"type": "object"}}}
+                      for function in functions]}
 
 
 def _check_messages(messages: Any) -> None:

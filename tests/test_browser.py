@@ -15,6 +15,7 @@ from playwright.sync_api import Page, Playwright, sync_playwright
 
 from benchmarks.browser import LEAD_IN_S, hold_to_talk, june_page, launch, spoken_question_wav, wait_for_reply
 from speech.audio import decode
+from speech.transcriber import engine_label
 from tests.live_api import live_api
 from tests.speech import say, silence, words
 
@@ -44,7 +45,8 @@ def test_hold_tap_and_type(playwright: Playwright, graph, tmp_path: Path) -> Non
     try:
         with opened as page:
             assert page.locator("#health").inner_text() == "ok"
-            assert "Whisper" in page.locator("#models").inner_text()
+            models = page.locator("#models").inner_text()
+            assert engine_label(graph.settings) in models and graph.settings.engine_model_name in models
 
             hold_to_talk(page, LEAD_IN_S + question_s + 0.4)
             wait_for_reply(page, 1)

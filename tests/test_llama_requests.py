@@ -75,3 +75,27 @@ def test_json_object_output_is_left_to_the_server(json_grammar) -> None:
     body = llama_body({"messages": MESSAGES, "response_format": {"type": "json_object"}}, json_grammar)
     assert body["response_format"] == {"type": "json_object"} and "grammar" not in body
     assert json.loads(json.dumps(body)) == body
+
+
+TOOLS = [{"type": "function", "function": {"name": name, "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}} for name in ("weather", "time")]
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "time"}}])
+def test_a_forced_tool_call_is_enforced_by_a_grammar_of_one_call(json_grammar, choice) -> None:
+    body = llama_body({"messages": MESSAGES, "tools": TOOLS, "tool_choice": choice}, json_grammar)
+    assert body["tool_choice"] == "none" and body["tools"] == TOOLS  # the tools stay in the prompt
+    assert '"\\"time\\""' in body["grammar"]
+    assert ('"\\"weather\\""' in body["grammar"]) == (choice == "required")
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    ({"tool_choice": {"type": "function", "function": {"name": "launch"}}}, "does not offer"),
+    ({"tool_choice": "required", "tools": []}, "does not offer"),
+    ({"tool_choice": "sometimes"}, "one of none, auto, required"),
+    ({"tool_choice": "required", "response_format": {"type": "json_schema", "json_schema": {"schema": {}}}},
+     "exclude each other"),
+])
+def test_a_forced_call_that_cannot_be_honoured_is_refused(json_grammar, extra: dict, words: str) -> None:
+    with pytest.raises(UnsupportedRequest, match=words):
+        llama_body({"messages": MESSAGES, "tools": TOOLS, **extra}, json_grammar)

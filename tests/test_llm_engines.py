@@ -150,6 +150,17 @@ def test_tool_calls_come_back_as_tool_calls(engine: Engine, stream: bool) -> Non
     assert "paris" in json.loads(calls[0]["function"]["arguments"])["city"].lower()
 
 
+def test_a_forced_tool_call_is_one_call_of_that_tool(engine: Engine) -> None:
+    clock = {"type": "function", "function": {"name": "current_time", "description": "The time in a city",
+                                              "parameters": {"type": "object", "properties": {
+                                                  "city": {"type": "string"}}, "required": ["city"]}}}
+    response = engine.complete(messages=question("Is it raining in Paris?"), max_tokens=60, seed=7,
+                               tools=[WEATHER_TOOL, clock],
+                               tool_choice={"type": "function", "function": {"name": "current_time"}})
+    [call] = response["choices"][0]["message"]["tool_calls"]
+    assert call["function"]["name"] == "current_time" and "city" in json.loads(call["function"]["arguments"])
+
+
 def test_json_schema_output_is_valid_and_compact(engine: Engine) -> None:
     response = engine.complete(messages=question("Plan how to find out tomorrow's weather in Oslo, as JSON steps."),
                                max_tokens=120, seed=7, tools=[WEATHER_TOOL], tool_choice="none",
