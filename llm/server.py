@@ -39,6 +39,7 @@ CONTEXT_TOO_LONG = "exceed_context_size_error"
 LOG_TAIL_BYTES = 4000
 MAX_GRAMMAR_CHARS = 100_000
 MAX_REPETITION = 4096  # llama.cpp expands x{m,n} into n rules of its own
+JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | [\\] (["\\bfnrt] | "u" [0-9a-fA-F]{4})'
 
 
 class EngineUnavailable(RuntimeError):
@@ -105,13 +106,17 @@ def repetition(item_rule: str, min_items: int, max_items: int | None, separator_
 
 @cache
 def grammar_converter(module: Path) -> JsonGrammar:
-    """`json_schema_to_gbnf` from the llama-cpp-python sdist the server was built from (see llm.build), writing
-    repetitions as `x{m,n}`; a grammar over MAX_GRAMMAR_CHARS is refused rather than sent to the server."""
+    """`json_schema_to_gbnf` from the llama-cpp-python sdist the server was built from (see llm.build), with
+    repetitions and string characters as llama.cpp's C++ converter writes them; a grammar over MAX_GRAMMAR_CHARS is
+    refused rather than sent to the server."""
     spec = importlib.util.spec_from_file_location("june_llama_grammar", module)
     assert spec is not None and spec.loader is not None
     grammar = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(grammar)
     grammar._build_repetition = repetition
+    # A JSON string's character as llama.cpp's own converter writes it: no raw control characters (the Python
+    # converter lets a newline into a string, which is then not JSON; seen in a plan's "thoughts").
+    grammar.PRIMITIVE_RULES["char"] = grammar.BuiltinRule(JSON_CHAR, [])
 
     def convert(schema: str) -> str:
         try:

@@ -12,7 +12,7 @@ from agent.toolbox import build_tools
 from common.settings import JuneSettings
 from llm.build import find_server
 from llm.requests import UnsupportedRequest, llama_body
-from llm.server import grammar_converter
+from llm.server import JSON_CHAR, grammar_converter
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -49,6 +49,7 @@ def test_the_agents_plan_schema_becomes_a_compact_grammar(json_grammar, tmp_path
         grammar = llama_body({"messages": MESSAGES, **body}, json_grammar)["grammar"]
         assert 'space ::= " "?' in grammar.splitlines()  # never a run of whitespace
         assert "char{0,200}" in grammar and len(grammar) < 100_000  # maxLength 200 as a bounded repetition
+        assert f"char ::= {JSON_CHAR}" in grammar.splitlines()  # no raw newline inside a string: that is not JSON
 
 
 def schema_body(schema: dict) -> dict:
