@@ -88,20 +88,22 @@ class ContextWindow:
 
 @dataclass(frozen=True)
 class Briefing:
-    """What June knows that may bear on one request, told to the model beside the conversation."""
+    """What June knows that may bear on one request, told to the model after the request."""
 
-    now: str
+    now: str | None = None
     notes: list[str] = field(default_factory=list)
     facts: list[str] = field(default_factory=list)
 
     def render(self) -> str:
-        lines = [f"[Now, for the user: {self.now}."]
+        """Nothing, or a bracketed block to follow the request."""
+        lines = [f"Now, for the user: {self.now}."] if self.now else []
         if self.notes:
             lines += ["Notes the user asked you to keep, in their words:", *(f"- {n}" for n in self.notes)]
         if self.facts:
             lines += ["Earlier in this conversation the user said:", *(f"- {f}" for f in self.facts)]
-        lines.append("Use these only when they help answer the request below.]")
-        return "\n".join(lines)
+        if not lines:
+            return ""
+        return "\n\n[" + "\n".join(lines) + "\nUse these only when they help answer the request above.]"
 
 
 def stated_facts(user_turns: list[str], already_shown: list[dict[str, str]]) -> list[str]:

@@ -36,6 +36,11 @@ _EXPRESSION = re.compile(r"(?:sqrt\()?[-(]*\d[\d.,]*(?:\s*(?:\*\*|[-+*/%^])\s*[-
 _FUNCTION_CALL = re.compile(r"sqrt\(\d[\d.]*\)")
 _TIME = re.compile(r"\b(what(?:'s| is)? the (?:time|date)|what time|current time|time is it|today'?s date|"
                    r"what day is it|what(?:'s| is) the day)\b", re.I)
+_DAY_QUESTION = re.compile(r"\b(?:what|which) (?:day|date)\b|\bday of the week\b|\bweekday\b|"
+                           r"\bwhat(?:'s| is| will be) the date\b", re.I)
+_DAY_OFFSETS = ((re.compile(r"\bday after tomorrow\b", re.I), 2), (re.compile(r"\bday before yesterday\b", re.I), -2),
+                (re.compile(r"\btomorrow\b", re.I), 1), (re.compile(r"\byesterday\b", re.I), -1))
+_DAYS_AWAY = re.compile(r"\bin (\d+) days\b|\b(\d+) days from (?:now|today)\b|\b(\d+) days (ago)\b", re.I)
 _PLACE = re.compile(r"\bin ([A-Z][\w/]*(?:[ _][A-Z][\w]*)*)")
 _CONVERSION = re.compile(
     r"(" + _NUMBER + r")\s*([a-zA-Z°/²³]+(?: [a-zA-Z]+)?)\s+(?:to|in|into|in to|as)\s+([a-zA-Z°/²³]+)", re.I)
@@ -112,6 +117,18 @@ def _reminder_intent(text: str) -> Intent | None:
     return None
 
 
+def _days_from_now(text: str) -> int | None:
+    """How many days away the day a date question asks about is ("the day after tomorrow": 2), if it names one."""
+    if not _DAY_QUESTION.search(text):
+        return None
+    for pattern, days in _DAY_OFFSETS:
+        if pattern.search(text):
+            return days
+    if match := _DAYS_AWAY.search(text):
+        return -int(match[3]) if match[4] else int(match[1] or match[2])
+    return None
+
+
 def detect(text: str) -> Intent | None:
     """The first intent that matches, with the steps that answer it."""
     if match := _CODE.search(text):
@@ -141,6 +158,9 @@ def detect(text: str) -> Intent | None:
             value = 1.0 if amount.lower() in ("a", "an") else float(amount)
             return Intent("asks for a unit conversion", (Step("s1", "convert_units", {
                 "value": value, "from_unit": match[order[1]], "to_unit": match[order[2]]}),))
+    if (days := _days_from_now(text)) is not None:
+        return Intent("asks for the date or weekday some days away",
+                      (Step("s1", "current_time", {"days_from_now": days}),))
     if _TIME.search(text):
         place = _PLACE.search(text)
         return Intent("asks for the time or date",

@@ -1,14 +1,11 @@
-"""The agent: think → plan → execute → reflect → answer, within limits, with a trace of every step."""
+"""The agent: one streamed loop. A request gets the tools its words call for (or none); every model call
+streams, a tool call runs and its result goes back as a `tool` message, and the next round streams too."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -16,25 +13,26 @@ from typing import Any
 from agent.cache import TtlLruCache
 from agent.confirmations import CLARIFY, answer_to, resumed
 from agent.context import Briefing, ContextWindow, stated_facts
+from agent.executor import AgentLimits, Budget, Results, ToolExecutor, record
+from agent.grounding import grounded
 from agent.model import ChatModel, Completion, ModelError, ToolCallRequest
-from agent.plan import InvalidPlan, Plan, Step, parse_plan, plan_schema, resolve_references
-from agent.router import Planner, Route, RouteContext, decide
+from agent.plan import InvalidPlan, Plan, Step, parse_plan, plan_schema
+from agent.router import Planner, Route, RouteContext, decide, select_tools
 from agent.speech import for_speech
 from agent.stores import Stores
 from agent.toolcalls import MalformedJson, calls_in_text, may_be_a_call, parse_arguments
 from agent.tools.base import ConfirmationNeeded, NothingFound, Tool, ToolContext, ToolError
 from agent.tools.clock import TIMEZONE_PREFERENCE, describe_moment, utc_now, zone
 from agent.tools.memory import DELETE_NOTES, delete_confirmed
-from agent.trace import ToolCallRecord, Trace
+from agent.trace import Trace
 
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-MAX_CHECKED_NUMBERS = 6
-QUICK_TOOL_THREADS = 8
-TOOL_ROUND_RESERVE_TOKENS = 400
-PLAN_MAX_TOKENS = 320  # a plan of four steps, written without whitespace  # tool calls and results added to the prompt while the request runs
-TOOLS_PROMPT = ("Use a tool whenever the answer needs arithmetic, a unit or time-zone conversion, the current time, "
-                "the user's notes or running code; never guess a number a tool can compute. When the user tells you "
-                "something to keep, save it with remember_note. Otherwise answer directly.")
+__all__ = ["Agent", "AgentLimits", "AgentReply"]
+
+TOOL_ROUND_RESERVE_TOKENS = 400  # tool calls and results added to the prompt while the request runs
+PLAN_MAX_TOKENS = 320  # a plan of four steps, written without whitespace
+TOOLS_PROMPT = ("Call a tool only when the answer needs it: exact arithmetic on the user's numbers, a unit or time "
+                "conversion, today's date or the time, the user's notes or reminders, or running code. Otherwise "
+                "answer directly from what you know.")
 PLANNING_PROMPT = """You plan tool calls for a voice assistant. Tools:
 {tools}
 Reply with JSON: {{"thoughts": "<what is asked and what is missing>", "steps": [{{"id": "s1", "tool": "<tool name>", \
@@ -45,15 +43,9 @@ REPLAN_PROMPT = ("Reply with a plan as JSON instead of tool calls: {\"thoughts\"
                  "earlier result by writing {{s1}} in its arguments; no steps when no tool is needed.")
 ANSWER_PROMPT = """Answer the user's request in one or two short sentences using these tool results:
 {results}"""
+WARM_TOOL_SETS = (("calculator",), ("convert_units",))
 DECLINED = "Okay, I won't delete anything."
 DROPPED = "Okay, I've dropped it."
-
-
-@dataclass(frozen=True)
-class AgentLimits:
-    max_iterations: int = 2
-    max_tool_calls: int = 6
-    max_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -63,33 +55,17 @@ class AgentReply:
     trace: Trace
 
 
-class _Budget:
-    def __init__(self, limits: AgentLimits, clock: Callable[[], float]):
-        self.limits, self.clock = limits, clock
-        self.deadline = clock() + limits.max_seconds
-        self.tool_calls = 0
-
-    def seconds_left(self) -> float:
-        return self.deadline - self.clock()
-
-    def exhausted(self) -> str | None:
-        if self.tool_calls >= self.limits.max_tool_calls:
-            return f"the limit of {self.limits.max_tool_calls} tool calls was reached"
-        if self.seconds_left() <= 0:
-            return f"the time limit of {self.limits.max_seconds:g} s was reached"
-        return None
-
-
 @dataclass
 class _Request:
     """One request on its way through the loop."""
 
     text: str
     context: ToolContext
-    messages: list[dict[str, Any]]  # system, fitted history, the request after what June knows for it
+    messages: list[dict[str, Any]]  # system, fitted history, the request (and what June knows for it)
     trace: Trace
-    budget: _Budget
-    tools: dict[str, Tool]  # those this request may use: no private ones where others may read the answer
+    budget: Budget
+    tools: dict[str, Tool]  # those offered to this request
+    said: list[str]  # the request and the conversation's texts: where a tool call's numbers must come from
 
 
 class Agent:
@@ -115,26 +91,29 @@ class Agent:
         self.plan_cache = plan_cache if plan_cache is not None else TtlLruCache()
         self.max_tokens, self.window, self.stores = max_tokens, window, stores
         self.default_timezone, self.now, self.clock = default_timezone, now, clock
-        # Programs get a pool of their own: a slow one never holds up another user's calculator.
-        self._code_pool = ThreadPoolExecutor(code_runs, thread_name_prefix="june-code")
-        self._tool_pool = ThreadPoolExecutor(QUICK_TOOL_THREADS, thread_name_prefix="june-tool")
+        self.executor = ToolExecutor(code_runs, clock)
 
     def route(self, request: str, history: list[dict[str, str]], tools: dict[str, Tool] | None = None) -> Route:
-        names = frozenset(self.tools if tools is None else tools)
-        return decide(request, RouteContext(names, len(history), self.planner, self.model.supports_tools))
+        tools = self.tools if tools is None else tools
+        previous = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), None)
+        offered = select_tools(request, previous, tools)
+        return decide(request, RouteContext(frozenset(tools), offered, self.planner, self.model.supports_tools))
 
     def available_tools(self, context: ToolContext) -> dict[str, Tool]:
         return self.tools if context.private else {n: t for n, t in self.tools.items() if not t.private}
 
     async def warm_up(self) -> None:
-        """One token for the head every tool-route request starts with (the system prompt and the tool schemas), so
-        the engine's prefix cache holds it before the first user's question has to wait for it."""
-        tools = [tool.openai_schema() for tool in self.tools.values()]
-        if not (tools and self.model.supports_tools):
+        """One token for the head every plain request starts with (the system prompt), then for the heads of the
+        requests that most often need a tool (arithmetic, units), so the engine's prefix cache holds them before
+        the first user's question has to wait for them."""
+        greeting = {"role": "user", "content": "Hello."}
+        await self.model.complete([{"role": "system", "content": self.system_prompt}, greeting], max_tokens=1)
+        if not self.model.supports_tools:
             return
-        system = self.system_prompt + "\n" + TOOLS_PROMPT
-        await self.model.complete([{"role": "system", "content": system}, {"role": "user", "content": "Hello."}],
-                                  tools=tools, max_tokens=1)
+        for names in WARM_TOOL_SETS:
+            if tools := [self.tools[name].openai_schema() for name in names if name in self.tools]:
+                system = {"role": "system", "content": self.system_prompt + "\n" + TOOLS_PROMPT}
+                await self.model.complete([system, greeting], tools=tools, max_tokens=1)
 
     async def respond(self, request: str, context: ToolContext, history: list[dict[str, str]]) -> AgentReply:
         trace = Trace()
@@ -144,7 +123,7 @@ class Agent:
     async def stream(
         self, request: str, context: ToolContext, history: list[dict[str, str]], trace: Trace | None = None
     ) -> AsyncIterator[str]:
-        """The answer's text: streamed from the model while no tool has run, whole once tools were used."""
+        """The answer's text as the model writes it, at every round."""
         trace = trace if trace is not None else Trace()
         started = self.clock()
         try:
@@ -164,17 +143,28 @@ class Agent:
         available = self.available_tools(context)
         route = self.route(text, history, available)
         trace.route, trace.route_reasons = route.kind, list(route.reasons)
-        tools = [tool.openai_schema() for tool in available.values()] if route.kind == "tools" else []
-        request = _Request(text, context, self._messages(text, context, history, route, tools, trace), trace,
-                           _Budget(self.limits, self.clock), available)
+        budget = Budget(self.limits, self.clock)
+        if route.kind == "rules":
+            answer = await self._by_rules(route, context, available, budget, trace)
+            if answer is not None:
+                yield answer
+                return
+            route = Route("tools" if self.model.supports_tools else "plan",
+                          ("an exact pattern's step failed; the model answers",), tools=route.tools)
+            trace.route, trace.route_reasons = route.kind, [*trace.route_reasons, *route.reasons]
+        offered = {name: available[name] for name in route.tools}
+        schemas = [tool.openai_schema() for tool in offered.values()] if route.kind == "tools" else []
+        said = [text, *(turn["content"] for turn in history)]
+        request = _Request(text, context, self._messages(text, context, history, route, schemas, trace), trace,
+                           budget, offered, said)
         if route.kind == "fast":
-            async for delta in self._stream_text(request.messages, trace):
-                yield delta
+            rounds = self._stream_text(request.messages, trace)
         elif route.kind == "tools":
-            async for delta in self._tool_rounds(request, tools):
-                yield delta
+            rounds = self._tool_rounds(request, schemas)
         else:
-            yield await self._plan_and_run(request, route)
+            rounds = self._plan_and_run(request, route)
+        async for delta in rounds:
+            yield delta
 
     def _confirmation(self, text: str, context: ToolContext, trace: Trace) -> tuple[str | None, str]:
         """The answer to a question June asked last turn, if this message answers it, and the request to go on
@@ -205,8 +195,10 @@ class Agent:
         chosen = self.stores.preferences.get(user_id, TIMEZONE_PREFERENCE) if self.stores else None
         return chosen or self.default_timezone
 
-    def _briefing(self, text: str, context: ToolContext, history: list[dict[str, str]]) -> Briefing:
-        now = describe_moment(self.now(), zone(context.timezone))
+    def _briefing(self, text: str, context: ToolContext, history: list[dict[str, str]], route: Route) -> Briefing:
+        """The moment (only for requests that may need the clock), the user's notes and facts bearing on it."""
+        now = (describe_moment(self.now(), zone(context.timezone))
+               if {"current_time", "convert_time"} & set(route.tools) else None)
         if self.stores is None or not context.private:
             return Briefing(now)
         notes = [note.text for note in self.stores.notes.relevant(context.user_id, text)]
@@ -216,13 +208,14 @@ class Agent:
 
     def _messages(self, text: str, context: ToolContext, history: list[dict[str, str]], route: Route,
                   tools: list[dict[str, Any]], trace: Trace) -> list[dict[str, Any]]:
-        """System prompt first (with the tool schemas, a prefix the engine can cache), then the history that fits,
-        then the request, led by what June knows for it (small models heed the user's turn most)."""
+        """What stays the same across turns first, what changes last, so the engine serves the conversation from
+        its prefix cache: the system prompt (with the offered tools' schemas), the history that fits, then the
+        request, followed by what June knows for it."""
         system = self.system_prompt + ("\n" + TOOLS_PROMPT if tools else "")
         head = [{"role": "system", "content": system}]
-        briefing = self._briefing(text, context, history)
+        briefing = self._briefing(text, context, history, route)
         trace.notes_consulted = len(briefing.notes)
-        tail = [{"role": "user", "content": briefing.render() + "\n\n" + text}]
+        tail = [{"role": "user", "content": text + briefing.render()}]
         reserved = self.max_tokens + self.window.tools_tokens(tools) + (TOOL_ROUND_RESERVE_TOKENS
                                                                         if route.kind != "fast" else 0)
         messages = self.window.fit(head, history, tail, reserved)
@@ -250,35 +243,59 @@ class Agent:
             trace.prompt_tokens += completion.prompt_tokens
             trace.completion_tokens += completion.completion_tokens
 
+    async def _by_rules(self, route: Route, context: ToolContext, tools: dict[str, Tool], budget: Budget,
+                        trace: Trace) -> str | None:
+        """The answer from the results of a pattern's steps, with no model call; None when a step failed."""
+        assert route.intent is not None
+        plan = Plan(route.intent.steps, "rules", (f"Recognised: {route.intent.reason}.",))
+        trace.iterations = 1
+        trace.plans.append({"source": plan.source, "thoughts": list(plan.thoughts),
+                            "steps": [asdict(step) for step in plan.steps]})
+        results: Results = {}
+        try:
+            failures = await self.executor.execute(plan, tools, context, budget, trace, results)
+        except ConfirmationNeeded as question:
+            return question.question
+        if failures:
+            trace.reflections.append(f"the pattern's steps failed ({'; '.join(failures)})")
+            return None
+        trace.reflections.append("every step succeeded; their results are the answer")
+        return self._said(results, tools)
+
+    @staticmethod
+    def _said(results: Results, tools: dict[str, Tool]) -> str:
+        return " ".join(tools[step.tool].spoken_result(step.arguments, result) for step, result in results.values())
+
     async def _tool_rounds(self, request: _Request, tools: list[dict[str, Any]]) -> AsyncIterator[str]:
-        """The model calls tools (OpenAI tool calls through the engine's parser), sees their results and either
-        calls more — a multi-step request takes several rounds — or answers. Text is streamed until a tool runs."""
+        """Each round streams: text goes out as it comes unless it may still be a tool call written as text; the
+        calls run and their results go back as `tool` messages for the next round, which streams too."""
         trace, messages = request.trace, list(request.messages)
-        results: dict[str, tuple[Step, str]] = {}
+        results: Results = {}
         for round_number in range(1, self.limits.max_iterations + 2):
             completion: Completion | None = None
             held: list[str] | None = []  # text that may still turn out to be a tool call written as text
-            if not results:
-                async for item in self.model.stream(messages, tools=tools, max_tokens=self.max_tokens):
-                    if isinstance(item, Completion):
-                        completion = item
-                    elif held is None:
-                        yield item
-                    else:
-                        held.append(item)
-                        if not may_be_a_call("".join(held)):
-                            yield "".join(held)
-                            held = None
-                self._count(trace, completion)
-            else:
-                completion = await self._complete(messages, trace, tools=tools)
+            # The first round must call one of the offered tools: their signals matched the request, and a small
+            # model asked to choose explains to the user how to use a calculator instead of calling it.
+            async for item in self.model.stream(messages, tools=tools, max_tokens=self.max_tokens,
+                                                require_tool=round_number == 1):
+                if isinstance(item, Completion):
+                    completion = item
+                elif held is None:
+                    yield item
+                else:
+                    held.append(item)
+                    if not may_be_a_call("".join(held)):
+                        yield "".join(held)
+                        held = None
+            self._count(trace, completion)
             completion = completion or Completion("")
             calls = completion.tool_calls or (calls_in_text(completion.text) if held is not None else [])
             if not calls:
-                if results:
-                    yield self._checked_answer(request, completion.text.strip(), results)
-                elif held:
+                if held:
                     yield "".join(held)
+                elif held is not None and results:  # the model said nothing after the tools: their results speak
+                    yield self._said(results, request.tools)
+                self._finish(trace)
                 return
             if not completion.tool_calls:  # the calls were the text itself
                 completion = replace(completion, text="", tool_calls=calls)
@@ -291,19 +308,30 @@ class Agent:
                 if problems:  # a real tool with arguments of the wrong shape: the schema gets them right
                     trace.reflections.append(f"the model's tool calls were invalid ({invalid}); planning again to "
                                              "a schema")
-                    yield await self._plan_and_run(request, None, invalid, tools)
+                    async for delta in self._plan_and_run(request, None, invalid, tools):
+                        yield delta
                 else:  # the model reached for tools June does not have: it knows no tool fits
                     trace.reflections.append(f"the model's tool calls were invalid ({invalid}); answering plainly")
-                    trace.verdict = "plain-answer"
-                    yield await self._plain(request)
+                    async for delta in self._plain(request):
+                        yield delta
                 return
             if results and {_shape(step) for step in steps} <= {_shape(step) for step, _ in results.values()}:
                 # Small models call the same tool again on its own result instead of answering.
                 trace.reflections.append(f"round {round_number}: the model called {', '.join(c.name for c in calls)} "
                                          "again; answering from the results so far")
-                trace.verdict = "answered"
-                yield " ".join(_describe(step, result) for step, result in results.values())
+                yield self._said(results, request.tools)
+                self._finish(trace)
                 return
+            baseless = [step for step in steps if not grounded(step.arguments, [*request.said, *_texts(results)])]
+            for step in baseless:
+                record(trace, step, step.arguments, "skipped", "skipped: none of its numbers was said", 0)
+            if baseless and len(baseless) == len(steps):
+                trace.reflections.append(f"round {round_number}: the model called {', '.join(s.tool for s in steps)} "
+                                         "with numbers nobody said; answering without tools")
+                async for delta in self._plain(request) if not results else self._said_once(results, request):
+                    yield delta
+                return
+            steps = [step for step in steps if step not in baseless]
             if round_number > self.limits.max_iterations or request.budget.exhausted():
                 trace.not_done.append(request.budget.exhausted() or
                                       f"the limit of {self.limits.max_iterations} tool rounds was reached")
@@ -311,7 +339,8 @@ class Agent:
             outcomes = []
             for step in steps:
                 try:
-                    outcomes.append(await self._run_tool(step, step.arguments, request))
+                    outcomes.append(await self.executor.run(step, step.arguments, request.tools[step.tool],
+                                                            request.context, request.budget, trace))
                 except ConfirmationNeeded as question:
                     yield question.question
                     return
@@ -322,17 +351,26 @@ class Agent:
             verdict = f"steps failed ({'; '.join(failed)}); the model sees the errors" if failed else "every step succeeded"
             trace.reflections.append(f"round {round_number}: {verdict}")
             messages += _tool_messages(completion, steps, [self.window.clip(result) for _, result in outcomes])
-        if results:
-            yield await self._compose(request, results)
-        else:
-            trace.verdict = "plain-answer"
-            yield await self._plain(request)
+        async for delta in self._said_once(results, request) if results else self._plain(request):
+            yield delta
+
+    async def _said_once(self, results: Results, request: _Request) -> AsyncIterator[str]:
+        yield self._said(results, request.tools) + self._not_done(request.trace)
+
+    @staticmethod
+    def _finish(trace: Trace) -> None:
+        trace.verdict = "answered" if not trace.not_done else "partial"
+
+    @staticmethod
+    def _not_done(trace: Trace) -> str:
+        Agent._finish(trace)
+        return " I could not finish everything: " + "; ".join(trace.not_done) + "." if trace.not_done else ""
 
     @staticmethod
     def _steps_from_calls(calls: list[ToolCallRequest], round_number: int,
                           tools: dict[str, Tool]) -> tuple[list[Step], list[str], list[Any]]:
         """The model's tool calls as steps, what is wrong with the arguments of any, and the names of tools that
-        do not exist (any shape can come back)."""
+        were not offered (any shape can come back)."""
         steps, problems, unknown = [], [], []
         for index, call in enumerate(calls, 1):
             step_id = f"r{round_number}s{index}"
@@ -348,20 +386,18 @@ class Agent:
         return steps, problems, unknown
 
     async def _plan_and_run(self, request: _Request, route: Route | None, feedback: str | None = None,
-                            tools: list[dict[str, Any]] | None = None) -> str:
-        """Plan (exact rules, or the model writing to the plan's JSON schema), run, reflect, re-plan, answer.
+                            tools: list[dict[str, Any]] | None = None) -> AsyncIterator[str]:
+        """Plan (the model writing to the plan's JSON schema), run, reflect, re-plan, answer (streamed).
 
         `tools`: the schemas a tool round showed; the re-plan shows them again, so the engine reuses the cached
         prompt prefix."""
         trace = request.trace
-        if route is not None and route.kind == "plan":
+        if route is not None:
             trace.thoughts.append(f"The request {route.reasons[0]}; planning the tool calls.")
-        results: dict[str, tuple[Step, str]] = {}
+        results: Results = {}
         rounds = 0
         while rounds < self.limits.max_iterations:
-            plan = (Plan(route.intent.steps, "rules", (f"Recognised: {route.intent.reason}.",))
-                    if feedback is None and route is not None and route.intent is not None
-                    else await self._model_plan(request, feedback, tools))
+            plan = await self._model_plan(request, feedback, tools)
             if plan is None:
                 break
             rounds += 1
@@ -372,10 +408,18 @@ class Agent:
             if not plan.steps:
                 trace.reflections.append("the plan needs no tool")
                 break
+            baseless = [s for s in plan.steps if not grounded(s.arguments, [*request.said, *_texts(results)])
+                        and not s.depends_on]
+            if baseless:
+                trace.reflections.append(f"the plan called {', '.join(s.tool for s in baseless)} with numbers "
+                                         "nobody said; answering without tools")
+                break
             try:
-                failures = await self._execute(plan, request, results)
+                failures = await self.executor.execute(plan, request.tools, request.context, request.budget, trace,
+                                                       results)
             except ConfirmationNeeded as question:
-                return question.question
+                yield question.question
+                return
             feedback = "; ".join(failures) if failures else None
             if not feedback:
                 trace.reflections.append("every step succeeded")
@@ -387,14 +431,19 @@ class Agent:
                 break
             trace.reflections.append(f"steps failed ({feedback}); planning again with the errors shown")
         if not results:
-            trace.verdict = "plain-answer"
             if trace.plans and any(p["steps"] for p in trace.plans):
                 trace.not_done.append("no tool produced a result, so this answer comes from the model alone")
-            return await self._plain(request)
-        return await self._compose(request, results)
+            async for delta in self._plain(request):
+                yield delta
+            return
+        async for delta in self._compose(request, results):
+            yield delta
 
-    async def _plain(self, request: _Request) -> str:
-        return (await self._complete(request.messages, request.trace)).text.strip()
+    async def _plain(self, request: _Request) -> AsyncIterator[str]:
+        """The model's own answer, without tools."""
+        request.trace.verdict = "plain-answer"
+        async for delta in self._stream_text(request.messages, request.trace):
+            yield delta
 
     async def _model_plan(self, request: _Request, feedback: str | None,
                           tools: list[dict[str, Any]] | None = None) -> Plan | None:
@@ -432,88 +481,28 @@ class Agent:
             return plan
         return None
 
-    async def _execute(self, plan: Plan, request: _Request, results: dict[str, tuple[Step, str]]) -> list[str]:
-        """Run steps in dependency order; return what failed. A step whose dependency failed is skipped."""
-        trace, budget = request.trace, request.budget
-        status: dict[str, str] = {}
-        ok_results = {step_id.split(".", 1)[1]: result for step_id, (_, result) in results.items()}
-        pending = list(plan.steps)
-        while pending:
-            step = next(s for s in pending if all(d in status for d in s.depends_on))
-            pending.remove(step)
-            failed = [d for d in step.depends_on if status[d] != "ok"]
-            if failed:
-                self._record(trace, step, step.arguments, "skipped", f"skipped: step {failed[0]} did not succeed", 0)
-                status[step.id] = "skipped"
-                continue
-            if limit := budget.exhausted():
-                self._record(trace, step, step.arguments, "skipped", f"skipped: {limit}", 0)
-                trace.not_done.append(f"{step.tool} was not run because {limit}")
-                status[step.id] = "skipped"
-                continue
-            arguments = resolve_references(step.arguments, ok_results)
-            status[step.id], result = await self._run_tool(step, arguments, request)
-            if status[step.id] == "ok":
-                ok_results[step.id] = result
-                results[f"{trace.iterations}.{step.id}"] = (Step(step.id, step.tool, arguments), result)
-        return [f"{r.step} ({r.tool}): {r.result}" for r in trace.tool_calls[-len(plan.steps):] if r.status != "ok"]
-
-    async def _run_tool(self, step: Step, arguments: dict[str, Any], request: _Request) -> tuple[str, str]:
-        """Run one tool within the budget; ConfirmationNeeded passes through (it is the turn's answer)."""
-        request.budget.tool_calls += 1
-        started = self.clock()
-        tool = request.tools[step.tool]
-        try:
-            tool.validate(arguments)
-            pool = self._code_pool if tool.runs_code else self._tool_pool
-            run = asyncio.get_running_loop().run_in_executor(pool, tool.run, arguments, request.context)
-            result = await asyncio.wait_for(run, request.budget.seconds_left())
-            status = "ok"
-        except ConfirmationNeeded as question:
-            self._record(request.trace, step, arguments, "needs-confirmation", question.question,
-                         (self.clock() - started) * 1000)
-            raise
-        except ToolError as error:
-            status, result = "error", str(error)
-        except asyncio.TimeoutError:
-            status, result = "error", "the tool did not finish within the time limit"
-        except Exception as error:  # a tool bug must not take the request down
-            status, result = "error", f"the tool failed ({type(error).__name__})"
-        self._record(request.trace, step, arguments, status, result, (self.clock() - started) * 1000)
-        return status, result
-
-    @staticmethod
-    def _record(trace: Trace, step: Step, arguments: dict[str, Any], status: str, result: str, ms: float) -> None:
-        trace.tool_calls.append(ToolCallRecord(step.id, step.tool, arguments, status, result, round(ms, 1)))
-
-    async def _compose(self, request: _Request, results: dict[str, tuple[Step, str]]) -> str:
-        """The model words the answer from the tool results."""
+    async def _compose(self, request: _Request, results: Results) -> AsyncIterator[str]:
+        """The model words the answer from a plan's results, streamed; where it says nothing, the results do."""
         if _found_nothing(results):
-            return self._checked_answer(request, "", results)
+            request.trace.reflections.append("the tools found nothing: June says so in their words")
+            yield self._said(results, request.tools) + self._not_done(request.trace)
+            return
         facts = "\n".join(f"- {step.tool}({json.dumps(step.arguments)}) = {self.window.clip(result)}"
                           for step, result in results.values())
         system = request.messages[0]["content"] + "\n" + ANSWER_PROMPT.format(results=facts)
         messages = [{"role": "system", "content": system}, *request.messages[1:]]
-        answer = (await self._complete(messages, request.trace)).text.strip()
-        return self._checked_answer(request, answer, results)
+        spoke = False
+        async for delta in self._stream_text(messages, request.trace):
+            spoke = spoke or bool(delta.strip())
+            yield delta
+        if not spoke:
+            yield self._said(results, request.tools)
+        if note := self._not_done(request.trace):
+            yield note
 
-    def _checked_answer(self, request: _Request, answer: str, results: dict[str, tuple[Step, str]]) -> str:
-        """The model's answer if it states every number a tool computed; otherwise the results speak."""
-        trace = request.trace
-        trace.verdict = "answered" if not trace.not_done else "partial"
-        missing = _missing_numbers(request.text, answer, [result for _, result in results.values()])
-        if _found_nothing(results):
-            trace.reflections.append("the tools found nothing: June says so in their words")
-            answer = " ".join(_describe(step, result) for step, result in results.values())
-        elif answer and not missing:
-            trace.reflections.append("the answer states every tool result")
-        else:
-            trace.reflections.append(f"the model's answer left out {', '.join(missing) or 'everything'}; "
-                                     "answering from the tool results directly")
-            answer = " ".join(_describe(step, result) for step, result in results.values())
-        if trace.not_done:
-            answer += " I could not finish everything: " + "; ".join(trace.not_done) + "."
-        return answer
+
+def _texts(results: Results) -> list[str]:
+    return [result for _, result in results.values()]
 
 
 def _tool_messages(completion: Completion, steps: list[Step], results: list[str]) -> list[dict[str, Any]]:
@@ -530,27 +519,5 @@ def _shape(step: Step) -> tuple[Any, ...]:
     return step.tool, tuple(sorted((k, str(v)) for k, v in step.arguments.items() if not isinstance(v, int | float)))
 
 
-def _numbers(text: str) -> Counter[float]:
-    return Counter(float(n) for n in _NUMBER.findall(text.replace(",", "")))
-
-
-def _missing_numbers(request: str, answer: str, results: list[str]) -> list[str]:
-    """The numbers of the results that the answer does not state (echoing the request does not count)."""
-    stated = _numbers(answer) - _numbers(request)
-    needed = Counter(n for result in results for n in _NUMBER.findall(result.replace(",", ""))[:MAX_CHECKED_NUMBERS])
-    return [n for n, count in needed.items() if stated[float(n)] < count]
-
-
-def _found_nothing(results: dict[str, tuple[Step, str]]) -> bool:
+def _found_nothing(results: Results) -> bool:
     return bool(results) and all(isinstance(result, NothingFound) for _, result in results.values())
-
-
-def _describe(step: Step, result: str) -> str:
-    arguments = step.arguments
-    if step.tool == "calculator":
-        return f"{arguments['expression'].replace('**', '^')} = {result}."
-    if step.tool == "convert_units":
-        return f"{arguments['value']:g} {arguments['from_unit']} is {result}."
-    if step.tool == "current_time":
-        return f"It is {result}."
-    return result if result.endswith((".", "!", "?")) else result + "."

@@ -48,7 +48,9 @@ class ChatModel(Protocol):
     ) -> Completion: ...
 
     def stream(
-        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int = 256
+        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int = 256,
+        require_tool: bool = False,
     ) -> AsyncIterator[str | Completion]:
-        """Text deltas as they come, then the whole `Completion` (with any tool calls) as the last item."""
+        """Text deltas as they come, then the whole `Completion` (with any tool calls) as the last item;
+        `require_tool`: the reply is a call of one of `tools`."""
         ...

@@ -1,16 +1,22 @@
-"""The explicit choice of how to answer: at once, by exact patterns, by the model's tool calls, or by a plan."""
+"""The explicit choice of how to answer: at once, by an exact pattern, by the model's tool calls, or by a plan.
+
+A request reaches the model with tools only when the tools' own signals match it (quantities with
+operations or units, dates and times, notes, reminders, code); a plain question gets none."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from agent.intents import Intent, detect
+from agent.tools.base import Tool
+from agent.tools.signals import NUMBER
 
-_TOOL_WORDS = re.compile(r"\b(calculate|compute|convert|python|run (?:this|the) code|execute|remember|note|"
-                         r"time zone|timezone|how (?:much|many|long|far)|percent|average|sum of)\b", re.I)
-_GREETING = re.compile(r"^\s*(hi|hello|hey|good (?:morning|afternoon|evening)|thanks?|thank you|bye)\b", re.I)
+# A short request that leans on the one before it: "And in two pounds?", "what about 35?"
+_FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about|now|ok(?:ay)?,?(?: and| now| so)?|so|then|same)\b", re.I)
+_NUMBERED = re.compile(NUMBER, re.I)
 Planner = Literal["hybrid", "model"]
 
 
@@ -19,19 +25,30 @@ class RouteContext:
     """What the router may look at besides the request itself."""
 
     tool_names: frozenset[str] = frozenset()
-    history_turns: int = 0
+    offered: tuple[str, ...] = ()  # the tools whose signals the request matches (`select_tools`)
     planner: Planner = "hybrid"
     model_calls_tools: bool = False  # the engine turns the model's output into OpenAI tool calls
 
 
 @dataclass(frozen=True)
 class Route:
-    """`fast`: one model call, no tools; `rules`: an exact pattern gives the steps; `tools`: the model calls
-    tools itself (OpenAI tool calls); `plan`: the model writes a plan to a JSON schema."""
+    """`fast`: one model call, no tools; `rules`: an exact pattern gives the steps and their results are the
+    answer; `tools`: the model may call the offered tools (OpenAI tool calls); `plan`: the model writes a plan
+    to a JSON schema (models without a tool-call parser)."""
 
     kind: Literal["fast", "rules", "tools", "plan"]
     reasons: tuple[str, ...]
     intent: Intent | None = field(default=None, compare=False)
+    tools: tuple[str, ...] = ()
+
+
+def select_tools(request: str, previous_request: str | None, tools: Mapping[str, Tool]) -> tuple[str, ...]:
+    """The tools whose signals match the request; for a short follow-up with a number in it and no signal of its
+    own ("and in two pounds?"), those of the request before it."""
+    matched = tuple(name for name, tool in tools.items() if tool.signals and tool.signals.search(request))
+    if matched or not previous_request or not (_FOLLOW_UP.match(request) and _NUMBERED.search(request)):
+        return matched
+    return tuple(name for name, tool in tools.items() if tool.signals and tool.signals.search(previous_request))
 
 
 def decide(request: str, context: RouteContext) -> Route:
@@ -40,13 +57,8 @@ def decide(request: str, context: RouteContext) -> Route:
     if context.planner == "hybrid":
         intent = detect(request)
         if intent and all(step.tool in context.tool_names for step in intent.steps):
-            return Route("rules", (intent.reason,), intent)
-    if _GREETING.match(request) and len(request.split()) <= 6:
-        return Route("fast", ("a greeting or thanks",))
-    if context.model_calls_tools:
-        return Route("tools", ("the model decides whether a tool is needed",))
-    if match := _TOOL_WORDS.search(request):
-        return Route("plan", (f"mentions {match[0].lower()!r}, which usually needs a tool",))
-    if context.planner == "model":
-        return Route("plan", ("the model plans every request",))
-    return Route("fast", ("no sign that a tool is needed: a plain question or chat",))
+            return Route("rules", (intent.reason,), intent, tuple(dict.fromkeys(s.tool for s in intent.steps)))
+    if not context.offered:
+        return Route("fast", ("nothing in the request calls for a tool",))
+    reason = f"may need {', '.join(context.offered)}"
+    return Route("tools" if context.model_calls_tools else "plan", (reason,), tools=context.offered)

@@ -16,7 +16,7 @@ from agent.speech import for_speech, spoken_sentence_limit
 from api.errors import as_api_error, mid_stream_error
 from common.settings import JuneSettings
 from common.types import Transcript, Utterance
-from speech.sentences import SentenceBuffer
+from speech.sentences import SentenceBuffer, ends_a_clause
 
 log = logging.getLogger(__name__)
 DIDNT_CATCH_THAT = "Sorry, I didn't catch that. Could you say it again?"
@@ -103,11 +103,11 @@ async def reply_events(pipeline: Pipeline, settings: JuneSettings, clock: Stopwa
             await sentences.put(None)
 
     async def say() -> None:
-        index = 0
+        index = said = 0  # audio events sent; whole sentences among them (a first clause is part of one)
         limit = spoken_sentence_limit(request)
         while (sentence := await sentences.get()) is not None:
             spoken = for_speech(sentence)
-            if not speak or not spoken or (limit is not None and index >= limit):
+            if not speak or not spoken or (limit is not None and said >= limit):
                 continue
             try:
                 audio = await pipeline.speak(spoken, reply_format)
@@ -116,13 +116,14 @@ async def reply_events(pipeline: Pipeline, settings: JuneSettings, clock: Stopwa
                 log.warning("speech synthesis failed mid-stream", extra={"error": type(error).__name__})
                 await events.put(("audio_error", {"code": mapped.code if mapped else "speech_failed",
                                                   "message": mapped.message if mapped else "the reply could not be spoken"}))
-                limit = index  # no more audio
+                limit = said  # no more audio
                 continue
             if index == 0:
                 clock.mark("first_audio", clock.started)
             await events.put(("audio", {"index": index, "sentence": sentence, "audio": b64(audio),
                                         "audio_format": reply_format}))
             index += 1
+            said += not ends_a_clause(sentence)
 
     tasks = [asyncio.create_task(write()), asyncio.create_task(say())]
     reply_parts: list[str] = []

@@ -41,13 +41,14 @@ class EngineChatModel:
 
     def _request(self, messages: list[dict[str, Any]], max_tokens: int, stream: bool,
                  tools: list[dict[str, Any]] | None = None,
-                 schema: dict[str, Any] | None = None) -> dict[str, Any]:
+                 schema: dict[str, Any] | None = None, require_tool: bool = False) -> dict[str, Any]:
         """An OpenAI chat body, which either engine honours (`repetition_penalty` is vLLM's name; llama.cpp's
         replica maps it)."""
         s = self.settings
         fields: dict[str, Any] = {}
         if tools and self.supports_tools:  # with a schema, the tools are shown but the reply follows the schema
-            fields |= {"tools": tools, "tool_choice": "none" if schema is not None else "auto"}
+            choice = "none" if schema is not None else "required" if require_tool else "auto"
+            fields |= {"tools": tools, "tool_choice": choice}
         if schema is not None:
             fields["response_format"] = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
         if stream:
@@ -67,11 +68,12 @@ class EngineChatModel:
                           usage.get("completion_tokens", 0))
 
     async def stream(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
-                     max_tokens: int = 256) -> AsyncIterator[str | Completion]:
+                     max_tokens: int = 256, require_tool: bool = False) -> AsyncIterator[str | Completion]:
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         usage: dict[str, int] = {}
-        async for chunk in self.llm.chunks(self._request(messages, max_tokens, True, tools)):
+        async for chunk in self.llm.chunks(self._request(messages, max_tokens, True, tools,
+                                                         require_tool=require_tool)):
             usage = chunk.get("usage") or usage
             for choice in chunk.get("choices", []):
                 delta = choice.get("delta") or {}

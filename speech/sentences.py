@@ -61,6 +61,11 @@ _CLAUSE = re.compile(r"(?<=[,;:—])\s+")
 FIRST_CLAUSE_CHARS = 24
 
 
+def ends_a_clause(piece: str) -> bool:
+    """Whether a piece of speech is a first clause cut from its sentence (`split_first_clause`), not a sentence."""
+    return piece.rstrip()[-1:] in ",;:—"
+
+
 def split_first_clause(text: str, min_chars: int = FIRST_CLAUSE_CHARS) -> tuple[str, str] | None:
     """The text cut after its first clause (a comma, semicolon, colon or dash) that is `min_chars` long, if any:
     speaking that clause first lets the first audio start sooner."""

@@ -32,9 +32,11 @@ class ScriptedModel:
         return self.script.pop(0)
 
     async def stream(
-        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int = 256
+        self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int = 256,
+        require_tool: bool = False,
     ) -> AsyncIterator[str | Completion]:
         completion = await self.complete(messages, tools=tools, max_tokens=max_tokens)
+        self.calls[-1]["require_tool"] = require_tool
         for index, word in enumerate(completion.text.split(" ") if completion.text else []):
             yield word if index == 0 else " " + word
         yield completion

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from speech.sentences import MAX_SENTENCE_CHARS, SentenceBuffer, speakable, speech_pieces, split_sentences
+from speech.sentences import MAX_SENTENCE_CHARS, SentenceBuffer, ends_a_clause, speakable, speech_pieces, split_sentences
 
 
 def test_splits_on_sentence_ends_but_not_abbreviations_or_decimals() -> None:
@@ -63,3 +63,11 @@ def test_whole_texts_are_spoken_first_clause_first() -> None:
                                    "Take a coat, just in case."]
     assert speech_pieces("Okay, the lights are off.") == ["Okay, the lights are off."]  # "Okay" is too short alone
     assert speech_pieces("") == []
+
+
+def test_a_first_clause_is_part_of_a_sentence_not_one() -> None:
+    buffer = SentenceBuffer()
+    pieces = [*buffer.feed("There are 366 days in a leap year, because"), *buffer.feed(" February gets a 29th day. "),
+              *buffer.flush()]
+    assert pieces == ["There are 366 days in a leap year,", "because February gets a 29th day."]
+    assert [ends_a_clause(piece) for piece in pieces] == [True, False]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,9 @@ class ToolContext:
 
 @dataclass(frozen=True)
 class Tool:
+    """A tool is offered to the model only for requests its `signals` match (see `agent.router.select_tools`);
+    `say` words its result as an answer where no model words it (a pattern served the request whole)."""
+
     name: str
     description: str
     parameters: dict[str, Any]
@@ -51,6 +55,13 @@ class Tool:
     examples: tuple[str, ...] = field(default=())
     private: bool = False  # reads or reveals the user's own data (notes, history, program output)
     runs_code: bool = False  # slow and heavy: runs in the code pool
+    signals: re.Pattern[str] | None = field(default=None, compare=False)
+    say: Callable[[dict[str, Any], str], str] | None = field(default=None, compare=False)
+
+    def spoken_result(self, arguments: dict[str, Any], result: str) -> str:
+        """The result as a sentence of an answer."""
+        text = self.say(arguments, result) if self.say else result
+        return text if text.endswith((".", "!", "?")) else text + "."
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         """The arguments if they satisfy the schema; a ToolError naming the problem otherwise."""

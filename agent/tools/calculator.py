@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from agent.tools.base import Tool, ToolContext, ToolError, object_schema
+from agent.tools.signals import with_number
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
@@ -107,4 +108,9 @@ calculator = Tool(
     description="Evaluate an arithmetic expression written with numbers, + - * / ** % and sqrt().",
     parameters=object_schema({"expression": {"type": "string", "minLength": 1}}, ["expression"]),
     run=_run,
+    signals=with_number(r"\d\s*[-+*/x×÷^%]\s*[\d(]|\b(?:plus|minus|times|multipl\w*|divid\w*|over|percent|"
+                        r"add|adding|subtract\w*|take away|squared|cubed|square root|power|average|mean|sum|total|altogether|"
+                        r"double|triple|twice|"
+                        r"each|per|split|left|remain\w*|how (?:much|many))\b"),
+    say=lambda arguments, result: f"{arguments['expression'].replace('**', '^')} = {result}",
 )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from agent.preferences import UserPreferences
 from agent.tools.base import Tool, ToolContext, ToolError, object_schema
+from agent.tools.signals import words
 
 TIMEZONE_PREFERENCE = "timezone"
 
@@ -24,6 +25,10 @@ _ALIASES = {"utc": "UTC", "gmt": "UTC", "london": "Europe/London", "paris": "Eur
             "pacific": "America/Los_Angeles", "eastern": "America/New_York", "central": "America/Chicago",
             "mountain": "America/Denver", "pst": "America/Los_Angeles", "est": "America/New_York",
             "cet": "Europe/Paris", "hawaii": "Pacific/Honolulu", "california": "America/Los_Angeles"}
+CLOCK_SIGNALS = words(r"time|times|clock|date|dates|today|tonight|tomorrow|yesterday|weekday|day of the week|"
+                      r"what day|which day|monday|tuesday|wednesday|thursday|friday|saturday|sunday|o'clock|"
+                      r"\d{1,2}(?::\d\d)?\s*[ap]\.?m\.?|time ?zones?|utc|gmt|this year|what year|"
+                      r"(?:days?|weeks?|months?) (?:until|till|from now|ago|since)")
 _ZONE_SUFFIX = re.compile(r"\s+(?:standard\s+)?time(?:\s*zone)?$", re.I)
 
 
@@ -51,7 +56,19 @@ def describe_moment(moment: datetime, tz: ZoneInfo) -> str:
 
 
 def _now_in(arguments: dict[str, Any], context: ToolContext, now: Callable[[], datetime]) -> str:
-    return describe_moment(now(), zone(arguments.get("timezone") or context.timezone))
+    """The moment now, or `days_from_now` days away ("the day after tomorrow" is 2): the date and weekday then."""
+    tz = zone(arguments.get("timezone") or context.timezone)
+    days = arguments.get("days_from_now", 0)
+    if not days:
+        return describe_moment(now(), tz)
+    then = now().astimezone(tz) + timedelta(days=days)
+    span = f"{abs(days)} day{'s' if abs(days) != 1 else ''}"
+    said = f"{span} from now it will be" if days > 0 else f"{span} ago it was"
+    return then.strftime(f"{said} %A %d %B %Y ({tz.key})")
+
+
+def _said_time(arguments: dict[str, Any], result: str) -> str:
+    return result if arguments.get("days_from_now") else f"It is {result}"
 
 
 def _convert(arguments: dict[str, Any]) -> str:
@@ -73,9 +90,13 @@ def make_clock_tools(preferences: UserPreferences | None = None, now: Callable[[
     current_time = Tool(
         name="current_time",
         description="The current date and time, in the user's own time zone unless another place or IANA zone "
-                    "is named.",
-        parameters=object_schema({"timezone": {"type": "string"}}, []),
+                    "is named; with days_from_now, the date and weekday that many days away (2: the day after "
+                    "tomorrow, -1: yesterday).",
+        parameters=object_schema({"timezone": {"type": "string"},
+                                  "days_from_now": {"type": "integer", "minimum": -3660, "maximum": 3660}}, []),
         run=lambda arguments, context: _now_in(arguments, context, now),
+        signals=CLOCK_SIGNALS,
+        say=_said_time,
     )
     convert_time = Tool(
         name="convert_time",
@@ -83,6 +104,7 @@ def make_clock_tools(preferences: UserPreferences | None = None, now: Callable[[
         parameters=object_schema({"time": {"type": "string"}, "from_timezone": {"type": "string"},
                                   "to_timezone": {"type": "string"}}, ["time", "from_timezone", "to_timezone"]),
         run=lambda arguments, _: _convert(arguments),
+        signals=CLOCK_SIGNALS,
     )
     tools = [current_time, convert_time]
     if preferences is not None:
@@ -97,6 +119,7 @@ def make_clock_tools(preferences: UserPreferences | None = None, now: Callable[[
             description="Set the user's own time zone, when they say where they live or which zone they are in.",
             parameters=object_schema({"timezone": {"type": "string", "minLength": 1}}, ["timezone"]),
             run=set_timezone,
+            signals=words(r"time ?zones?|i live in|i(?:'m| am) (?:in|based in)|moved to"),
         ))
     return tools
 

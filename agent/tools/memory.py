@@ -8,6 +8,9 @@ from agent.confirmations import PendingActions
 from agent.history import ConversationStore
 from agent.notes import NoteStore
 from agent.tools.base import ConfirmationNeeded, NothingFound, Tool, ToolContext, object_schema
+from agent.tools.signals import words
+
+MEMORY_SIGNALS = words(r"remember|notes?|noted|recall|keep in mind|don't forget|do not forget|write (?:it |that )?down")
 
 DELETE_NOTES = "delete_notes"
 MAX_LISTED = 5
@@ -46,13 +49,15 @@ def make_memory_tools(notes: NoteStore, history: ConversationStore, pending: Pen
     text = {"type": "string", "minLength": 1, "maxLength": 2000}
     return [
         Tool("remember_note", "Save a note for this user to recall later (facts, codes, dates they ask you to keep).",
-             object_schema({"text": text}, ["text"]), remember),
+             object_schema({"text": text}, ["text"]), remember, signals=MEMORY_SIGNALS),
         Tool("recall_notes", "Find this user's saved notes about the given words (all notes when empty).",
-             object_schema({"query": {"type": "string", "maxLength": 200}}, []), recall),
+             object_schema({"query": {"type": "string", "maxLength": 200}}, []), recall, signals=MEMORY_SIGNALS),
         Tool("forget_notes", "Delete this user's notes about the given words (June asks the user to confirm first).",
-             object_schema({"query": text}, ["query"]), forget),
+             object_schema({"query": text}, ["query"]), forget, signals=words(r"(?:forget|delete) (?:the |my |about (?:the |my )?)?notes?")),
         Tool("search_conversations", "Search this user's earlier conversations for the given words.",
-             object_schema({"query": text}, ["query"]), search_conversations),
+             object_schema({"query": text}, ["query"]), search_conversations,
+             signals=words(r"did (?:i|we) (?:talk|speak|say|mention|tell)|what did (?:i|we) (?:say|talk about)|"
+                           r"(?:earlier|last|other|previous) (?:conversations?|chats?)|i told you")),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agent.sandbox import ISOLATION_ENV, SandboxLimits, SandboxResult, SandboxUnavailable, run_python
@@ -30,6 +31,7 @@ def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
                     "Print the result.",
         parameters=object_schema({"code": {"type": "string", "minLength": 1, "maxLength": MAX_CODE_CHARS}}, ["code"]),
         run=run,
+        signals=re.compile(r"\bpython\b|\b(?:run|execute|write)\b.{0,40}\b(?:code|program|script)\b|```", re.I),
     )
 
 

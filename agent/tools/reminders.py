@@ -17,6 +17,9 @@ from agent.reminders import Reminder, ReminderStore
 from agent.schedule import ScheduleError, parse_when
 from agent.tools.base import NothingFound, Tool, ToolContext, object_schema
 from agent.tools.clock import zone
+from agent.tools.signals import words
+
+REMINDER_SIGNALS = words(r"remind\w*|timers?|alarms?|wake me")
 
 MAX_LISTED = 10
 
@@ -93,9 +96,11 @@ def make_reminder_tools(store: ReminderStore, pending: PendingActions,
              "or set a timer.",
              object_schema({"when": {"type": "string", "maxLength": 200}, "text": text, "timer": {"type": "boolean"}},
                            []), set_reminder,
-             examples=("remind me in 20 minutes to take the pizza out", "set a timer for 10 minutes")),
-        Tool("list_reminders", "List the user's reminders and timers.", object_schema({}, []), list_reminders),
+             examples=("remind me in 20 minutes to take the pizza out", "set a timer for 10 minutes"),
+             signals=REMINDER_SIGNALS),
+        Tool("list_reminders", "List the user's reminders and timers.", object_schema({}, []), list_reminders,
+             signals=REMINDER_SIGNALS),
         Tool("cancel_reminder", "Cancel the user's reminders matching `query` (or `all`).",
              object_schema({"query": {"type": "string", "maxLength": 200}, "all": {"type": "boolean"}}, []),
-             cancel_reminder),
+             cancel_reminder, signals=REMINDER_SIGNALS),
     ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agent.tools.base import Tool, ToolContext, ToolError, object_schema
 from agent.tools.calculator import format_number
+from agent.tools.signals import with_number
 
 # unit -> (dimension, factor to the dimension's base unit)
 _FACTORS: dict[str, tuple[str, float]] = {
@@ -29,7 +31,8 @@ _FACTORS: dict[str, tuple[str, float]] = {
 _TEMPERATURES = {"c", "f", "k"}
 _NAMES = {
     "meter": "m", "metre": "m", "meters": "m", "metres": "m", "kilometer": "km", "kilometers": "km",
-    "kilometres": "km", "kilometre": "km", "centimeter": "cm", "centimeters": "cm", "millimeter": "mm",
+    "kilometres": "km", "kilometre": "km", "centimeter": "cm", "centimeters": "cm", "centimetre": "cm",
+    "centimetres": "cm", "millimetre": "mm", "millimetres": "mm", "millimeter": "mm",
     "millimeters": "mm", "mile": "mi", "miles": "mi", "yard": "yd", "yards": "yd", "foot": "ft", "feet": "ft",
     "inch": "in", "inches": "in", "kilogram": "kg", "kilograms": "kg", "kilo": "kg", "kilos": "kg", "gram": "g",
     "grams": "g", "pound": "lb", "pounds": "lb", "lbs": "lb", "ounce": "oz", "ounces": "oz", "stone": "st",
@@ -70,10 +73,15 @@ def _run(arguments: dict[str, Any], _: ToolContext) -> str:
     return f"{format_number(round(result, 6))} {arguments['to_unit']}"
 
 
+_SPOKEN_UNITS = "|".join(sorted((re.escape(name) for name in _NAMES if name.isalpha() and len(name) > 2),
+                                key=len, reverse=True))
+
 unit_converter = Tool(
     name="convert_units",
     description="Convert a value between units (length, mass, volume, speed, time, data, area, energy, temperature).",
     parameters=object_schema({"value": {"type": "number"}, "from_unit": {"type": "string"},
                               "to_unit": {"type": "string"}}, ["value", "from_unit", "to_unit"]),
     run=_run,
+    signals=with_number(rf"\b(?:{_SPOKEN_UNITS})\b|\d\s*(?:km|kg|cm|mm|mi|lbs?|oz|ft|ml|mph|°[cf]?)\b"),
+    say=lambda arguments, result: f"{format_number(float(arguments['value']))} {arguments['from_unit']} is {result}",
 )

@@ -1,0 +1,46 @@
+"""Whether a tool call has ground in what was said: a call whose arguments hold numbers runs only when one of
+them was said in the request, the conversation or an earlier result (small models otherwise call the
+calculator with numbers of their own, "4 * 9" for the legs of a spider)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from text_to_num import alpha2digit
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_AND_A_HALF = re.compile(r"(\d+) and a half\b", re.I)
+
+
+def numbers_in(text: str) -> set[float]:
+    """The numbers in text, written in digits or words ("two and a half" is 2.5; "half" 0.5)."""
+    digits = _AND_A_HALF.sub(lambda m: f"{m[1]}.5", alpha2digit(text.replace(",", ""), "en", threshold=0))
+    found = {float(n) for n in _NUMBER.findall(digits)}
+    return found | ({0.5} if re.search(r"\bhalf\b", text, re.I) else set())
+
+
+def argument_numbers(arguments: dict[str, Any]) -> set[float]:
+    found: set[float] = set()
+    for value in arguments.values():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            found.add(float(value))
+        elif isinstance(value, str):
+            found |= {float(n) for n in _NUMBER.findall(value.replace(",", ""))}
+    return found
+
+
+def grounded(arguments: dict[str, Any], said: Iterable[str]) -> bool:
+    """True when the arguments hold no number, or at least one that was said."""
+    wanted = argument_numbers(arguments)
+    if not wanted:
+        return True
+    known = set().union(*(numbers_in(text) for text in said))
+    return any(_same(number, known) for number in wanted)
+
+
+def _same(number: float, known: set[float]) -> bool:
+    return any(abs(number - other) <= 1e-9 * max(1.0, abs(other)) for other in known)

@@ -1,0 +1,22 @@
+"""Words that show a request may need a tool, shared by the tools' own `signals` patterns.
+
+A tool is offered only when its signals match the request (or, for a short follow-up, the request
+before it); anything else reaches the model as a plain question."""
+
+from __future__ import annotations
+
+import re
+
+NUMBER_WORDS = (r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+                r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
+                r"hundred|thousand|million|billion|half|dozen|couple")
+NUMBER = rf"(?:\d|\b(?:{NUMBER_WORDS})\b)"
+
+
+def with_number(words: str) -> re.Pattern[str]:
+    """`words` in a request that also holds a number, in either order."""
+    return re.compile(rf"(?=.*{NUMBER})(?=.*(?:{words}))", re.I | re.S)
+
+
+def words(alternatives: str) -> re.Pattern[str]:
+    return re.compile(rf"\b(?:{alternatives})\b", re.I)
