@@ -241,6 +241,7 @@ class Agent:
         trace.llm_calls += 1
         if completion is not None:
             trace.prompt_tokens += completion.prompt_tokens
+            trace.cached_prompt_tokens += completion.cached_prompt_tokens
             trace.completion_tokens += completion.completion_tokens
 
     async def _by_rules(self, route: Route, context: ToolContext, tools: dict[str, Tool], budget: Budget,

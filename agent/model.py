@@ -29,6 +29,7 @@ class Completion:
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0  # of prompt_tokens, those the engine served from its prefix cache
 
 
 class ChatModel(Protocol):

@@ -30,6 +30,7 @@ class Trace:
     history_turns: int = 0  # turns of the conversation that fitted the window
     llm_calls: int = 0
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0  # served from the engine's prefix cache
     completion_tokens: int = 0
     iterations: int = 0
     cache: str = "none"

@@ -237,7 +237,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         """Server-sent events: text deltas, then (with `speak`) one audio event per sentence, done. With an
         Idempotency-Key, a retry of a finished stream gets its reply again as one delta (and no second turn)."""
         utterance = Utterance(check_text(body.text), acting_for(caller, body.user_id), body.conversation_id,
-                              private=body.private, chat_id=body.chat_id)
+                              private=body.private, chat_id=body.chat_id, trace=body.trace)
         events = reply_events(pipeline, settings, Stopwatch(pipeline), utterance, body.reply_format, speak=body.speak)
         if idempotency_key is None:
             return _sse_response(events)

@@ -44,7 +44,7 @@ class HandlePipeline:
     async def reply(self, utterance: Utterance) -> AgentReply:
         return await self.agent.reply.remote(utterance)
 
-    async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str]:
+    async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict]:
         """Deltas as the agent writes them. Left early (a barge-in, a client gone), the agent's request is
         cancelled too, and with it its LLM call: nothing more is generated and no turn is stored."""
         deltas = self.agent.options(stream=True).stream_reply.remote(utterance)

@@ -27,7 +27,7 @@ class Pipeline(Protocol):
 
     async def transcribe(self, audio: bytes) -> Transcript: ...
     async def reply(self, utterance: Utterance) -> AgentReply: ...
-    def stream_reply(self, utterance: Utterance) -> AsyncIterator[str]: ...
+    def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict]: ...
     async def speak(self, text: str, audio_format: str) -> bytes: ...
     def speak_stream(self, text: str, audio_format: str) -> AsyncIterator[bytes]: ...
     async def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]: ...
@@ -82,17 +82,22 @@ async def reply_events(pipeline: Pipeline, settings: JuneSettings, clock: Stopwa
                        reply_format: str, *, speak: bool = True, transcript: str | None = None,
                        ) -> AsyncIterator[tuple[str, dict]]:
     """("delta", …) as the LLM writes, ("audio", …) per finished sentence in order (or "audio_error"), then
-    ("done", …) or ("error", …). Without an utterance (nothing was heard) the reply asks again."""
+    ("done", …) (with the agent's trace if the utterance asked for it) or ("error", …). Without an utterance
+    (nothing was heard) the reply asks again."""
     events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     sentences: asyncio.Queue[str | None] = asyncio.Queue()
     think_started = time.perf_counter()
     request = utterance.text if utterance else ""
+    trace: dict[str, Any] = {}
 
     async def write() -> None:
         buffer = SentenceBuffer()
-        deltas: AsyncIterator[str] = pipeline.stream_reply(utterance) if utterance else _once(DIDNT_CATCH_THAT)
+        deltas = pipeline.stream_reply(utterance) if utterance else _once(DIDNT_CATCH_THAT)
         try:
             async for delta in deltas:
+                if isinstance(delta, dict):  # the trace, after the text
+                    trace.update(delta)
+                    continue
                 await events.put(("delta", delta))
                 for sentence in buffer.feed(delta):
                     await sentences.put(sentence)
@@ -144,7 +149,8 @@ async def reply_events(pipeline: Pipeline, settings: JuneSettings, clock: Stopwa
             for task in done - {getter}:
                 pending.discard(task)
                 task.result()
-        finished = {"reply": "".join(reply_parts).strip(), "timings_ms": clock.total()}
+        finished = {"reply": "".join(reply_parts).strip(), "timings_ms": clock.total()} | (
+            {"trace": trace} if trace else {})
         yield "done", ({"transcript": transcript} if transcript is not None else {}) | finished
     except Exception as error:
         yield "error", mid_stream_error(error, settings.retry_after_s)

@@ -6,13 +6,18 @@
 
 For every model × planner it deploys the real graph in this process (one Ray instance, the app
 redeployed per configuration with a fresh data folder, seed 7 and a fixed time zone) and sends
-each task of `benchmarks/agent_tasks.py` to `POST /v1/chat` the way a user would: the setup turns
-first, every task in conversations and user ids of its own, and scores the reply to the last turn.
+each task of `benchmarks/agent_tasks.py` and `benchmarks/agent_followup_tasks.py` the way a user
+would: the setup turns to `POST /v1/chat`, the scored turn to `POST /v1/chat/stream` (time to the
+first text), every task in conversations and user ids of its own.
 
-Per configuration it reports task success (overall and per category), tool-call validity and
-invalid model plans, median and p95 latency, the median latency of one-sentence replies (target
-≤ 2.5 s), LLM calls and tokens per scored request (from the trace), and the engine's decoding
-speed from 5 raw completions through `/v1/chat/completions`. `agent.json` and `agent.png` are
+Beside June, the same model alone is the baseline: the bare engine on `/v1/chat/completions`, a
+one-line system prompt, the task's turns in the same conversation as messages (with the bare
+model's own replies), no tools, no notes.
+
+Per configuration it reports task success (overall, per category, and the follow-up tasks apart
+from the older ones) for June and the bare model, time to first text, tool-call validity and
+invalid model plans, median and p95 latency, LLM calls and tokens per scored request (from the
+trace), and the engine's decoding speed from 5 raw completions. `agent.json` and `agent.png` are
 rewritten after every configuration. `--quick` runs one task per category on the first model and
 planner only, into a temporary folder unless `--output` is given.
 """
@@ -35,7 +40,8 @@ from typing import Any
 
 import httpx
 
-from benchmarks.agent_tasks import CATEGORIES, HOME_ZONE, TASKS, Answer, Task, Turn
+from benchmarks.agent_followup_tasks import FOLLOWUP_TASKS
+from benchmarks.agent_tasks import HOME_ZONE, TASKS, Answer, Task, Turn
 from benchmarks.pipeline import cpu_model, since_ms, stat
 from common.settings import JuneSettings
 from graphs.launch import APP_NAME, deploy, free_port, start_ray, stop
@@ -43,7 +49,10 @@ from speech.sentences import split_sentences
 
 DEFAULT_MODELS = ["smollm2", "qwen2.5-0.5b", "qwen2.5-1.5b"]
 DEFAULT_PLANNERS = ["hybrid", "model"]
-FIRST_TEXT_QUESTIONS = 20
+ALL_TASKS = [*TASKS, *FOLLOWUP_TASKS]
+CATEGORIES: list[str] = list(dict.fromkeys(task.category for task in ALL_TASKS))
+FOLLOWUP_PREFIX = "followup-"
+BARE_SYSTEM_PROMPT = "You are a helpful voice assistant; answer in one or two short sentences."
 SEED = 7
 HTTP_TIMEOUT_S = 120.0
 ONE_SENTENCE_TARGET_MS = 2500.0
@@ -76,6 +85,18 @@ class Exchange:
 
 
 @dataclass(frozen=True)
+class BareOutcome:
+    """The model alone on a task: its reply to the scored turn after its own replies to the setup turns."""
+
+    category: str
+    request: str
+    reply: str
+    success: bool
+    first_text_ms: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
 class Outcome:
     config: str
     model: str
@@ -86,14 +107,17 @@ class Outcome:
     expected: str
     success: bool
     latency_ms: float
+    first_text_ms: float | None
     http_status: int
     error: str | None
     sentences: int
     route: str | None
     llm_calls: int | None
     prompt_tokens: int | None
+    cached_prompt_tokens: int | None
     completion_tokens: int | None
     tool_calls: list[dict[str, str]]
+    history_turns: int | None
     invalid_plans: int
     plans: list[Any]
     reflections: list[str]
@@ -106,7 +130,7 @@ class ConfigRun:
     settings: dict[str, Any] = field(default_factory=dict)
     outcomes: list[Outcome] = field(default_factory=list)
     engine: dict[str, Any] | None = None
-    first_text_ms: list[float] = field(default_factory=list)
+    bare: list[BareOutcome] = field(default_factory=list)
     error: str | None = None
 
 
@@ -129,6 +153,36 @@ def post_chat(client: httpx.Client, url: str, text: str, conversation_id: str, u
                     answered_at)
 
 
+def stream_chat(client: httpx.Client, url: str, text: str, conversation_id: str, user_id: str
+                ) -> tuple[Exchange, float | None]:
+    """One `POST /v1/chat/stream` with the trace: the exchange and the time to its first text."""
+    body = {"text": text, "conversation_id": conversation_id, "user_id": user_id, "trace": True}
+    asked_at, started = now(), time.perf_counter()
+    first: float | None = None
+    event, done, failure = "", {}, None
+    try:
+        with client.stream("POST", f"{url}/v1/chat/stream", json=body) as response:
+            if response.status_code != 200:
+                response.read()
+                return Exchange(response.status_code, "", response.text, since_ms(started), {}, asked_at, now()), None
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    data = json.loads(line.removeprefix("data: "))
+                    if event == "delta" and first is None and data.get("text", "").strip():
+                        first = since_ms(started)
+                    elif event == "done":
+                        done = data
+                    elif event == "error":
+                        failure = json.dumps(data)
+    except httpx.HTTPError as error:
+        return Exchange(0, "", f"{type(error).__name__}: {error}", since_ms(started), {}, asked_at, now()), None
+    status = 200 if done and not failure else 500
+    return (Exchange(status, done.get("reply") or "", failure, since_ms(started), done.get("trace") or {}, asked_at,
+                     now()), round(first, 1) if first is not None else None)
+
+
 def _count(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) else None
 
@@ -143,7 +197,9 @@ def run_task(client: httpx.Client, url: str, config: Config, index: int, task: T
         exchange = send(turn)
         setup.append({"text": turn.text, "reply": exchange.reply, "http_status": exchange.status,
                       "error": exchange.error})
-    exchange = send(task.ask)
+    prefix = f"{config.name}-t{index:02d}"
+    exchange, first_text = stream_chat(client, url, task.ask.text, f"{prefix}-{task.ask.conversation}",
+                                       f"{prefix}-{task.ask.user}")
     answer = Answer(task.ask.text, exchange.reply, exchange.asked_at, exchange.answered_at)
     trace = exchange.trace
     reflections = [str(r) for r in trace.get("reflections") or []]
@@ -152,30 +208,50 @@ def run_task(client: httpx.Client, url: str, config: Config, index: int, task: T
         config=config.name, model=config.model, planner=config.planner, category=task.category,
         request=task.ask.text, reply=exchange.reply, expected=task.check.name,
         success=exchange.status == 200 and task.check(answer), latency_ms=round(exchange.latency_ms, 1),
-        http_status=exchange.status, error=exchange.error, sentences=len(split_sentences(exchange.reply)),
+        first_text_ms=first_text, http_status=exchange.status, error=exchange.error, sentences=len(split_sentences(exchange.reply)),
         route=trace.get("route"), llm_calls=_count(trace.get("llm_calls")),
-        prompt_tokens=_count(trace.get("prompt_tokens")), completion_tokens=_count(trace.get("completion_tokens")),
-        tool_calls=calls,
+        prompt_tokens=_count(trace.get("prompt_tokens")), cached_prompt_tokens=_count(trace.get("cached_prompt_tokens")),
+        completion_tokens=_count(trace.get("completion_tokens")), tool_calls=calls,
+        history_turns=_count(trace.get("history_turns")),
         invalid_plans=sum("invalid" in r.lower() for r in reflections), plans=list(trace.get("plans") or []),
         reflections=reflections, setup=setup,
     )
 
 
-def first_text_ms(client: httpx.Client, url: str, tasks: list[Task], config: Config) -> list[float]:
-    """Time to the first text of `/v1/chat/stream` for the first single-turn tasks, as a person sees the answer
-    begin (a sample: on a slow model each one can wait out a tool round)."""
-    times = []
-    single_turn = [task for task in tasks if not task.setup][:FIRST_TEXT_QUESTIONS]
-    for index, task in enumerate(single_turn):
-        body = {"text": task.ask.text, "conversation_id": f"{config.name}-first-{index}",
-                "user_id": f"{config.name}-first-{index}"}
-        started = time.perf_counter()
-        with client.stream("POST", f"{url}/v1/chat/stream", json=body) as response:
-            for line in response.iter_lines():
-                if line == "event: delta":
-                    times.append(round(since_ms(started), 1))
-                    break
-    return times
+def bare_reply(client: httpx.Client, url: str, engine: str, messages: list[dict[str, str]]
+               ) -> tuple[str, float | None, datetime, datetime]:
+    """The bare engine's streamed reply to the messages, its time to first text, and when it was asked and done."""
+    body = {"model": engine, "messages": messages, "stream": True, "max_tokens": 160, "temperature": 0.3,
+            "top_p": 0.9, "seed": SEED}
+    asked_at, started, first, parts = now(), time.perf_counter(), None, []
+    with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+        if response.status_code != 200:
+            response.read()
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            for choice in json.loads(line.removeprefix("data: ")).get("choices", []):
+                if text := (choice.get("delta") or {}).get("content"):
+                    first = first if first is not None or not text.strip() else round(since_ms(started), 1)
+                    parts.append(text)
+    return "".join(parts).strip(), first, asked_at, now()
+
+
+def run_bare_task(client: httpx.Client, url: str, engine: str, task: Task) -> BareOutcome:
+    """The model alone, shown the turns of the scored turn's own conversation (it has no memory across them)."""
+    messages = [{"role": "system", "content": BARE_SYSTEM_PROMPT}]
+    try:
+        for turn in task.setup:
+            if (turn.user, turn.conversation) == (task.ask.user, task.ask.conversation):
+                messages.append({"role": "user", "content": turn.text})
+                messages.append({"role": "assistant", "content": bare_reply(client, url, engine, messages)[0]})
+        messages.append({"role": "user", "content": task.ask.text})
+        reply, first, asked_at, answered_at = bare_reply(client, url, engine, messages)
+    except (httpx.HTTPError, RuntimeError) as error:
+        return BareOutcome(task.category, task.ask.text, "", False, None, f"{type(error).__name__}: {error}")
+    success = task.check(Answer(task.ask.text, reply, asked_at, answered_at))
+    return BareOutcome(task.category, task.ask.text, reply, success, first, None)
 
 
 def engine_name(client: httpx.Client, url: str) -> str:
@@ -217,12 +293,15 @@ def run_config(run: ConfigRun, tasks: list[Task], port: int) -> None:
         try:
             url = deploy(settings, access_log=False)
             with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
+                engine = engine_name(client, url)
                 for index, task in enumerate(tasks):
                     outcome = run_task(client, url, run.config, index, task)
                     run.outcomes.append(outcome)
                     print_outcome(outcome)
+                    bare = run_bare_task(client, url, engine, task)
+                    run.bare.append(bare)
+                    print(f"[{engine} alone] {'ok  ' if bare.success else 'FAIL'} {bare.reply[:80]!r}", flush=True)
                 run.engine = engine_speed(client, url)
-                run.first_text_ms = first_text_ms(client, url, tasks, run.config)
         finally:
             if APP_NAME in serve.status().applications:  # absent when the graph failed before Serve started
                 serve.delete(APP_NAME)
@@ -232,7 +311,8 @@ def print_outcome(o: Outcome) -> None:
     reply = o.reply if o.http_status == 200 else f"HTTP {o.http_status}: {o.error}"
     failed_setup = [turn["http_status"] for turn in o.setup if turn["http_status"] != 200]
     note = f"  (setup turns failed: HTTP {failed_setup})" if failed_setup else ""
-    print(f"[{o.config}] {'ok  ' if o.success else 'FAIL'} {o.latency_ms:6.0f} ms  {o.category:<10} "
+    print(f"[{o.config}] {'ok  ' if o.success else 'FAIL'} {o.latency_ms:6.0f} ms  "
+          f"first text {o.first_text_ms or 0:6.0f} ms  {o.category:<10} "
           f"{o.request!r} -> {reply[:80]!r}{note}", flush=True)
 
 
@@ -245,18 +325,57 @@ def _mean(values: list[int | None]) -> float | None:
     return round(statistics.mean(present), 1) if present else None
 
 
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 1) if present else None
+
+
+def _success(rows: list[Outcome] | list[BareOutcome]) -> float | None:
+    return _rate(sum(o.success for o in rows), len(rows))
+
+
+def _cached_share(rows: list[Outcome]) -> float | None:
+    """Of the prompt tokens of these requests, the share the engine served from its prefix cache."""
+    prompt = sum(o.prompt_tokens or 0 for o in rows)
+    return _rate(sum(o.cached_prompt_tokens or 0 for o in rows), prompt)
+
+
+def by_category(run: ConfigRun) -> dict[str, dict[str, Any]]:
+    """Per category: June's success, first text, model calls and prompt tokens per request; the bare model's."""
+    table = {}
+    for category in dict.fromkeys(o.category for o in run.outcomes):
+        rows = [o for o in run.outcomes if o.category == category]
+        bare = [o for o in run.bare if o.category == category]
+        table[category] = {
+            "tasks": len(rows), "success": _success(rows), "bare_success": _success(bare) if bare else None,
+            "first_text_median_ms": _median([o.first_text_ms for o in rows]),
+            "bare_first_text_median_ms": _median([o.first_text_ms for o in bare]),
+            "llm_calls_per_request": _mean([o.llm_calls for o in rows]),
+            "prompt_tokens_per_request": _mean([o.prompt_tokens for o in rows]),
+        }
+    return table
+
+
 def summarise(run: ConfigRun) -> dict[str, Any]:
     rows = run.outcomes
     calls = [call for o in rows for call in o.tool_calls]
     one_sentence = [o.latency_ms for o in rows if o.http_status == 200 and o.sentences == 1]
     latency = stat([o.latency_ms for o in rows])
     short = stat(one_sentence) if one_sentence else None
+    first_text = [o.first_text_ms for o in rows if o.first_text_ms is not None]
+    followups = [o for o in rows if o.category.startswith(FOLLOWUP_PREFIX)]
+    older = [o for o in rows if not o.category.startswith(FOLLOWUP_PREFIX)]
+    categories = by_category(run)
     return {
         "tasks": len(rows),
-        "success_rate": _rate(sum(o.success for o in rows), len(rows)),
-        "success_by_category": {c: _rate(sum(o.success for o in rows if o.category == c),
-                                         sum(o.category == c for o in rows))
-                                for c in dict.fromkeys(o.category for o in rows)},
+        "success_rate": _success(rows),
+        "bare_success_rate": _success(run.bare) if run.bare else None,
+        "older_tasks": {"tasks": len(older), "success": _success(older),
+                        "bare_success": _success([b for b in run.bare if not b.category.startswith(FOLLOWUP_PREFIX)])},
+        "followup_tasks": {"tasks": len(followups), "success": _success(followups),
+                           "bare_success": _success([b for b in run.bare if b.category.startswith(FOLLOWUP_PREFIX)])},
+        "success_by_category": {c: row["success"] for c, row in categories.items()},
+        "by_category": categories,
         "http_errors": sum(o.http_status != 200 for o in rows),
         "tool_calls": len(calls),
         "tool_call_validity": _rate(sum(call["status"] == "ok" for call in calls), len(calls)),
@@ -270,11 +389,14 @@ def summarise(run: ConfigRun) -> dict[str, Any]:
         "one_sentence_target_ms": ONE_SENTENCE_TARGET_MS,
         "llm_calls_per_request": _mean([o.llm_calls for o in rows]),
         "prompt_tokens_per_request": _mean([o.prompt_tokens for o in rows]),
+        "cached_prompt_share": _cached_share(rows),
+        "cached_prompt_share_with_history": _cached_share([o for o in rows if o.history_turns]),
         "completion_tokens_per_request": _mean([o.completion_tokens for o in rows]),
         "engine_model": run.engine["model"] if run.engine else None,
         "engine_tokens_per_s": run.engine["tokens_per_s"] if run.engine else None,
-        "first_text_median_ms": statistics.median(run.first_text_ms) if run.first_text_ms else None,
-        "first_text_p95_ms": stat(run.first_text_ms).p95_ms if run.first_text_ms else None,
+        "first_text_median_ms": _median(first_text),
+        "first_text_p95_ms": stat(first_text).p95_ms if first_text else None,
+        "bare_first_text_median_ms": _median([b.first_text_ms for b in run.bare]),
     }
 
 
@@ -291,6 +413,7 @@ def write_report(runs: list[ConfigRun], tasks: list[Task], machine: dict[str, An
                      "error": run.error, "settings": run.settings, "engine": run.engine,
                      "summary": summaries.get(run.config.name)} for run in runs],
         "outcomes": [asdict(o) for run in runs for o in run.outcomes],
+        "bare_outcomes": {run.config.name: [asdict(o) for o in run.bare] for run in runs},
     }
     (output / "agent.json").write_text(json.dumps(report, indent=2) + "\n")
     if summaries:
@@ -303,15 +426,17 @@ def plot(summaries: dict[str, dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(summaries)
-    categories = list(dict.fromkeys(c for s in summaries.values() for c in s["success_by_category"]))
-    figure, (bars_axis, scatter_axis) = plt.subplots(1, 2, figsize=(15, 5), width_ratios=(2.3, 1))
-    width = 0.8 / len(names)
-    for index, name in enumerate(names):
-        values = [100 * (summaries[name]["success_by_category"].get(c) or 0) for c in categories]
-        bars = bars_axis.bar([i + index * width for i in range(len(categories))], values, width, label=name)
-        bars_axis.bar_label(bars, fmt="%.0f", fontsize=7)
-    bars_axis.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(categories))], categories)
+    columns = [(name, "success", name) for name in summaries] + [
+        (name, "bare_success", f"{summaries[name]['engine_model']} alone") for name in summaries]
+    categories = list(dict.fromkeys(c for s in summaries.values() for c in s["by_category"]))
+    figure, (bars_axis, scatter_axis) = plt.subplots(1, 2, figsize=(18, 5.5), width_ratios=(2.8, 1))
+    width = 0.8 / len(columns)
+    for index, (name, key, label) in enumerate(columns):
+        values = [100 * (summaries[name]["by_category"].get(c, {}).get(key) or 0) for c in categories]
+        bars = bars_axis.bar([i + index * width for i in range(len(categories))], values, width, label=label)
+        bars_axis.bar_label(bars, fmt="%.0f", fontsize=6)
+    bars_axis.set_xticks([i + width * (len(columns) - 1) / 2 for i in range(len(categories))],
+                         [c.removeprefix(FOLLOWUP_PREFIX).replace("-", "\n") for c in categories], fontsize=7)
     bars_axis.set_ylabel("task success (%)")
     bars_axis.set_ylim(0, 110)
     bars_axis.legend(fontsize=8)
@@ -336,8 +461,8 @@ def _cell(value: float | None, scale: float = 1.0, digits: int = 0, suffix: str 
 
 
 def print_summary(runs: list[ConfigRun]) -> None:
-    header = (f"{'config':<24}{'success':>8}{'tools ok':>9}{'invalid':>8}{'median':>8}{'p95':>8}"
-              f"{'1-sent.':>8}{'(n)':>5}{'LLM/req':>8}{'prompt':>8}{'compl.':>8}{'tok/s':>7}")
+    header = (f"{'config':<24}{'success':>8}{'alone':>7}{'first':>7}{'tools ok':>9}{'invalid':>8}{'median':>8}"
+              f"{'p95':>8}{'LLM/req':>8}{'prompt':>8}{'compl.':>8}{'tok/s':>7}")
     print(header)
     for run in runs:
         if not run.outcomes:
@@ -346,24 +471,28 @@ def print_summary(runs: list[ConfigRun]) -> None:
             continue
         s = summarise(run)
         print(f"{run.config.name:<24}{_cell(s['success_rate'], 100, 0, '%'):>8}"
+              f"{_cell(s['bare_success_rate'], 100, 0, '%'):>7}{_cell(s['first_text_median_ms']):>7}"
               f"{_cell(s['tool_call_validity'], 100, 0, '%'):>9}{s['invalid_plans']:>8}"
               f"{_cell(s['median_latency_ms']):>8}{_cell(s['p95_latency_ms']):>8}"
-              f"{_cell(s['one_sentence_median_latency_ms']):>8}{s['one_sentence_replies']:>5}"
               f"{_cell(s['llm_calls_per_request'], digits=2):>8}{_cell(s['prompt_tokens_per_request']):>8}"
               f"{_cell(s['completion_tokens_per_request']):>8}{_cell(s['engine_tokens_per_s'], digits=1):>7}")
-    categories = list(dict.fromkeys(o.category for run in runs for o in run.outcomes))
-    print(f"\n{'success by category':<24}" + "".join(f"{c:>11}" for c in categories))
-    for run in runs:
-        if run.outcomes:
-            by_category = summarise(run)["success_by_category"]
-            print(f"{run.config.name:<24}" + "".join(f"{_cell(by_category.get(c), 100, 0, '%'):>11}"
-                                                     for c in categories))
+        print(f"\n{'category':<30}{'tasks':>6}{'June':>7}{'alone':>7}{'first ms':>10}{'LLM/req':>9}{'prompt':>8}")
+        for category, row in s["by_category"].items():
+            print(f"{category:<30}{row['tasks']:>6}{_cell(row['success'], 100, 0, '%'):>7}"
+                  f"{_cell(row['bare_success'], 100, 0, '%'):>7}{_cell(row['first_text_median_ms']):>10}"
+                  f"{_cell(row['llm_calls_per_request'], digits=2):>9}{_cell(row['prompt_tokens_per_request']):>8}")
+        print(f"prompt tokens from the engine's cache: {_cell(s['cached_prompt_share'], 100, 0, '%')} of all, "
+              f"{_cell(s['cached_prompt_share_with_history'], 100, 0, '%')} on turns with history")
+        for part in ("older_tasks", "followup_tasks"):
+            row = s[part]
+            print(f"{part.replace('_', ' '):<30}{row['tasks']:>6}{_cell(row['success'], 100, 0, '%'):>7}"
+                  f"{_cell(row['bare_success'], 100, 0, '%'):>7}")
 
 
 def select(categories: list[str], limit: int | None) -> list[Task]:
     taken: Counter[str] = Counter()
     chosen = []
-    for task in TASKS:
+    for task in ALL_TASKS:
         if task.category in categories and (limit is None or taken[task.category] < limit):
             chosen.append(task)
             taken[task.category] += 1

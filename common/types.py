@@ -37,6 +37,7 @@ class Utterance:
     history: tuple[dict[str, str], ...] | None = field(default=None, compare=False)
     private: bool = True
     chat_id: str | None = None  # the platform chat it came from (reminders are delivered there)
+    trace: bool = False  # a stream of the reply ends with the agent's trace (a dict) after the text
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,7 @@ class EngineChatModel:
         calls = [ToolCallRequest(call["function"]["name"], call["function"]["arguments"])
                  for call in message.get("tool_calls") or []]
         usage = response.get("usage") or {}
-        return Completion(message.get("content") or "", calls, usage.get("prompt_tokens", 0),
-                          usage.get("completion_tokens", 0))
+        return Completion(message.get("content") or "", calls, *_token_counts(usage))
 
     async def stream(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
                      max_tokens: int = 256, require_tool: bool = False) -> AsyncIterator[str | Completion]:
@@ -86,7 +85,13 @@ class EngineChatModel:
                     entry["name"] += function.get("name") or ""
                     entry["arguments"] += function.get("arguments") or ""
         yield Completion("".join(text), [ToolCallRequest(c["name"], c["arguments"]) for c in calls.values()],
-                         usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+                         *_token_counts(usage))
+
+
+def _token_counts(usage: dict[str, Any]) -> tuple[int, int, int]:
+    """Prompt, completion and cached prompt tokens from an OpenAI `usage` object."""
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    return usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), cached
 
 
 def _log_failure(task: asyncio.Task) -> None:
@@ -141,13 +146,18 @@ class Agent:
         self._remember(utterance, reply.text)
         return reply
 
-    async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str]:
+    async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict[str, Any]]:
+        """The reply's text deltas, then (if the utterance asks for it) the trace as a dict. A stream left early
+        (a barge-in) stores no turn: the answer was not said."""
         context, history = self._context(utterance)
         parts: list[str] = []
-        async for delta in self.agent.stream(utterance.text, context, history, Trace()):
+        trace = Trace()
+        async for delta in self.agent.stream(utterance.text, context, history, trace):
             parts.append(delta)
             yield delta
         self._remember(utterance, "".join(parts).strip())
+        if utterance.trace:
+            yield trace.to_dict()
 
     def history(self, user_id: str | None, conversation_id: str) -> list[Turn]:
         return self.stores.history.recent(

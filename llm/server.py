@@ -39,6 +39,7 @@ CONTEXT_TOO_LONG = "exceed_context_size_error"
 LOG_TAIL_BYTES = 4000
 MAX_GRAMMAR_CHARS = 100_000
 MAX_REPETITION = 4096  # llama.cpp expands x{m,n} into n rules of its own
+SLOT_PROMPT_SIMILARITY = 0.6  # see ServerOptions.command
 JSON_CHAR = r'[^"\\\x7F\x00-\x1F] | [\\] (["\\bfnrt] | "u" [0-9a-fA-F]{4})'
 
 
@@ -66,6 +67,10 @@ class ServerOptions:
             "--jinja", "--ctx-size", str(self.context * self.parallel), "--parallel", str(self.parallel),
             "--cont-batching", "--threads", str(self.threads), "--threads-batch", str(self.threads),
             "--threads-http", "2", "--cache-ram", str(self.cache_ram_mib), "--slots", "--metrics", "--no-webui",
+            # A slot is reused for a request only when most of its prompt is the slot's: at llama.cpp's 0.1 a request
+            # with other tools took the slot of one that shares only the system prompt, and overwrote that head
+            # without keeping it in the RAM cache. Otherwise the least recently used slot is saved there first.
+            "--slot-prompt-similarity", str(SLOT_PROMPT_SIMILARITY),
             "--log-verbosity", "2",  # warnings and errors: what a failed start or request leaves to show
         ]
         if self.chat_template_file is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -39,6 +41,17 @@ def test_small_talk_takes_the_fast_path(client: httpx.Client) -> None:
     body = chat(client, "Hello June!")
     assert body["reply"] and body["trace"]["route"] == "fast" and body["trace"]["llm_calls"] == 1
     assert body["trace"]["tool_calls"] == []
+
+
+def test_the_stream_ends_with_the_trace_when_asked(client: httpx.Client) -> None:
+    def done(trace: bool) -> dict:
+        with client.stream("POST", "/v1/chat/stream", json={"text": "What is 12 times 7?", "trace": trace}) as response:
+            lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+        return json.loads(lines[-1].removeprefix("data: "))
+
+    traced = done(True)
+    assert traced["trace"]["route"] == "rules" and traced["trace"]["llm_calls"] == 0 and "84" in traced["reply"]
+    assert "trace" not in done(False)
 
 
 def test_trace_only_when_asked(client: httpx.Client) -> None:

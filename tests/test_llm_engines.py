@@ -130,6 +130,25 @@ def test_the_system_prompt_is_served_from_the_prefix_cache(engine: Engine) -> No
     assert again["usage"]["prompt_tokens_details"]["cached_tokens"] >= 256
 
 
+def test_heads_with_other_tools_asked_in_turn_stay_in_the_cache(engine: Engine) -> None:
+    """June offers each request only the tools it may need, so heads that share the system prompt and differ in
+    their tools alternate: none may push another out of the engine's cache. (A system prompt a little longer than
+    a tool: llama.cpp's default reuse of the most similar slot overwrote such a head without keeping it.)"""
+    system = {"role": "system", "content": SYSTEM * 2}
+    clock = {"type": "function", "function": {
+        "name": "current_time", "description": "The current date and time in a city or an IANA time zone",
+        "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}, "required": []}}}
+
+    def ask(tools: list[dict[str, Any]], text: str) -> dict[str, Any]:
+        return engine.complete(messages=[system, {"role": "user", "content": text}], tools=tools, max_tokens=1)["usage"]
+
+    ask([WEATHER_TOOL], "Is it raining in Oslo?")
+    right_after = ask([WEATHER_TOOL], "Is it windy in Oslo?")["prompt_tokens_details"]["cached_tokens"]
+    ask([clock], "What time is it in Oslo?")
+    again = ask([WEATHER_TOOL], "Is it sunny in Rome?")
+    assert again["prompt_tokens_details"]["cached_tokens"] >= right_after > 0, again
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_tool_calls_come_back_as_tool_calls(engine: Engine, stream: bool) -> None:
     """Whether the model writes <tool_call> tags (the engine's own parser) or a bare JSON call (June's)."""

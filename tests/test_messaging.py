@@ -101,7 +101,7 @@ def test_an_inbox_item_is_answered_once_and_is_responded_when_delivered(tmp_path
 
 @pytest.mark.parametrize("answer", ["in 20 minutes", "tomorrow at 8"])
 def test_a_reminder_without_a_time_is_asked_back_and_the_answer_completes_it(tmp_path: Path, answer: str) -> None:
-    """Control flow with a scripted model (the reminder steps are exact; the model only words the answer)."""
+    """Control flow with a scripted model (the reminder steps are exact, and their results are the answer)."""
     kept = stores(tmp_path)
     model = ScriptedModel("OK, I will remind you to water the plants.")
     agent = Agent(model, build_tools(kept), system_prompt="You are June.", stores=kept, default_timezone=PARIS)

@@ -58,7 +58,10 @@ def test_june_answers_openai_clients_through_the_agent(june: openai.OpenAI, grap
         messages=[{"role": "system", "content": "You are a pirate."},
                   {"role": "user", "content": "What is 12 times 7?"}])
     assert "84" in completion.choices[0].message.content  # the calculator, not the model's guess
-    assert completion.model == "june" and completion.usage.total_tokens > 0
+    assert completion.model == "june" and completion.usage.total_tokens == 0  # a pattern answered: no model call
+    asked = june.chat.completions.create(model=graph.settings.llm_served_name, user="openai-client",
+                                         messages=[{"role": "user", "content": "Who wrote Hamlet?"}])
+    assert asked.choices[0].message.content.strip() and asked.usage.total_tokens > 0
 
 
 def test_june_streams_to_openai_clients(june: openai.OpenAI, graph) -> None:
