@@ -30,9 +30,10 @@ __all__ = ["Agent", "AgentLimits", "AgentReply"]
 
 TOOL_ROUND_RESERVE_TOKENS = 400  # tool calls and results added to the prompt while the request runs
 PLAN_MAX_TOKENS = 320  # a plan of four steps, written without whitespace
-TOOLS_PROMPT = ("Call a tool only when the answer needs it: exact arithmetic on the user's numbers, a unit or time "
-                "conversion, today's date or the time, the user's notes or reminders, or running code. Otherwise "
-                "answer directly from what you know.")
+TOOLS_PROMPT = ("Call a tool only when the answer needs it: exact arithmetic on the user's numbers (the whole "
+                "calculation as one expression), a unit or time conversion, today's date or the time, the user's notes "
+                "or reminders, or running code (that prints its result). Otherwise answer directly from what you know. "
+                "Answer in plain words, without mentioning tools or functions.")
 PLANNING_PROMPT = """You plan tool calls for a voice assistant. Tools:
 {tools}
 Reply with JSON: {{"thoughts": "<what is asked and what is missing>", "steps": [{{"id": "s1", "tool": "<tool name>", \
@@ -43,7 +44,8 @@ REPLAN_PROMPT = ("Reply with a plan as JSON instead of tool calls: {\"thoughts\"
                  "earlier result by writing {{s1}} in its arguments; no steps when no tool is needed.")
 ANSWER_PROMPT = """Answer the user's request in one or two short sentences using these tool results:
 {results}"""
-WARM_TOOL_SETS = (("calculator",), ("convert_units",))
+# The tool sets requests most often get (a head each: their schemas follow the system prompt).
+WARM_TOOL_SETS = (("calculator",), ("convert_units",), ("calculator", "convert_units"), ("current_time", "convert_time"))
 DECLINED = "Okay, I won't delete anything."
 DROPPED = "Okay, I've dropped it."
 
@@ -104,8 +106,8 @@ class Agent:
 
     async def warm_up(self) -> None:
         """One token for the head every plain request starts with (the system prompt), then for the heads of the
-        requests that most often need a tool (arithmetic, units), so the engine's prefix cache holds them before
-        the first user's question has to wait for them."""
+        requests that most often need a tool (arithmetic, units, the clock), so the engine's prefix cache holds
+        them before the first user's question has to wait for them."""
         greeting = {"role": "user", "content": "Hello."}
         await self.model.complete([{"role": "system", "content": self.system_prompt}, greeting], max_tokens=1)
         if not self.model.supports_tools:

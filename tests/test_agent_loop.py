@@ -359,12 +359,12 @@ def test_slow_programs_never_hold_up_another_users_calculator() -> None:
 def test_warming_up_sends_the_heads_of_plain_and_arithmetic_requests_for_one_token(tools) -> None:
     """Scripted model (control flow): the heads plain and arithmetic requests start with are what warm-up sends."""
     call = Completion("", [ToolCallRequest("calculator", '{"expression": "18*12"}')])
-    model = ScriptedModel(".", ".", ".", "Spiders have eight legs.", call, "216 eggs.", supports_tools=True)
+    model = ScriptedModel(".", ".", ".", ".", ".", "Spiders have eight legs.", call, "216 eggs.", supports_tools=True)
     bot = agent(model, tools)
     asyncio.run(bot.warm_up())
     respond(bot, "Tell me something about spiders, briefly.")
     respond(bot, "18 boxes of 12 eggs, how many eggs?")
-    plain, arithmetic, units, spiders, eggs, _ = model.calls
+    plain, arithmetic, units, _, _, spiders, eggs, _ = model.calls
     assert plain["tools"] is None and spiders["tools"] is None and plain["messages"][0] == spiders["messages"][0]
     assert (arithmetic["tools"], arithmetic["messages"][0]) == (eggs["tools"], eggs["messages"][0])
     assert [t["function"]["name"] for t in units["tools"]] == ["convert_units"]

@@ -262,6 +262,13 @@ def test_the_python_tool_with_bubblewrap() -> None:
         tool.run({"code": "1 / 0"}, ToolContext("alice"))
 
 
+def test_a_program_ending_in_an_expression_shows_its_value_as_a_python_prompt_does() -> None:
+    tool = make_python_tool()
+    assert tool.run({"code": "sum(range(1, 101))"}, ToolContext("alice")) == "5050"
+    assert tool.run({"code": "words = ['a', 'b']\n' '.join(words)"}, ToolContext("alice")) == "'a b'"
+    assert tool.run({"code": "print('once')"}, ToolContext("alice")) == "once"  # print's None is not shown
+
+
 # Classic BPF, as the kernel runs it over struct seccomp_data: enough to check the filter per architecture.
 def _run_filter(program: bytes, arch: int, nr: int, flags: int = 0) -> int:
     data = struct.pack("=iIQ6Q", nr, arch, 0, flags, 0, 0, 0, 0, 0)

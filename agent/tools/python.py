@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
@@ -16,7 +17,7 @@ WEAKER = f"[ran with resource limits only ({ISOLATION_ENV}=rlimits): not isolate
 def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
     def run(arguments: dict[str, Any], _: ToolContext) -> str:
         try:
-            result = run_python(arguments["code"], limits=limits)
+            result = run_python(showing_last_value(arguments["code"]), limits=limits)
         except SandboxUnavailable as error:
             raise ToolError(str(error)) from None
         if result.status == "ok":
@@ -33,6 +34,24 @@ def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
         run=run,
         signals=re.compile(r"\bpython\b|\b(?:run|execute|write)\b.{0,40}\b(?:code|program|script)\b|```", re.I),
     )
+
+
+def showing_last_value(code: str) -> str:
+    """The program, printing the value of its last statement when that is an expression other than None, as a
+    Python prompt shows it: small models write `sum(range(1, 101))` and forget to print it."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code  # the sandbox reports the error as Python words it
+    last = tree.body[-1] if tree.body else None
+    if not isinstance(last, ast.Expr):
+        return code
+    value = ast.Name("_june_value", ast.Load())
+    tree.body[-1:] = [ast.Assign([ast.Name("_june_value", ast.Store())], last.value),
+                      ast.If(ast.Compare(value, [ast.IsNot()], [ast.Constant(None)]),
+                             [ast.Expr(ast.Call(ast.Name("print", ast.Load()), [ast.Call(
+                                 ast.Name("repr", ast.Load()), [value], [])], []))], [])]
+    return ast.unparse(ast.fix_missing_locations(tree))
 
 
 def _named(result: SandboxResult, text: str) -> str:
