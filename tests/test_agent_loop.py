@@ -312,7 +312,10 @@ def test_time_answers_state_the_time(tools) -> None:
     clock = next(t for t in make_clock_tools(now=lambda: datetime(2026, 11, 24, 7, 30, tzinfo=timezone.utc))
                  if t.name == "current_time")
     reply = respond(agent(ScriptedModel("It is open 24/7."), [*moment_tools, clock]), "What time is it in London?")
-    assert reply.text == "It is Tuesday 24 November 2026, 07:30 (7:30 AM, Europe/London, UTC+0000)."
+    assert reply.text == "It is 7:30 AM on Tuesday 24 November (Europe/London)."
+    both = respond(agent(ScriptedModel(), [*moment_tools, clock]), "what's the time in india and in Tokyo right now")
+    assert both.text == ("It is 1:00 PM on Tuesday 24 November (Asia/Kolkata). "
+                         "It is 4:30 PM on Tuesday 24 November (Asia/Tokyo).")
 
 
 class KeyedModel:
