@@ -34,8 +34,9 @@ def argument_numbers(arguments: dict[str, Any]) -> set[float]:
 
 
 def grounded(arguments: dict[str, Any], said: Iterable[str]) -> bool:
-    """True when the arguments hold no number, or at least one that was said."""
-    wanted = argument_numbers(arguments)
+    """True when the arguments hold no number but 0 (an offset of none, a default), or at least one that was
+    said."""
+    wanted = argument_numbers(arguments) - {0.0}
     if not wanted:
         return True
     known = set().union(*(numbers_in(text) for text in said))

@@ -16,7 +16,7 @@ from agent.notes import content_words
 from agent.plan import Step
 from agent.schedule import read_reminder
 from agent.tools.base import ToolError
-from agent.tools.clock import zone
+from agent.tools.clock import zone, zones_named_in
 from agent.tools.units import canonical
 
 _NUMBER = r"-?\d+(?:[.,]\d+)*"
@@ -34,14 +34,13 @@ _SPOKEN_OPERATORS = [
 ]
 _EXPRESSION = re.compile(r"(?:sqrt\()?[-(]*\d[\d.,]*(?:\s*(?:\*\*|[-+*/%^])\s*[-(]*(?:sqrt\()?\d[\d.,]*\)*)+\)*")
 _FUNCTION_CALL = re.compile(r"sqrt\(\d[\d.]*\)")
-_TIME = re.compile(r"\b(what(?:'s| is)? the (?:time|date)|what time|current time|time is it|today'?s date|"
+_TIME = re.compile(r"\b(what(?:'s|s| is)? the (?:time|date)|what time|current time|time is it|today'?s date|"
                    r"what day is it|what(?:'s| is) the day)\b", re.I)
 _DAY_QUESTION = re.compile(r"\b(?:what|which) (?:day|date)\b|\bday of the week\b|\bweekday\b|"
                            r"\bwhat(?:'s| is| will be) the date\b", re.I)
 _DAY_OFFSETS = ((re.compile(r"\bday after tomorrow\b", re.I), 2), (re.compile(r"\bday before yesterday\b", re.I), -2),
                 (re.compile(r"\btomorrow\b", re.I), 1), (re.compile(r"\byesterday\b", re.I), -1))
 _DAYS_AWAY = re.compile(r"\bin (\d+) days\b|\b(\d+) days from (?:now|today)\b|\b(\d+) days (ago)\b", re.I)
-_PLACE = re.compile(r"\bin ([A-Z][\w/]*(?:[ _][A-Z][\w]*)*)")
 _CONVERSION = re.compile(
     r"(" + _NUMBER + r")\s*([a-zA-Z°/²³]+(?: [a-zA-Z]+)?)\s+(?:to|in|into|in to|as)\s+([a-zA-Z°/²³]+)", re.I)
 _HOW_MANY = re.compile(r"how many ([a-zA-Z°/²³]+) (?:is|are|in|are in|are there in|make) (" + _NUMBER + r"|an?)\s*"
@@ -162,9 +161,9 @@ def detect(text: str) -> Intent | None:
         return Intent("asks for the date or weekday some days away",
                       (Step("s1", "current_time", {"days_from_now": days}),))
     if _TIME.search(text):
-        place = _PLACE.search(text)
-        return Intent("asks for the time or date",
-                      (Step("s1", "current_time", {"timezone": place[1]} if place else {}),))
+        zones = zones_named_in(text)
+        steps = [Step(f"s{n}", "current_time", {"timezone": key}) for n, key in enumerate(zones, 1)]
+        return Intent("asks for the time or date", tuple(steps) or (Step("s1", "current_time", {}),))
     if expression := arithmetic_expression(text):
         return Intent(f"contains arithmetic ({expression})", (Step("s1", "calculator", {"expression": expression}),))
     return None

@@ -121,6 +121,15 @@ def test_a_tool_call_with_numbers_nobody_said_is_not_run(tools) -> None:
     assert model.calls[1]["tools"] is None and reply.trace.verdict == "plain-answer"
 
 
+def test_a_call_whose_only_number_is_zero_is_run(tools) -> None:
+    history = [{"role": "user", "content": "What's the capital of Japan?"},
+               {"role": "assistant", "content": "Tokyo."}]
+    call = Completion("", [ToolCallRequest("current_time", '{"timezone": "Asia/Tokyo", "days_from_now": 0}')])
+    model = ScriptedModel(call, "It's evening there.", supports_tools=True)
+    reply = respond(agent(model, tools), "And what time is it there right now?", history=history)
+    assert reply.trace.tool_calls[0].status == "ok" and reply.text == "It's evening there."
+
+
 def test_a_tool_is_one_module_selected_by_its_signals_run_and_answered(tools) -> None:
     """A tool defined here alone, not in June's registry: its signals offer it, the model calls it, the result
     goes back and the model answers."""
@@ -312,7 +321,10 @@ def test_time_answers_state_the_time(tools) -> None:
     clock = next(t for t in make_clock_tools(now=lambda: datetime(2026, 11, 24, 7, 30, tzinfo=timezone.utc))
                  if t.name == "current_time")
     reply = respond(agent(ScriptedModel("It is open 24/7."), [*moment_tools, clock]), "What time is it in London?")
-    assert reply.text == "It is Tuesday 24 November 2026, 07:30 (7:30 AM, Europe/London, UTC+0000)."
+    assert reply.text == "It is 7:30 AM on Tuesday 24 November (Europe/London)."
+    both = respond(agent(ScriptedModel(), [*moment_tools, clock]), "what's the time in india and in Tokyo right now")
+    assert both.text == ("It is 1:00 PM on Tuesday 24 November (Asia/Kolkata). "
+                         "It is 4:30 PM on Tuesday 24 November (Asia/Tokyo).")
 
 
 class KeyedModel:

@@ -105,7 +105,8 @@ def _run(arguments: dict[str, Any], _: ToolContext) -> str:
 
 calculator = Tool(
     name="calculator",
-    description="Evaluate an arithmetic expression written with numbers, + - * / ** % and sqrt().",
+    description="Evaluate an arithmetic expression written with numbers, + - * / ** % and sqrt(); the whole "
+                "calculation in one expression, with parentheses where the order matters: (2 + 3) * 4.",
     parameters=object_schema({"expression": {"type": "string", "minLength": 1}}, ["expression"]),
     run=_run,
     signals=with_number(r"\d\s*[-+*/x×÷^%]\s*[\d(]|\b(?:plus|minus|times|multipl\w*|divid\w*|over|percent|"

@@ -48,6 +48,22 @@ def zone(name: str) -> ZoneInfo:
         raise ToolError(f"unknown time zone {name!r}") from None
 
 
+_NAMED_ZONE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _ALIASES), key=len, reverse=True)) + r")\b", re.I)
+_CAPITALISED_PLACE = re.compile(r"\bin ([A-Z][\w/]*(?:[ _][A-Z][\w]*)*)")
+
+
+def zones_named_in(text: str) -> list[str]:
+    """The time zones a request names, in the order it names them: places the clock knows by name ("india",
+    "Tokyo") and capitalised places after "in" that are zones ("in Lagos")."""
+    found: list[tuple[int, str]] = [(m.start(), zone(m[1]).key) for m in _NAMED_ZONE.finditer(text)]
+    for match in _CAPITALISED_PLACE.finditer(text):
+        try:
+            found.append((match.start(1), zone(match[1]).key))
+        except ToolError:
+            continue
+    return list(dict.fromkeys(key for _, key in sorted(found)))
+
+
 def describe_moment(moment: datetime, tz: ZoneInfo) -> str:
     """Both clocks, so a model that words the answer cannot turn 04:02 into "4:02 PM"."""
     local = moment.astimezone(tz)
@@ -67,8 +83,15 @@ def _now_in(arguments: dict[str, Any], context: ToolContext, now: Callable[[], d
     return then.strftime(f"{said} %A %d %B %Y ({tz.key})")
 
 
+_MOMENT = re.compile(r"^(\w+) 0?(\d+) (\w+) \d{4}, \d\d:\d\d \(([^,]+), ([^,]+), UTC[+-]\d{4}\)$")
+
+
 def _said_time(arguments: dict[str, Any], result: str) -> str:
-    return result if arguments.get("days_from_now") else f"It is {result}"
+    """"It is 8:05 AM on Monday 7 December (Asia/Tokyo)": the way a person says it, from `describe_moment`."""
+    if arguments.get("days_from_now") or not (match := _MOMENT.match(result)):
+        return result
+    weekday, day, month, clock, tz = match.groups()
+    return f"It is {clock} on {weekday} {day} {month} ({tz})"
 
 
 def _convert(arguments: dict[str, Any]) -> str:
