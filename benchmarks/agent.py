@@ -436,7 +436,8 @@ def plot(summaries: dict[str, dict[str, Any]], path: Path) -> None:
         bars = bars_axis.bar([i + index * width for i in range(len(categories))], values, width, label=label)
         bars_axis.bar_label(bars, fmt="%.0f", fontsize=6)
     bars_axis.set_xticks([i + width * (len(columns) - 1) / 2 for i in range(len(categories))],
-                         [c.removeprefix(FOLLOWUP_PREFIX).replace("-", "\n") for c in categories], fontsize=7)
+                         [c.replace(FOLLOWUP_PREFIX, "follow-up\n").replace("earlier-", "earlier\n") for c in categories],
+                         fontsize=7)
     bars_axis.set_ylabel("task success (%)")
     bars_axis.set_ylim(0, 110)
     bars_axis.legend(fontsize=8)
