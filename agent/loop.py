@@ -18,7 +18,7 @@ from agent.grounding import grounded
 from agent.model import ChatModel, Completion, ModelError, ToolCallRequest
 from agent.plan import InvalidPlan, Plan, Step, parse_plan, plan_schema
 from agent.router import Planner, Route, RouteContext, decide, select_tools
-from agent.speech import for_speech
+from agent.speech import for_speech, without_opening_filler
 from agent.stores import Stores
 from agent.toolcalls import MalformedJson, calls_in_text, may_be_a_call, parse_arguments
 from agent.tools.base import ConfirmationNeeded, NothingFound, Tool, ToolContext, ToolError
@@ -45,7 +45,8 @@ REPLAN_PROMPT = ("Reply with a plan as JSON instead of tool calls: {\"thoughts\"
 ANSWER_PROMPT = """Answer the user's request in one or two short sentences using these tool results:
 {results}"""
 # The tool sets requests most often get (a head each: their schemas follow the system prompt).
-WARM_TOOL_SETS = (("calculator",), ("convert_units",), ("calculator", "convert_units"), ("current_time", "convert_time"))
+WARM_TOOL_SETS = (("calculator",), ("convert_units",), ("calculator", "convert_units"),
+                  ("current_time", "convert_time"))
 DECLINED = "Okay, I won't delete anything."
 DROPPED = "Okay, I've dropped it."
 
@@ -226,7 +227,7 @@ class Agent:
 
     async def _stream_text(self, messages: list[dict[str, Any]], trace: Trace) -> AsyncIterator[str]:
         completion = None
-        async for item in self.model.stream(messages, max_tokens=self.max_tokens):
+        async for item in without_opening_filler(self.model.stream(messages, max_tokens=self.max_tokens)):
             if isinstance(item, Completion):
                 completion = item
             else:
@@ -279,8 +280,9 @@ class Agent:
             held: list[str] | None = []  # text that may still turn out to be a tool call written as text
             # The first round must call one of the offered tools: their signals matched the request, and a small
             # model asked to choose explains to the user how to use a calculator instead of calling it.
-            async for item in self.model.stream(messages, tools=tools, max_tokens=self.max_tokens,
-                                                require_tool=round_number == 1):
+            rounds = self.model.stream(messages, tools=tools, max_tokens=self.max_tokens,
+                                       require_tool=round_number == 1)
+            async for item in without_opening_filler(rounds):
                 if isinstance(item, Completion):
                     completion = item
                 elif held is None:

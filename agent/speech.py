@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from typing import Any
 
 from speech.sentences import split_sentences
 
@@ -27,6 +29,44 @@ _UNITS = [
     (r"(?<=\d)\s*\+\s*(?=\d)", " plus "), (r"(?<=[\d)])\s*\^\s*(?=\d)", " to the power of "),
     (r"\bsqrt\(([^)]+)\)", r"the square root of \1"), (r"(?<=\d)\s+-\s+(?=\d)", " minus "), (r"(?<=[\d)])\s*=\s*(?=-?\d)", " is "),
 ]
+
+
+_FILLERS = ("sure", "of course", "certainly", "absolutely", "okay", "ok", "alright", "great question",
+            "good question", "let me think", "let me see", "let me check", "well", "hmm")
+_OPENING_FILLER = re.compile(r"^\s*(?:(?:" + "|".join(_FILLERS) + r")\s*[!,.:;…—-]+\s*)+", re.I)
+
+
+async def without_opening_filler(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A model's stream without the filler its text opens with ("Sure! The ocean …" → "The ocean …"): it says
+    nothing, so it is neither the first text nor the first audio. Text is held back only while it may still be
+    one; items that are not text pass as they come. An answer that is nothing but a filler stays whole."""
+    held: str | None = ""
+    async for item in items:
+        if held is None:
+            yield item
+        elif not isinstance(item, str):
+            if held:
+                yield _without_filler(held) or held
+            held = None
+            yield item
+        else:
+            held += item
+            if not _may_be_filler(held):
+                if rest := _without_filler(held):
+                    yield rest
+                held = None
+    if held:
+        yield _without_filler(held) or held
+
+
+def _may_be_filler(text: str) -> bool:
+    tail = _OPENING_FILLER.sub("", text, count=1).lstrip().lower()
+    return not tail or any(filler.startswith(tail) for filler in _FILLERS)
+
+
+def _without_filler(text: str) -> str:
+    rest = _OPENING_FILLER.sub("", text, count=1)
+    return rest[:1].upper() + rest[1:] if rest != text else rest
 
 
 def spoken_sentence_limit(request: str) -> int | None:

@@ -121,6 +121,17 @@ def test_a_tool_call_with_numbers_nobody_said_is_not_run(tools) -> None:
     assert model.calls[1]["tools"] is None and reply.trace.verdict == "plain-answer"
 
 
+def test_an_opening_filler_is_neither_the_first_text_nor_said(tools) -> None:
+    async def collect(bot: Agent, text: str) -> list[str]:
+        return [delta async for delta in bot.stream(text, ALICE, [])]
+
+    model = ScriptedModel("Sure! The ocean holds 97 percent of Earth's water.")
+    assert asyncio.run(collect(agent(model, tools), "Tell me a fun fact about the ocean")) == [
+        "The", " ocean", " holds", " 97", " percent", " of", " Earth's", " water."]
+    assert respond(agent(ScriptedModel("Surely not."), tools), "Is the moon cheese?").text == "Surely not."
+    assert respond(agent(ScriptedModel("Okay!"), tools), "Say okay").text == "Okay!"
+
+
 def test_a_call_whose_only_number_is_zero_is_run(tools) -> None:
     history = [{"role": "user", "content": "What's the capital of Japan?"},
                {"role": "assistant", "content": "Tokyo."}]

@@ -25,9 +25,8 @@ _ALIASES = {"utc": "UTC", "gmt": "UTC", "london": "Europe/London", "paris": "Eur
             "pacific": "America/Los_Angeles", "eastern": "America/New_York", "central": "America/Chicago",
             "mountain": "America/Denver", "pst": "America/Los_Angeles", "est": "America/New_York",
             "cet": "Europe/Paris", "hawaii": "Pacific/Honolulu", "california": "America/Los_Angeles"}
-CLOCK_SIGNALS = words(r"time|times|clock|date|dates|today|tonight|tomorrow|yesterday|weekday|day of the week|"
-                      r"what day|which day|monday|tuesday|wednesday|thursday|friday|saturday|sunday|o'clock|"
-                      r"\d{1,2}(?::\d\d)?\s*[ap]\.?m\.?|time ?zones?|utc|gmt|this year|what year|"
+CLOCK_SIGNALS = words(r"time|times|clock|date|dates|weekday|day of the week|what day|which day|o'clock|"
+                      r"\d{1,2}(?::\d\d)?\s*[ap]\.?m\.?|time ?zones?|utc|gmt|what year|"
                       r"(?:days?|weeks?|months?) (?:until|till|from now|ago|since)")
 _ZONE_SUFFIX = re.compile(r"\s+(?:standard\s+)?time(?:\s*zone)?$", re.I)
 
