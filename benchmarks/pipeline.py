@@ -98,7 +98,8 @@ class Report:
     graph: dict[str, Stat]
     first_audio: Stat
     throughput: list[Throughput]
-    overhead: dict[str, float]
+    overhead: dict[str, float]  # graph median / direct median per stage
+    paired_overhead: dict[str, float]  # median over (question, repetition) of graph / direct: the same question
     memory: dict[str, dict]  # "idle" and "under_load" (the peak during the throughput runs): PSS and RSS per process
     targets: list[Target]
     raw_ms: dict[str, dict[str, list[float]]]
@@ -279,14 +280,17 @@ def build_report(
     direct_stats = {stage: stat(values) for stage, values in direct.items()}
     graph_stats = {stage: stat(values) for stage, values in graph.items()}
     overhead = {stage: round(graph_stats[stage].median_ms / direct_stats[stage].median_ms, 3) for stage in STAGES}
+    paired = {stage: round(float(np.median([g / d for g, d in zip(graph[stage], direct[stage])])), 3)
+              for stage in STAGES}
     first_audio_stat = stat(first_audio)
     targets = [
         Target("graph voice-to-voice median (ms)", TARGET_VOICE_TO_VOICE_MS, graph_stats["voice_to_voice"].median_ms,
                graph_stats["voice_to_voice"].median_ms <= TARGET_VOICE_TO_VOICE_MS),
         Target("graph time to first audio median (ms)", TARGET_FIRST_AUDIO_MS, first_audio_stat.median_ms,
                first_audio_stat.median_ms <= TARGET_FIRST_AUDIO_MS),
-        Target("graph overhead on voice-to-voice (ratio - 1)", TARGET_OVERHEAD,
-               round(overhead["voice_to_voice"] - 1, 3), overhead["voice_to_voice"] - 1 <= TARGET_OVERHEAD),
+        # Per question: the medians of two runs differ as much as their answers' lengths do (sampling).
+        Target("graph overhead on voice-to-voice, same question (ratio - 1)", TARGET_OVERHEAD,
+               round(paired["voice_to_voice"] - 1, 3), paired["voice_to_voice"] - 1 <= TARGET_OVERHEAD),
         *(Target(f"graph PSS {moment} (MB)", TARGET_MEMORY_MB, snapshot.pss_mb, snapshot.pss_mb <= TARGET_MEMORY_MB)
           for moment, snapshot in memory.items()),
     ]
@@ -299,6 +303,7 @@ def build_report(
         first_audio=first_audio_stat,
         throughput=throughput,
         overhead=overhead,
+        paired_overhead=paired,
         memory={moment: snapshot.summary() for moment, snapshot in memory.items()},
         targets=targets,
         raw_ms={"direct": direct, "graph": graph | {"first_audio": first_audio}},
@@ -357,10 +362,11 @@ def summary(report: Report) -> str:
     def pair(s: Stat) -> str:
         return f"{s.median_ms:.0f} / {s.p95_ms:.0f}"
 
-    lines = [f"{'stage':<16}{'direct median/p95 ms':>24}{'graph median/p95 ms':>24}{'graph/direct':>14}"]
+    lines = [f"{'stage':<16}{'direct median/p95 ms':>24}{'graph median/p95 ms':>24}{'graph/direct':>14}"
+             f"{'same question':>15}"]
     for stage in STAGES:
         lines.append(f"{stage:<16}{pair(report.direct[stage]):>24}{pair(report.graph[stage]):>24}"
-                     f"{report.overhead[stage]:>14.2f}")
+                     f"{report.overhead[stage]:>14.2f}{report.paired_overhead[stage]:>15.2f}")
     lines.append(f"time to first audio (median / p95 ms): {pair(report.first_audio)}")
     for t in report.throughput:
         lines.append(f"concurrency {t.concurrency}: {t.requests_per_s:.2f} req/s, median latency "
