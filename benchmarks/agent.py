@@ -188,8 +188,9 @@ def _count(value: Any) -> int | None:
 
 
 def run_task(client: httpx.Client, url: str, config: Config, index: int, task: Task) -> Outcome:
+    prefix = f"{config.name}-t{index:02d}"
+
     def send(turn: Turn) -> Exchange:
-        prefix = f"{config.name}-t{index:02d}"
         return post_chat(client, url, turn.text, f"{prefix}-{turn.conversation}", f"{prefix}-{turn.user}")
 
     setup = []
@@ -197,7 +198,6 @@ def run_task(client: httpx.Client, url: str, config: Config, index: int, task: T
         exchange = send(turn)
         setup.append({"text": turn.text, "reply": exchange.reply, "http_status": exchange.status,
                       "error": exchange.error})
-    prefix = f"{config.name}-t{index:02d}"
     exchange, first_text = stream_chat(client, url, task.ask.text, f"{prefix}-{task.ask.conversation}",
                                        f"{prefix}-{task.ask.user}")
     answer = Answer(task.ask.text, exchange.reply, exchange.asked_at, exchange.answered_at)
@@ -208,9 +208,11 @@ def run_task(client: httpx.Client, url: str, config: Config, index: int, task: T
         config=config.name, model=config.model, planner=config.planner, category=task.category,
         request=task.ask.text, reply=exchange.reply, expected=task.check.name,
         success=exchange.status == 200 and task.check(answer), latency_ms=round(exchange.latency_ms, 1),
-        first_text_ms=first_text, http_status=exchange.status, error=exchange.error, sentences=len(split_sentences(exchange.reply)),
+        first_text_ms=first_text, http_status=exchange.status, error=exchange.error,
+        sentences=len(split_sentences(exchange.reply)),
         route=trace.get("route"), llm_calls=_count(trace.get("llm_calls")),
-        prompt_tokens=_count(trace.get("prompt_tokens")), cached_prompt_tokens=_count(trace.get("cached_prompt_tokens")),
+        prompt_tokens=_count(trace.get("prompt_tokens")),
+        cached_prompt_tokens=_count(trace.get("cached_prompt_tokens")),
         completion_tokens=_count(trace.get("completion_tokens")), tool_calls=calls,
         history_turns=_count(trace.get("history_turns")),
         invalid_plans=sum("invalid" in r.lower() for r in reflections), plans=list(trace.get("plans") or []),

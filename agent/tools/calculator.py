@@ -110,8 +110,8 @@ calculator = Tool(
     parameters=object_schema({"expression": {"type": "string", "minLength": 1}}, ["expression"]),
     run=_run,
     signals=with_number(r"\d\s*[-+*/x×÷^%]\s*[\d(]|\b(?:plus|minus|times|multipl\w*|divid\w*|over|percent|"
-                        r"add|adding|subtract\w*|take away|squared|cubed|square root|power|average|mean|sum|total|altogether|"
-                        r"double|triple|twice|"
+                        r"add|adding|subtract\w*|take away|squared|cubed|square root|power|average|mean|sum|total|"
+                        r"altogether|double|triple|twice|"
                         r"each|per|split|left|remain\w*|how (?:much|many))\b"),
     say=lambda arguments, result: f"{arguments['expression'].replace('**', '^')} = {result}",
 )

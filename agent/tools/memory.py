@@ -53,7 +53,8 @@ def make_memory_tools(notes: NoteStore, history: ConversationStore, pending: Pen
         Tool("recall_notes", "Find this user's saved notes about the given words (all notes when empty).",
              object_schema({"query": {"type": "string", "maxLength": 200}}, []), recall, signals=MEMORY_SIGNALS),
         Tool("forget_notes", "Delete this user's notes about the given words (June asks the user to confirm first).",
-             object_schema({"query": text}, ["query"]), forget, signals=words(r"(?:forget|delete) (?:the |my |about (?:the |my )?)?notes?")),
+             object_schema({"query": text}, ["query"]), forget,
+             signals=words(r"(?:forget|delete) (?:the |my |about (?:the |my )?)?notes?")),
         Tool("search_conversations", "Search this user's earlier conversations for the given words.",
              object_schema({"query": text}, ["query"]), search_conversations,
              signals=words(r"did (?:i|we) (?:talk|speak|say|mention|tell)|what did (?:i|we) (?:say|talk about)|"
