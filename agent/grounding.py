@@ -33,14 +33,15 @@ def argument_numbers(arguments: dict[str, Any]) -> set[float]:
     return found
 
 
-def grounded(arguments: dict[str, Any], said: Iterable[str]) -> bool:
-    """True when the arguments hold no number but 0 (an offset of none, a default), or at least one that was
-    said."""
+def said_numbers(texts: Iterable[str]) -> set[float]:
+    """Every number the texts hold (`numbers_in`), read once per request."""
+    return set().union(*(numbers_in(text) for text in texts))
+
+
+def grounded(arguments: dict[str, Any], known: set[float]) -> bool:
+    """True when the arguments hold no number but 0 (an offset of none, a default), or at least one of `known`."""
     wanted = argument_numbers(arguments) - {0.0}
-    if not wanted:
-        return True
-    known = set().union(*(numbers_in(text) for text in said))
-    return any(_same(number, known) for number in wanted)
+    return not wanted or any(_same(number, known) for number in wanted)
 
 
 def _same(number: float, known: set[float]) -> bool:

@@ -14,7 +14,7 @@ from agent.cache import TtlLruCache
 from agent.confirmations import CLARIFY, answer_to, resumed
 from agent.context import Briefing, ContextWindow, stated_facts
 from agent.executor import AgentLimits, Budget, Results, ToolExecutor, record
-from agent.grounding import grounded
+from agent.grounding import grounded, numbers_in, said_numbers
 from agent.model import ChatModel, Completion, ModelError, ToolCallRequest
 from agent.plan import InvalidPlan, Plan, Step, parse_plan, plan_schema
 from agent.router import Planner, Route, RouteContext, decide, select_tools
@@ -68,7 +68,7 @@ class _Request:
     trace: Trace
     budget: Budget
     tools: dict[str, Tool]  # those offered to this request
-    said: list[str]  # the request and the conversation's texts: where a tool call's numbers must come from
+    said: set[float]  # the numbers of the request, the conversation and the results so far: a call's must be one
 
 
 class Agent:
@@ -157,7 +157,7 @@ class Agent:
             trace.route, trace.route_reasons = route.kind, [*trace.route_reasons, *route.reasons]
         offered = {name: available[name] for name in route.tools}
         schemas = [tool.openai_schema() for tool in offered.values()] if route.kind == "tools" else []
-        said = [text, *(turn["content"] for turn in history)]
+        said = said_numbers([text, *(turn["content"] for turn in history)])
         request = _Request(text, context, self._messages(text, context, history, route, schemas, trace), trace,
                            budget, offered, said)
         if route.kind == "fast":
@@ -327,7 +327,7 @@ class Agent:
                 yield self._said(results, request.tools)
                 self._finish(trace)
                 return
-            baseless = [step for step in steps if not grounded(step.arguments, [*request.said, *_texts(results)])]
+            baseless = [step for step in steps if not grounded(step.arguments, request.said)]
             for step in baseless:
                 record(trace, step, step.arguments, "skipped", "skipped: none of its numbers was said", 0)
             if baseless and len(baseless) == len(steps):
@@ -352,6 +352,7 @@ class Agent:
             for step, (status, result) in zip(steps, outcomes):
                 if status == "ok":
                     results[f"{round_number}.{step.id}"] = (step, result)
+                    request.said |= numbers_in(result)
             failed = [f"{step.tool}: {result}" for step, (status, result) in zip(steps, outcomes) if status != "ok"]
             verdict = f"steps failed ({'; '.join(failed)}); the model sees the errors" if failed else "every step succeeded"
             trace.reflections.append(f"round {round_number}: {verdict}")
@@ -360,15 +361,12 @@ class Agent:
             yield delta
 
     async def _said_once(self, results: Results, request: _Request) -> AsyncIterator[str]:
-        yield self._said(results, request.tools) + self._not_done(request.trace)
+        yield self._said(results, request.tools) + self._finish(request.trace)
 
     @staticmethod
-    def _finish(trace: Trace) -> None:
+    def _finish(trace: Trace) -> str:
+        """Set the verdict; what the answer must add when something was not done."""
         trace.verdict = "answered" if not trace.not_done else "partial"
-
-    @staticmethod
-    def _not_done(trace: Trace) -> str:
-        Agent._finish(trace)
         return " I could not finish everything: " + "; ".join(trace.not_done) + "." if trace.not_done else ""
 
     @staticmethod
@@ -413,8 +411,7 @@ class Agent:
             if not plan.steps:
                 trace.reflections.append("the plan needs no tool")
                 break
-            baseless = [s for s in plan.steps if not grounded(s.arguments, [*request.said, *_texts(results)])
-                        and not s.depends_on]
+            baseless = [s for s in plan.steps if not s.depends_on and not grounded(s.arguments, request.said)]
             if baseless:
                 trace.reflections.append(f"the plan called {', '.join(s.tool for s in baseless)} with numbers "
                                          "nobody said; answering without tools")
@@ -422,6 +419,7 @@ class Agent:
             try:
                 failures = await self.executor.execute(plan, request.tools, request.context, request.budget, trace,
                                                        results)
+                request.said |= said_numbers(result for _, result in results.values())
             except ConfirmationNeeded as question:
                 yield question.question
                 return
@@ -490,7 +488,7 @@ class Agent:
         """The model words the answer from a plan's results, streamed; where it says nothing, the results do."""
         if _found_nothing(results):
             request.trace.reflections.append("the tools found nothing: June says so in their words")
-            yield self._said(results, request.tools) + self._not_done(request.trace)
+            yield self._said(results, request.tools) + self._finish(request.trace)
             return
         facts = "\n".join(f"- {step.tool}({json.dumps(step.arguments)}) = {self.window.clip(result)}"
                           for step, result in results.values())
@@ -502,12 +500,8 @@ class Agent:
             yield delta
         if not spoke:
             yield self._said(results, request.tools)
-        if note := self._not_done(request.trace):
+        if note := self._finish(request.trace):
             yield note
-
-
-def _texts(results: Results) -> list[str]:
-    return [result for _, result in results.values()]
 
 
 def _tool_messages(completion: Completion, steps: list[Step], results: list[str]) -> list[dict[str, Any]]:

@@ -263,9 +263,8 @@ def engine_name(client: httpx.Client, url: str) -> str:
     return others[0] if len(names) > 1 and others else "june"
 
 
-def engine_speed(client: httpx.Client, url: str) -> dict[str, Any]:
-    """Median completion tokens per wall second over a few raw completions."""
-    name = engine_name(client, url)
+def engine_speed(client: httpx.Client, url: str, name: str) -> dict[str, Any]:
+    """Median completion tokens per wall second over a few raw completions of the bare engine `name`."""
     runs = []
     for _ in range(SPEED_RUNS):
         started = time.perf_counter()
@@ -303,7 +302,7 @@ def run_config(run: ConfigRun, tasks: list[Task], port: int) -> None:
                     bare = run_bare_task(client, url, engine, task)
                     run.bare.append(bare)
                     print(f"[{engine} alone] {'ok  ' if bare.success else 'FAIL'} {bare.reply[:80]!r}", flush=True)
-                run.engine = engine_speed(client, url)
+                run.engine = engine_speed(client, url, engine)
         finally:
             if APP_NAME in serve.status().applications:  # absent when the graph failed before Serve started
                 serve.delete(APP_NAME)
