@@ -72,6 +72,9 @@ class ServerOptions:
             # without keeping it in the RAM cache. Otherwise the least recently used slot is saved there first.
             "--slot-prompt-similarity", str(SLOT_PROMPT_SIMILARITY),
             "--log-verbosity", "2",  # warnings and errors: what a failed start or request leaves to show
+            # Read, not mapped: the weights llama.cpp repacks for this CPU's kernels (0.6 GB of the 1.5B) would
+            # otherwise be held twice, repacked and in the file's mapped pages. Same decode speed, 0.6 GB less.
+            "--load-mode", "none",
         ]
         if self.chat_template_file is not None:
             command += ["--chat-template-file", str(self.chat_template_file)]

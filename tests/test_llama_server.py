@@ -78,6 +78,14 @@ def test_only_junes_user_reaches_the_server(graph) -> None:
     assert other.returncode == 3 and "PermissionError" in other.stdout, other
 
 
+def test_the_server_holds_its_weights_once(graph) -> None:
+    """Read rather than mapped: a mapped GGUF would stay resident beside the weights repacked from it."""
+    server = answers()
+    model = Path(f"/proc/{server}/cmdline").read_bytes().split(b"\0")
+    model_path = model[model.index(b"--model") + 1].decode()
+    assert model_path not in Path(f"/proc/{server}/maps").read_text()
+
+
 def test_a_dead_server_makes_the_replica_unhealthy_and_serve_replaces_it(graph) -> None:
     server = answers()
     os.kill(server, signal.SIGKILL)
