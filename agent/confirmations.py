@@ -10,20 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.sqlite import connect
+from common.sqlite import open_store
+from common.store_files import NOTES
 from agent.tools.base import ConfirmationNeeded
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS pending_actions (
-    user_id TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    action TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    question TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (user_id, conversation_id)
-);
-"""
 MAX_AGE_S = 600.0
 CLARIFY = "clarify"  # a question back; the answer is put into `payload["resume"]` and answered as a new request
 _YES = re.compile(r"^\s*(?:yes|yeah|yep|yup|sure|ok(?:ay)?|confirm(?:ed)?|do it|go ahead|please do|"
@@ -63,7 +53,7 @@ class PendingActions:
 
     def __init__(self, path: Path, clock=time.time):
         self._lock = threading.Lock()
-        self._db = connect(path, _SCHEMA)
+        self._db = open_store(path, NOTES)
         self._clock = clock
 
     def ask(self, user_id: str, conversation_id: str | None, action: str, payload: dict[str, Any],

@@ -7,19 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.sqlite import connect, contains_words, purge_wal
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS turns (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
-    content TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (user_id, conversation_id, id);
-"""
+from common.sqlite import contains_words, open_store, purge_wal
+from common.store_files import CONVERSATIONS
 
 
 @dataclass(frozen=True)
@@ -44,7 +33,7 @@ class ConversationStore:
 
     def __init__(self, path: Path):
         self._lock = threading.Lock()
-        self._db = connect(path, _SCHEMA)
+        self._db = open_store(path, CONVERSATIONS)
 
     def append(self, user_id: str, conversation_id: str, user_text: str, assistant_text: str) -> None:
         """Store one exchange atomically: a question is never kept without its answer."""

@@ -8,25 +8,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.sqlite import connect, contains_words, purge_wal
+from common.sqlite import contains_words, open_store, purge_wal
+from common.store_files import NOTES
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS notes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id TEXT NOT NULL,
-    text TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS notes_by_user ON notes (user_id, id);
-CREATE VIRTUAL TABLE IF NOT EXISTS notes_fts USING fts5(
-    text, content='notes', content_rowid='id', tokenize='porter unicode61');
-CREATE TRIGGER IF NOT EXISTS notes_fts_insert AFTER INSERT ON notes BEGIN
-    INSERT INTO notes_fts (rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS notes_fts_delete AFTER DELETE ON notes BEGIN
-    INSERT INTO notes_fts (notes_fts, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-"""
 MAX_NOTE_CHARS = 2000
 MAX_NOTES_PER_USER = 1000
 MAX_SEARCH_WORDS = 16
@@ -58,7 +42,7 @@ class NoteStore:
 
     def __init__(self, path: Path):
         self._lock = threading.Lock()
-        self._db = connect(path, _SCHEMA)
+        self._db = open_store(path, NOTES)
         with self._lock, self._db:  # notes written before the index existed
             self._db.execute("INSERT INTO notes_fts (notes_fts) VALUES ('rebuild')")
 

@@ -5,22 +5,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from agent.sqlite import connect
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS user_preferences (
-    user_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (user_id, name)
-);
-"""
+from common.sqlite import open_store
+from common.store_files import NOTES
 
 
 class UserPreferences:
     def __init__(self, path: Path):
         self._lock = threading.Lock()
-        self._db = connect(path, _SCHEMA)
+        self._db = open_store(path, NOTES)
 
     def get(self, user_id: str, name: str) -> str | None:
         with self._lock:

@@ -9,28 +9,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.sqlite import connect, contains_words
+from common.sqlite import contains_words, open_store
+from common.store_files import MESSAGES
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS reminders (
-    id INTEGER PRIMARY KEY,
-    user_id TEXT NOT NULL,
-    conversation_id TEXT,
-    platform TEXT NOT NULL,
-    chat_id TEXT,
-    text TEXT NOT NULL,
-    timer INTEGER NOT NULL DEFAULT 0,
-    due_at REAL NOT NULL,
-    recurrence TEXT,
-    timezone TEXT NOT NULL,
-    description TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'scheduled' CHECK (status IN ('scheduled', 'done', 'cancelled')),
-    fired INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS reminders_due ON reminders (status, due_at);
-CREATE INDEX IF NOT EXISTS reminders_by_user ON reminders (user_id, status);
-"""
 COLUMNS = ("id", "user_id", "conversation_id", "platform", "chat_id", "text", "timer", "due_at", "recurrence",
            "timezone", "description", "status", "fired")
 
@@ -60,7 +41,7 @@ class Reminder:
 class ReminderStore:
     def __init__(self, path: Path):
         self._lock = threading.Lock()
-        self._db = connect(path, SCHEMA)
+        self._db = open_store(path, MESSAGES)
 
     def add(self, user_id: str, conversation_id: str | None, platform: str, chat_id: str | None, text: str,
             due_at: float, recurrence: str | None, timezone: str, description: str, timer: bool = False) -> Reminder:

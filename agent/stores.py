@@ -40,6 +40,6 @@ class Stores:
     @classmethod
     def open(cls, history_db: Path, notes_db: Path, reminders_db: Path | None = None) -> Stores:
         """Conversations in one SQLite file; notes, pending actions and preferences in another; reminders in the
-        Messenger's file when given (the graph), beside the notes otherwise."""
+        Messenger's file (its `messages.sqlite3` beside the notes unless given)."""
         return cls(ConversationStore(history_db), NoteStore(notes_db), PendingActions(notes_db),
-                   UserPreferences(notes_db), ReminderStore(reminders_db or notes_db))
+                   UserPreferences(notes_db), ReminderStore(reminders_db or notes_db.with_name("messages.sqlite3")))

@@ -17,27 +17,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.sqlite import connect, purge_wal
+from common.sqlite import open_store, purge_wal
+from common.store_files import REQUESTS
 from api.errors import ApiError
 
 KEY_PATTERN = r"^[A-Za-z0-9._:@\-]{1,200}$"
 STALE_AFTER_S = 600.0
 POLL_S = 0.2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS answers (
-    caller TEXT NOT NULL,
-    key TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('running', 'done')),
-    body TEXT,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (caller, key)
-);
-CREATE INDEX IF NOT EXISTS answers_by_age ON answers (created_at);
-CREATE INDEX IF NOT EXISTS answers_by_user ON answers (user_id);
-"""
 
 
 def fingerprint(*parts: bytes | str) -> str:
@@ -60,7 +46,7 @@ class Claim:
 class AnswerStore:
     def __init__(self, path: Path, ttl_s: float, wait_s: float, clock=time.time):
         self._lock = threading.Lock()
-        self._db = connect(path, _SCHEMA)
+        self._db = open_store(path, REQUESTS)
         self.ttl_s, self.wait_s, self._clock = ttl_s, wait_s, clock
 
     async def claim(self, caller: str, key: str, user_id: str, fingerprint: str) -> Claim:

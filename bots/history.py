@@ -16,46 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bots.rendering import Rendered
+from common.sqlite import open_store
+from common.store_files import BOT_MESSAGES
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
-    platform TEXT NOT NULL,
-    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
-    kind TEXT NOT NULL,
-    chat_id TEXT NOT NULL,
-    user_id TEXT,
-    message_id TEXT,
-    reply_to INTEGER REFERENCES messages(id),
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    raw_text TEXT,
-    rendered_text TEXT,
-    parse_mode TEXT,
-    split_index INTEGER,
-    split_count INTEGER,
-    status TEXT NOT NULL,
-    detail TEXT,
-    media TEXT,
-    audio BLOB,
-    public INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE UNIQUE INDEX IF NOT EXISTS inbound_once ON messages (platform, chat_id, message_id) WHERE direction = 'in';
-CREATE INDEX IF NOT EXISTS by_user ON messages (platform, user_id, created_at);
-CREATE INDEX IF NOT EXISTS by_status ON messages (platform, direction, status);
-CREATE TABLE IF NOT EXISTS forwards (
-    platform TEXT NOT NULL,
-    chat_id TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    inbox_id INTEGER NOT NULL,
-    PRIMARY KEY (platform, chat_id, message_id)
-);
-"""
 FINAL_STATUSES = ("answered", "failed", "ignored", "sent", "edited")
-# Columns added after the first release, for databases created before them.
-ADDED_COLUMNS = {"public": "INTEGER NOT NULL DEFAULT 0", "attempts": "INTEGER NOT NULL DEFAULT 0",
-                 "reported": "INTEGER NOT NULL DEFAULT 0"}  # reported: in the graph's ledger
 # What an export leaves out: blobs, and the bookkeeping of other rows.
 EXPORTED_COLUMNS = ("id", "direction", "kind", "chat_id", "message_id", "reply_to", "created_at", "raw_text",
                     "rendered_text", "parse_mode", "split_index", "split_count", "status", "detail", "public")
@@ -90,16 +54,8 @@ class Outbound:
 
 class MessageHistory:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db = open_store(path, BOT_MESSAGES)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA secure_delete=ON")  # deleted messages are overwritten, not left in free pages
-        self.db.executescript(SCHEMA)
-        present = {row["name"] for row in self.db.execute("PRAGMA table_info(messages)")}
-        for column, declaration in ADDED_COLUMNS.items():
-            if column not in present:
-                self.db.execute(f"ALTER TABLE messages ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         self.db.close()

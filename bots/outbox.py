@@ -19,15 +19,6 @@ from bots.assistant import Assistant, MarkupRejected, Renderer, SendFailed, Send
 
 log = logging.getLogger("june.bots.outbox")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    delivery_id INTEGER NOT NULL,
-    part TEXT NOT NULL,
-    platform_message_id TEXT,
-    done_at REAL NOT NULL,
-    PRIMARY KEY (delivery_id, part)
-);
-"""
 POLL_WAIT_S = 25.0
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 10.0  # while the graph is down: a reminder due then arrives within this of its return
@@ -38,7 +29,6 @@ class DeliveryLog:
 
     def __init__(self, db: sqlite3.Connection):
         self.db = db
-        db.executescript(SCHEMA)
 
     def done(self, delivery_id: int) -> dict[str, str | None]:
         rows = self.db.execute("SELECT part, platform_message_id FROM deliveries WHERE delivery_id = ?",

@@ -3,26 +3,16 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS voice_replies (platform TEXT, user_id TEXT, enabled INTEGER NOT NULL,
-                                          PRIMARY KEY (platform, user_id));
-CREATE TABLE IF NOT EXISTS conversations (platform TEXT, chat_id TEXT, generation INTEGER NOT NULL,
-                                          PRIMARY KEY (platform, chat_id));
-CREATE TABLE IF NOT EXISTS forget_requests (platform TEXT, user_id TEXT, requested_at REAL NOT NULL,
-                                            PRIMARY KEY (platform, user_id));
-"""
+from common.sqlite import open_store
+from common.store_files import BOT_MESSAGES
 
 
 class Preferences:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA secure_delete=ON")
-        self.db.executescript(SCHEMA)
+        self.db = open_store(path, BOT_MESSAGES)
 
     def close(self) -> None:
         self.db.close()

@@ -20,62 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent.reminders import COLUMNS as REMINDER_COLUMNS
-from agent.reminders import SCHEMA as REMINDER_SCHEMA
 from agent.reminders import Reminder
 from agent.schedule import next_after
-from agent.sqlite import connect, purge_wal
+from common.sqlite import open_store, purge_wal
+from common.store_files import MESSAGES
 from agent.tools.clock import zone
 
-SCHEMA = REMINDER_SCHEMA + """
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
-    platform TEXT NOT NULL,
-    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
-    kind TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    chat_id TEXT,
-    conversation_id TEXT,
-    platform_message_id TEXT,
-    reply_to TEXT,
-    text TEXT,
-    voice INTEGER NOT NULL DEFAULT 0,
-    origin TEXT NOT NULL,
-    status TEXT NOT NULL,
-    detail TEXT,
-    source TEXT UNIQUE,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_by_user ON messages (user_id, id);
-CREATE INDEX IF NOT EXISTS messages_by_platform_message ON messages (platform, chat_id, platform_message_id);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    message_id INTEGER NOT NULL REFERENCES messages(id),
-    action TEXT NOT NULL CHECK (action IN ('send', 'edit')),
-    platform TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    chat_id TEXT,
-    text TEXT,
-    speak INTEGER NOT NULL DEFAULT 0,
-    audio BLOB,
-    target TEXT,
-    reply_to TEXT,
-    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
-    detail TEXT,
-    created_at REAL NOT NULL,
-    done_at REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, platform, id);
-CREATE TABLE IF NOT EXISTS inbox (
-    id INTEGER PRIMARY KEY,
-    message_id INTEGER NOT NULL UNIQUE REFERENCES messages(id),
-    status TEXT NOT NULL CHECK (status IN ('NEW', 'PROCESSING', 'RESPONDED', 'ERROR')),
-    answer_id INTEGER REFERENCES messages(id),
-    detail TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-"""
 MESSAGE_COLUMNS = ("id", "platform", "direction", "kind", "user_id", "chat_id", "conversation_id",
                    "platform_message_id", "reply_to", "text", "voice", "origin", "status", "detail", "created_at",
                    "updated_at")
@@ -179,7 +129,7 @@ def reminder_text(reminder: Reminder, now: float, late_after_s: float = LATE_AFT
 class Ledger:
     def __init__(self, path: Path, clock=time.time):
         self._lock = threading.Lock()
-        self._db = connect(path, SCHEMA)
+        self._db = open_store(path, MESSAGES)
         self._clock = clock
 
     def close(self) -> None:
