@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.sqlite import open_store
+from common.sqlite import open_store, transaction
 from common.store_files import NOTES
 from agent.tools.base import ConfirmationNeeded
 
@@ -56,9 +56,12 @@ class PendingActions:
         self._db = open_store(path, NOTES)
         self._clock = clock
 
+    def close(self) -> None:
+        self._db.close()
+
     def ask(self, user_id: str, conversation_id: str | None, action: str, payload: dict[str, Any],
             question: str) -> None:
-        with self._lock, self._db:
+        with self._lock, transaction(self._db):
             self._db.execute(
                 "INSERT OR REPLACE INTO pending_actions VALUES (?, ?, ?, ?, ?, ?)",
                 (user_id, conversation_id or "", action, json.dumps(payload), question, self._clock()))
@@ -68,13 +71,13 @@ class PendingActions:
         sql, args = "DELETE FROM pending_actions WHERE user_id = ?", [user_id]
         if conversation_id is not None:
             sql, args = sql + " AND conversation_id = ?", [user_id, conversation_id]
-        with self._lock, self._db:
+        with self._lock, transaction(self._db):
             return self._db.execute(sql, args).rowcount
 
     def take(self, user_id: str, conversation_id: str | None) -> PendingAction | None:
         """The pending action, removed: it is answered (or dropped) by the message that reads it."""
         key = (user_id, conversation_id or "")
-        with self._lock, self._db:
+        with self._lock, transaction(self._db):
             row = self._db.execute("SELECT action, payload, question, created_at FROM pending_actions "
                                    "WHERE user_id = ? AND conversation_id = ?", key).fetchone()
             self._db.execute("DELETE FROM pending_actions WHERE user_id = ? AND conversation_id = ?", key)

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.sqlite import contains_words, open_store, purge_wal
+from common.sqlite import contains_words, open_store, purge_wal, transaction
 from common.store_files import CONVERSATIONS
 
 
@@ -38,7 +38,7 @@ class ConversationStore:
     def append(self, user_id: str, conversation_id: str, user_text: str, assistant_text: str) -> None:
         """Store one exchange atomically: a question is never kept without its answer."""
         now = time.time()
-        with self._lock, self._db:
+        with self._lock, transaction(self._db):
             self._db.executemany(
                 "INSERT INTO turns (user_id, conversation_id, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
                 [
@@ -103,7 +103,7 @@ class ConversationStore:
 
     def forget(self, user_id: str, conversation_id: str) -> int:
         with self._lock:
-            with self._db:
+            with transaction(self._db):
                 cursor = self._db.execute(
                     "DELETE FROM turns WHERE user_id = ? AND conversation_id = ?", (user_id, conversation_id))
             purge_wal(self._db)
@@ -111,7 +111,7 @@ class ConversationStore:
 
     def forget_user(self, user_id: str) -> int:
         with self._lock:
-            with self._db:
+            with transaction(self._db):
                 cursor = self._db.execute("DELETE FROM turns WHERE user_id = ?", (user_id,))
             purge_wal(self._db)
         return cursor.rowcount

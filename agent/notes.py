@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.sqlite import contains_words, open_store, purge_wal
+from common.sqlite import contains_words, open_store, purge_wal, transaction
 from common.store_files import NOTES
 
 MAX_NOTE_CHARS = 2000
@@ -43,13 +43,16 @@ class NoteStore:
     def __init__(self, path: Path):
         self._lock = threading.Lock()
         self._db = open_store(path, NOTES)
-        with self._lock, self._db:  # notes written before the index existed
+        with self._lock, transaction(self._db):  # notes written before the index existed
             self._db.execute("INSERT INTO notes_fts (notes_fts) VALUES ('rebuild')")
+
+    def close(self) -> None:
+        self._db.close()
 
     def remember(self, user_id: str, text: str) -> Note:
         text = text.strip()[:MAX_NOTE_CHARS]
         now = time.time()
-        with self._lock, self._db:
+        with self._lock, transaction(self._db):
             count = self._db.execute("SELECT COUNT(*) FROM notes WHERE user_id = ?", (user_id,)).fetchone()[0]
             if count >= MAX_NOTES_PER_USER:
                 self._db.execute(
@@ -87,14 +90,14 @@ class NoteStore:
 
     def forget_user(self, user_id: str) -> int:
         with self._lock:
-            with self._db:
+            with transaction(self._db):
                 cursor = self._db.execute("DELETE FROM notes WHERE user_id = ?", (user_id,))
             self._erase_deleted()
         return cursor.rowcount
 
     def _erase_deleted(self) -> None:
         """Merge the search index (deleted notes' words stay in older segments until then) and empty the log."""
-        with self._db:
+        with transaction(self._db):
             self._db.execute("INSERT INTO notes_fts (notes_fts) VALUES ('optimize')")
         purge_wal(self._db)
 
@@ -107,7 +110,7 @@ class NoteStore:
     def delete(self, user_id: str, ids: list[int]) -> int:
         """Delete exactly these notes of this user; the number deleted."""
         with self._lock:
-            with self._db:
+            with transaction(self._db):
                 cursor = self._db.executemany("DELETE FROM notes WHERE user_id = ? AND id = ?",
                                               [(user_id, i) for i in ids])
             self._erase_deleted()

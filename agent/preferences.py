@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from common.sqlite import open_store
+from common.sqlite import open_store, transaction
 from common.store_files import NOTES
 
 
@@ -13,6 +13,9 @@ class UserPreferences:
     def __init__(self, path: Path):
         self._lock = threading.Lock()
         self._db = open_store(path, NOTES)
+
+    def close(self) -> None:
+        self._db.close()
 
     def get(self, user_id: str, name: str) -> str | None:
         with self._lock:
@@ -26,9 +29,9 @@ class UserPreferences:
         return dict(rows)
 
     def forget_user(self, user_id: str) -> int:
-        with self._lock, self._db:
+        with self._lock, transaction(self._db):
             return self._db.execute("DELETE FROM user_preferences WHERE user_id = ?", (user_id,)).rowcount
 
     def set(self, user_id: str, name: str, value: str) -> None:
-        with self._lock, self._db:
+        with self._lock, transaction(self._db):
             self._db.execute("INSERT OR REPLACE INTO user_preferences VALUES (?, ?, ?)", (user_id, name, value))

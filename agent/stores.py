@@ -21,6 +21,10 @@ class Stores:
     preferences: UserPreferences
     reminders: ReminderStore
 
+    def close(self) -> None:
+        for store in (self.history, self.notes, self.pending, self.preferences, self.reminders):
+            store.close()
+
     def forget_conversation(self, user_id: str, conversation_id: str) -> int:
         self.pending.forget(user_id, conversation_id)
         return self.history.forget(user_id, conversation_id)

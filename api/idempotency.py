@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.sqlite import open_store, purge_wal
+from common.sqlite import open_store, purge_wal, transaction
 from common.store_files import REQUESTS
 from api.errors import ApiError
 
@@ -62,7 +62,7 @@ class AnswerStore:
 
     def _try_claim(self, caller: str, key: str, user_id: str, fingerprint: str) -> Claim | None:
         now = self._clock()
-        with self._lock, self._db:
+        with self._lock, transaction(self._db):
             self._db.execute("DELETE FROM answers WHERE created_at < ?", (now - self.ttl_s,))
             row = self._db.execute("SELECT fingerprint, state, body, created_at FROM answers "
                                    "WHERE caller = ? AND key = ?", (caller, key)).fetchone()
@@ -77,18 +77,18 @@ class AnswerStore:
         return Claim(caller, key)
 
     def finish(self, claim: Claim, body: dict) -> None:
-        with self._lock, self._db:
+        with self._lock, transaction(self._db):
             self._db.execute("UPDATE answers SET state = 'done', body = ? WHERE caller = ? AND key = ?",
                              (json.dumps(body), claim.caller, claim.key))
 
     def release(self, claim: Claim) -> None:
-        with self._lock, self._db:
+        with self._lock, transaction(self._db):
             self._db.execute("DELETE FROM answers WHERE caller = ? AND key = ? AND state = 'running'",
                              (claim.caller, claim.key))
 
     def forget_user(self, user_id: str) -> int:
         with self._lock:
-            with self._db:
+            with transaction(self._db):
                 deleted = self._db.execute("DELETE FROM answers WHERE user_id = ?", (user_id,)).rowcount
             purge_wal(self._db)
         return deleted

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bots.rendering import Rendered
-from common.sqlite import open_store
+from common.sqlite import open_store, transaction
 from common.store_files import BOT_MESSAGES
 
 FINAL_STATUSES = ("answered", "failed", "ignored", "sent", "edited")
@@ -119,8 +119,7 @@ class MessageHistory:
             rows.append(("file", None, None, None, None, file[1], json.dumps({"filename": file[0]})))
         if audio:
             rows.append(("voice", None, None, None, None, audio, None))
-        with self.db:
-            self.db.execute("BEGIN")
+        with transaction(self.db):
             if transcript is not None:
                 self.db.execute("UPDATE messages SET raw_text = ? WHERE id = ?", (transcript, inbound.id))
             for kind, rendered, mode, index, count, blob, media in rows:
@@ -147,8 +146,7 @@ class MessageHistory:
     def answer_together(self, last: Inbound, others: list[Inbound], text: str) -> Inbound:
         """`last` becomes the text question of the whole group; the others are answered with it."""
         now = time.time()
-        with self.db:
-            self.db.execute("BEGIN")
+        with transaction(self.db):
             self.db.execute("UPDATE messages SET kind = 'text', raw_text = ?, updated_at = ? WHERE id = ?",
                             (text, now, last.id))
             for other in others:
@@ -212,8 +210,7 @@ class MessageHistory:
 
     def forget_user(self, platform: str, user_id: str) -> int:
         """Delete every row of one user's messages, in and out; the number of rows deleted."""
-        with self.db:
-            self.db.execute("BEGIN")
+        with transaction(self.db):
             cursor = self.db.execute("DELETE FROM messages WHERE platform = ? AND user_id = ?", (platform, user_id))
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # and out of the log's old pages
         return cursor.rowcount

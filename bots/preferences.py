@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from common.sqlite import open_store
+from common.sqlite import open_store, transaction
 from common.store_files import BOT_MESSAGES
 
 
@@ -58,8 +58,7 @@ class Preferences:
 
     def forget_user(self, platform: str, user_id: str, chat_id: str) -> None:
         """A user's settings, and the conversation generation of their direct chat with the bot."""
-        with self.db:
-            self.db.execute("BEGIN")
+        with transaction(self.db):
             self.db.execute("DELETE FROM voice_replies WHERE platform = ? AND user_id = ?", (platform, user_id))
             self.db.execute("DELETE FROM forget_requests WHERE platform = ? AND user_id = ?", (platform, user_id))
             self.db.execute("DELETE FROM conversations WHERE platform = ? AND chat_id = ?", (platform, chat_id))

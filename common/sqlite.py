@@ -13,6 +13,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,19 @@ def copy(db: sqlite3.Connection, target: Path) -> None:
         db.backup(copied)
     finally:
         copied.close()
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """All of the block's writes or none. (`with db:` is not one on a connection in autocommit mode, as June's
+    are: each statement would commit on its own.)"""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def purge_wal(db: sqlite3.Connection) -> None:
