@@ -1,37 +1,32 @@
-"""A bounded LRU cache whose entries also expire, with hit and miss counters."""
+"""The plan cache: cachetools' bounded LRU with expiry, and the hit and miss counts the trace reports."""
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from cachetools import TTLCache
 
 Value = TypeVar("Value")
 
 
 class TtlLruCache(Generic[Value]):
     def __init__(self, max_entries: int = 256, ttl_s: float = 600.0, clock: Callable[[], float] = time.monotonic):
-        self.max_entries, self.ttl_s, self.clock = max_entries, ttl_s, clock
-        self._entries: OrderedDict[Hashable, tuple[float, Value]] = OrderedDict()
+        self._entries: TTLCache[Hashable, Value] = TTLCache(maxsize=max_entries, ttl=ttl_s, timer=clock)
         self.hits = 0
         self.misses = 0
 
     def get(self, key: Hashable) -> Value | None:
-        entry = self._entries.get(key)
-        if entry is None or self.clock() - entry[0] > self.ttl_s:
-            self._entries.pop(key, None)
+        value = self._entries.get(key)
+        if value is None:
             self.misses += 1
-            return None
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return entry[1]
+        else:
+            self.hits += 1
+        return value
 
     def put(self, key: Hashable, value: Value) -> None:
-        self._entries[key] = (self.clock(), value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._entries[key] = value
 
     def __len__(self) -> int:
         return len(self._entries)
