@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.types import RequestTooLong
+
 TokenCount = Callable[[str], int]
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators around each chat message
 TOOLS_TEMPLATE_TOKENS = 150  # the chat template's own words around the tool schemas
@@ -17,15 +19,6 @@ _SELF_STATEMENT = re.compile(
     r"\b(?:my\s+[\w' -]{1,40}?\s+(?:is|are|was)\b|i(?:'m| am)\s+(?:called|named|allergic|vegetarian|vegan|from)\b|"
     r"call me\b|i live in\b|i work (?:at|as|in|for)\b|i(?:'ve| have) (?:a|an|two|three|\d+)\s)", re.I)
 MAX_FACTS = 5
-
-
-class RequestTooLong(ValueError):
-    """One message alone does not fit the model's window, whatever is left out around it."""
-
-    def __init__(self, tokens: int, limit: int):
-        super().__init__(f"the request is about {tokens} tokens, and the model's window leaves room for "
-                         f"{max(limit, 0)}; send a shorter message or split a long voice note")
-        self.tokens, self.limit = tokens, limit
 
 
 def approximate_tokens(text: str) -> int:

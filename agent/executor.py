@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.plan import Plan, Step, resolve_references
 from agent.tools.base import ConfirmationNeeded, Tool, ToolContext, ToolError
-from agent.trace import ToolCallRecord, Trace
+from common.types import ToolCallRecord, Trace
 
 QUICK_TOOL_THREADS = 8
 

@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from common.sqlite import contains_words, open_store, purge_wal, transaction
 from common.store_files import CONVERSATIONS
-
-
-@dataclass(frozen=True)
-class Turn:
-    role: str
-    content: str
-
-
-@dataclass(frozen=True)
-class ConversationSummary:
-    conversation_id: str
-    title: str  # the first thing the user said in it, cut short
-    turns: int
-    updated_at: float
-
+from common.types import ConversationSummary, Turn
 
 TITLE_CHARS = 80
 

@@ -15,18 +15,18 @@ from agent.confirmations import CLARIFY, answer_to, resumed
 from agent.context import Briefing, ContextWindow, stated_facts
 from agent.executor import AgentLimits, Budget, Results, ToolExecutor, record
 from agent.grounding import grounded, numbers_in, said_numbers
-from agent.model import ChatModel, Completion, ModelError, ToolCallRequest
+from agent.model import ChatModel, Completion, ToolCallRequest
 from agent.plan import InvalidPlan, Plan, Step, parse_plan, plan_schema
 from agent.router import Planner, Route, RouteContext, decide, select_tools
-from agent.speech import for_speech, without_opening_filler
 from agent.stores import Stores
 from agent.toolcalls import MalformedJson, calls_in_text, may_be_a_call, parse_arguments
 from agent.tools.base import ConfirmationNeeded, NothingFound, Tool, ToolContext, ToolError
 from agent.tools.clock import TIMEZONE_PREFERENCE, describe_moment, utc_now, zone
 from agent.tools.memory import DELETE_NOTES, delete_confirmed
-from agent.trace import Trace
+from common.types import AgentReply, ModelError, Trace
+from speech.spoken import without_opening_filler
 
-__all__ = ["Agent", "AgentLimits", "AgentReply"]
+__all__ = ["Agent", "AgentLimits"]
 
 TOOL_ROUND_RESERVE_TOKENS = 400  # tool calls and results added to the prompt while the request runs
 PLAN_MAX_TOKENS = 320  # a plan of four steps, written without whitespace
@@ -49,13 +49,6 @@ WARM_TOOL_SETS = (("calculator",), ("convert_units",), ("calculator", "convert_u
                   ("current_time", "convert_time"))
 DECLINED = "Okay, I won't delete anything."
 DROPPED = "Okay, I've dropped it."
-
-
-@dataclass(frozen=True)
-class AgentReply:
-    text: str
-    speech: str
-    trace: Trace
 
 
 @dataclass
@@ -121,7 +114,7 @@ class Agent:
     async def respond(self, request: str, context: ToolContext, history: list[dict[str, str]]) -> AgentReply:
         trace = Trace()
         text = "".join([delta async for delta in self.stream(request, context, history, trace)]).strip()
-        return AgentReply(text, for_speech(text, request), trace)
+        return AgentReply(text, trace)
 
     async def stream(
         self, request: str, context: ToolContext, history: list[dict[str, str]], trace: Trace | None = None

@@ -7,14 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-class ModelError(RuntimeError):
-    """The engine refused or failed a request; `status_code` is HTTP-like (400: the request was wrong)."""
-
-    def __init__(self, message: str, status_code: int = 400):
-        super().__init__(message)
-        self.status_code = status_code
-
-
 @dataclass(frozen=True)
 class ToolCallRequest:
     """A tool call as the model wrote it; `arguments` is raw JSON text (or whatever came), not yet trusted."""

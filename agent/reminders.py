@@ -5,37 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from common.sqlite import contains_words, open_store
 from common.store_files import MESSAGES
-
-COLUMNS = ("id", "user_id", "conversation_id", "platform", "chat_id", "text", "timer", "due_at", "recurrence",
-           "timezone", "description", "status", "fired")
-
-
-@dataclass(frozen=True)
-class Reminder:
-    id: int
-    user_id: str
-    conversation_id: str | None
-    platform: str  # where it is delivered: the user's namespace ("telegram", "discord", or an API client's)
-    chat_id: str | None  # the chat it was set from
-    text: str
-    timer: bool
-    due_at: float  # unix time of the next firing
-    recurrence: str | None  # an RRULE in the user's local time (agent.schedule)
-    timezone: str
-    description: str
-    status: str = "scheduled"
-    fired: int = 0
-
-    @classmethod
-    def of_row(cls, row: tuple) -> Reminder:
-        values = dict(zip(COLUMNS, row))
-        return cls(**{**values, "timer": bool(values["timer"])})
+from common.types import REMINDER_COLUMNS as COLUMNS
+from common.types import Reminder
 
 
 class ReminderStore:

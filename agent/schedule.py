@@ -1,5 +1,5 @@
 """Spoken reminders and timers: find the request in what the user said (`read_reminder`), turn its time phrase into
-a due time and an RFC 5545 recurrence (`parse_when`), and step a recurrence in local wall-clock time (`next_after`)."""
+a due time and an RFC 5545 recurrence (`parse_when`); `common.timezones.next_after` steps a recurrence."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rrulestr
 from text_to_num import alpha2digit
+
+from common.timezones import next_after
 
 
 class ScheduleError(ValueError):
@@ -366,15 +367,3 @@ def _describe_days(days: list[int]) -> str:
         return "every weekend"
     return "every " + _join([WEEKDAYS[d].title() for d in days])
 
-
-def next_after(recurrence: str, after: datetime, tz: ZoneInfo) -> datetime | None:
-    """The first occurrence strictly after `after` (aware), as aware UTC; local wall-clock times in tz (DST-correct:
-    07:30 stays 07:30 local across a DST change). A rule with a UTC DTSTART steps in exact UTC time."""
-    if after.tzinfo is None:
-        raise ValueError("after must be timezone-aware")
-    start = after.astimezone(tz).replace(tzinfo=None, microsecond=0) - timedelta(days=1)
-    for occurrence in rrulestr(recurrence, dtstart=start):
-        moment = occurrence if occurrence.tzinfo else occurrence.replace(tzinfo=tz)
-        if moment > after:
-            return moment.astimezone(UTC)
-    return None

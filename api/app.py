@@ -21,7 +21,6 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from ray.serve.handle import DeploymentHandle
 
-from agent.loop import AgentReply
 from api.callers import Caller, CurrentCaller, Keys, acting_for
 from api.errors import (
     ApiError,
@@ -58,9 +57,9 @@ from api.schemas import (
     VoiceUpload,
 )
 from common.settings import JuneSettings
-from common.types import Transcript, Utterance
+from common.types import AgentReply, Transcript, Utterance
 from speech.audio import MEDIA_TYPES
-from speech.sentences import speakable
+from speech.spoken import for_speech, spoken_part
 from speech.transcriber import engine_label
 
 log = logging.getLogger(__name__)
@@ -174,8 +173,9 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
             clock = Stopwatch(pipeline)
             utterance = Utterance(body.text, user_id, body.conversation_id, private=body.private, chat_id=body.chat_id)
             reply: AgentReply = await clock.run("think", pipeline.reply(utterance))
-            audio, audio_error = await speak_or_explain(clock, reply.speech, body.reply_format) if body.speak else \
-                (None, None)
+            spoken = spoken_part(reply.text, body.text)
+            audio, audio_error = (await speak_or_explain(clock, spoken, body.reply_format) if body.speak
+                                  else (None, None))
             return ChatResponse(reply=reply.text, audio=audio, audio_format=body.reply_format if audio else None,
                                 audio_error=audio_error, timings_ms=clock.total(),
                                 trace=reply.trace.to_dict() if body.trace else None)
@@ -197,7 +197,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
                 utterance = Utterance(transcript.text, user_id, form.conversation_id, private=form.private,
                                       chat_id=form.chat_id)
                 reply: AgentReply = await clock.run("think", pipeline.reply(utterance))
-                text, speech, trace = reply.text, reply.speech, reply.trace.to_dict()
+                text, speech, trace = reply.text, spoken_part(reply.text, transcript.text), reply.trace.to_dict()
             else:
                 text = speech = DIDNT_CATCH_THAT
                 clock.timings["think"] = 0.0
@@ -275,7 +275,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
     async def speech(body: SpeechRequest) -> Response:
         """OpenAI-compatible speech synthesis, streamed: the body starts with the first sentence's audio (chunked)."""
         check_text(body.input)
-        if not speakable(body.input):
+        if not for_speech(body.input):
             raise bad_request("the text has nothing a voice can say", "empty_text")
         audio_format = OPENAI_TO_JUNE_FORMAT.get(body.response_format, body.response_format)
         chunks = pipeline.speak_stream(body.input, audio_format)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,8 +12,9 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agent.context import RequestTooLong
 from common.llm_client import LanguageModelError
+from common.types import RequestTooLong
+from common.validation import describe_validation_errors
 from speech.audio import AudioTooLong, UndecodableAudio
 
 log = logging.getLogger(__name__)
@@ -108,15 +107,6 @@ def as_api_error(exc: BaseException, retry_after_s: int) -> ApiError | None:
 def _is_engine_client_error(exc: BaseException) -> bool:
     """vLLM's own 'the request is wrong' errors, without importing vLLM (the Ingress does not load it)."""
     return any(cls.__name__ == "VLLMClientError" for cls in type(exc).__mro__)
-
-
-def describe_validation_errors(errors: Sequence[Any]) -> str:
-    """pydantic's errors as one line a client can act on: `field: problem; field: problem`."""
-    parts = []
-    for error in list(errors)[:5]:
-        location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
-        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
 
 
 def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:

@@ -11,10 +11,8 @@ from ray import serve
 from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
 
-from agent.history import ConversationSummary, Turn
-from agent.loop import AgentReply
 from common.llm_client import LanguageModelClient
-from common.types import Transcript, Utterance
+from common.types import AgentReply, ConversationSummary, Transcript, Turn, Utterance
 
 HEALTH_TIMEOUT_S = 5.0
 HEALTH_CACHE_S = 1.0

@@ -6,20 +6,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Protocol
 
-from agent.history import ConversationSummary, Turn
-from agent.loop import AgentReply
-from agent.speech import for_speech, spoken_sentence_limit
 from api.errors import as_api_error, mid_stream_error
 from common.settings import JuneSettings
-from common.types import Transcript, Utterance
+from common.types import AgentReply, ConversationSummary, Transcript, Turn, Utterance
 from speech.sentences import SentenceBuffer, ends_a_clause
+from speech.spoken import spoken_sentence_limit
 
 log = logging.getLogger(__name__)
 DIDNT_CATCH_THAT = "Sorry, I didn't catch that. Could you say it again?"
+_WORD = re.compile(r"\w")  # a piece with no word in it (a lone mark) has nothing to say
 
 
 class Pipeline(Protocol):
@@ -111,11 +111,10 @@ async def reply_events(pipeline: Pipeline, settings: JuneSettings, clock: Stopwa
         index = said = 0  # audio events sent; whole sentences among them (a first clause is part of one)
         limit = spoken_sentence_limit(request)
         while (sentence := await sentences.get()) is not None:
-            spoken = for_speech(sentence)
-            if not speak or not spoken or (limit is not None and said >= limit):
+            if not speak or not _WORD.search(sentence) or (limit is not None and said >= limit):
                 continue
             try:
-                audio = await pipeline.speak(spoken, reply_format)
+                audio = await pipeline.speak(sentence, reply_format)
             except Exception as error:  # the text goes on; the client learns why the voice stopped
                 mapped = as_api_error(error, settings.retry_after_s)
                 log.warning("speech synthesis failed mid-stream", extra={"error": type(error).__name__})

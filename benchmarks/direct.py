@@ -25,6 +25,7 @@ from deployments.agent import build_reasoning_agent
 from llm.server import LlamaServer, server_for
 from llm.tool_text import with_text_tool_calls
 from models.language_model import engine_on_gpu, resolve_language_model
+from speech.spoken import spoken_part
 from speech.synthesizer import Synthesizer, load_backend
 from speech.transcriber import Transcriber
 
@@ -102,7 +103,7 @@ class DirectPipeline:
         stt = since_ms(started)
         reply = self.loop.run_until_complete(self.agent.respond(transcript, ToolContext(ANONYMOUS), []))
         think = since_ms(started) - stt
-        self.synthesizer.speak(reply.speech, "ogg")
+        self.synthesizer.speak(spoken_part(reply.text, transcript), "ogg")
         total = since_ms(started)
         return reply.text, {"stt": stt, "think": think, "tts": total - stt - think, "voice_to_voice": total}
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ray.serve.handle import DeploymentHandle
 
-from agent.model import ModelError
+from common.types import ModelError
 
 LANGUAGE_MODEL = "LanguageModel"
 

@@ -146,6 +146,24 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("COMMIT")
 
 
+def copy_file(source: Path, target: Path) -> None:
+    """`copy` of the database at `source`, which may be live (June serving) or closed."""
+    db = sqlite3.connect(source, timeout=30)
+    try:
+        copy(db, target)
+    finally:
+        db.close()
+
+
+def inspect(path: Path) -> tuple[list[str], int]:
+    """The file's integrity-check problems (`["ok"]` when none) and its schema version, read without writing."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("PRAGMA integrity_check")], schema_version(db)
+    finally:
+        db.close()
+
+
 def purge_wal(db: sqlite3.Connection) -> None:
     """Write the log back and empty it, so deleted rows' old pages leave the -wal file too."""
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

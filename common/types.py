@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -50,3 +50,100 @@ class ModelFacts:
     path: Path
     tool_parser: str | None
     tokenizer: Path | None
+
+
+@dataclass
+class ToolCallRecord:
+    step: str
+    tool: str
+    arguments: dict[str, Any]
+    status: str  # "ok", "error", "skipped"
+    result: str
+    duration_ms: float
+
+
+@dataclass
+class Trace:
+    route: str = "fast"
+    route_reasons: list[str] = field(default_factory=list)
+    thoughts: list[str] = field(default_factory=list)
+    plans: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    reflections: list[str] = field(default_factory=list)
+    verdict: str = "answered"
+    not_done: list[str] = field(default_factory=list)
+    notes_consulted: int = 0  # the user's saved notes put beside the request
+    history_turns: int = 0  # turns of the conversation that fitted the window
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0  # served from the engine's prefix cache
+    completion_tokens: int = 0
+    iterations: int = 0
+    cache: str = "none"
+    duration_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    text: str
+    trace: Trace
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    conversation_id: str
+    title: str  # the first thing the user said in it, cut short
+    turns: int
+    updated_at: float
+
+
+class ModelError(RuntimeError):
+    """The engine refused or failed a request; `status_code` is HTTP-like (400: the request was wrong)."""
+
+    def __init__(self, message: str, status_code: int = 400):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class RequestTooLong(ValueError):
+    """One message alone does not fit the model's window, whatever is left out around it."""
+
+    def __init__(self, tokens: int, limit: int):
+        super().__init__(f"the request is about {tokens} tokens, and the model's window leaves room for "
+                         f"{max(limit, 0)}; send a shorter message or split a long voice note")
+        self.tokens, self.limit = tokens, limit
+
+
+REMINDER_COLUMNS = ("id", "user_id", "conversation_id", "platform", "chat_id", "text", "timer", "due_at", "recurrence",
+                    "timezone", "description", "status", "fired")
+
+
+@dataclass(frozen=True)
+class Reminder:
+    id: int
+    user_id: str
+    conversation_id: str | None
+    platform: str  # where it is delivered: the user's namespace ("telegram", "discord", or an API client's)
+    chat_id: str | None  # the chat it was set from
+    text: str
+    timer: bool
+    due_at: float  # unix time of the next firing
+    recurrence: str | None  # an RRULE in the user's local time (common.timezones.next_after)
+    timezone: str
+    description: str
+    status: str = "scheduled"
+    fired: int = 0
+
+    @classmethod
+    def of_row(cls, row: tuple) -> Reminder:
+        values = dict(zip(REMINDER_COLUMNS, row))
+        return cls(**{**values, "timer": bool(values["timer"])})

@@ -13,18 +13,16 @@ from ray.serve.handle import DeploymentHandle
 
 from agent.cache import TtlLruCache
 from agent.context import ContextWindow, load_token_counter
-from agent.history import ConversationSummary, Turn
 from agent.loop import Agent as ReasoningAgent
-from agent.loop import AgentLimits, AgentReply
+from agent.loop import AgentLimits
 from agent.model import Completion, ToolCallRequest
 from agent.stores import Stores
 from agent.toolbox import build_tools
 from agent.tools.base import ToolContext
-from agent.trace import Trace
 from api.schemas import ANONYMOUS
 from common.llm_client import LanguageModelClient
 from common.settings import JuneSettings
-from common.types import ModelFacts, Utterance
+from common.types import AgentReply, ConversationSummary, ModelFacts, Trace, Turn, Utterance
 
 log = logging.getLogger(__name__)
 

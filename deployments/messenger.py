@@ -15,7 +15,6 @@ from ray.serve.handle import DeploymentHandle
 
 from common.settings import JuneSettings
 from messaging.ledger import Delivery, InboxItem, Ledger, LedgerError, Message, MessageFilter
-from speech.sentences import speakable
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class Messenger:
         if not (delivery.speak and delivery.audio is None and delivery.action == "send" and delivery.text):
             return delivery
         try:
-            audio = await self.tts.speak.remote(speakable(delivery.text), "ogg")
+            audio = await self.tts.speak.remote(delivery.text, "ogg")
         except Exception as error:  # noqa: BLE001 - the text still goes
             log.warning("could not speak a queued message; it goes as text", extra={"error": type(error).__name__})
             audio = b""

@@ -21,9 +21,9 @@ from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
 from ray.serve.llm.openai_api_models import ChatCompletionRequest
 from vllm.config import StructuredOutputsConfig
 
-from api.errors import describe_validation_errors
 from common.settings import JuneSettings
 from common.types import ModelFacts
+from common.validation import describe_validation_errors
 from llm.tool_text import with_text_tool_calls
 from models.embedded import ensure_fits_cpu
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from common.sqlite import BACKUPS_FOLDER, copy, schema_version
+from common.sqlite import BACKUPS_FOLDER, copy_file, inspect
 from common.store_files import ALL_FILES
 
 MANIFEST = "backup.json"
@@ -80,11 +80,7 @@ def backup(data_dir: Path, target: Path) -> Manifest:
     target.chmod(0o700)
     saved = []
     for name, path in stores:
-        source = sqlite3.connect(path, timeout=30)
-        try:
-            copy(source, target / name)
-        finally:
-            source.close()
+        copy_file(path, target / name)
         saved.append(SavedFile(name, _checked_version(target / name), (target / name).stat().st_size,
                                sha256(target / name)))
     manifest = Manifest(FORMAT, time.time(), str(data_dir), saved)
@@ -128,14 +124,10 @@ def _check(source: Path, saved: SavedFile) -> None:
 
 def _checked_version(path: Path) -> int:
     """The file's schema version, after SQLite's integrity check; a file newer than this June is refused."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        problems = [row[0] for row in db.execute("PRAGMA integrity_check")]
-        version = schema_version(db)
+        problems, version = inspect(path)
     except sqlite3.DatabaseError as error:
         raise BackupError(f"{path} is not a readable SQLite database ({error})") from None
-    finally:
-        db.close()
     if problems != ["ok"]:
         raise BackupError(f"{path} fails SQLite's integrity check: {'; '.join(problems[:3])}")
     if version > ALL_FILES[path.name].version:

@@ -19,12 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.reminders import COLUMNS as REMINDER_COLUMNS
-from agent.reminders import Reminder
-from agent.schedule import next_after
 from common.sqlite import open_store, purge_wal
 from common.store_files import MESSAGES
-from agent.tools.clock import zone
+from common.timezones import next_after, zone
+from common.types import REMINDER_COLUMNS, Reminder
 
 MESSAGE_COLUMNS = ("id", "platform", "direction", "kind", "user_id", "chat_id", "conversation_id",
                    "platform_message_id", "reply_to", "text", "voice", "origin", "status", "detail", "created_at",

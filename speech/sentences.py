@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
 # A sentence ends at . ! ? or … followed by space, unless the dot ends a common abbreviation
 # or sits inside a number ("3.5"); blank lines and list items also end one.
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "no", "jr", "sr", "approx"}
 _BOUNDARY = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
-_MARKDOWN = re.compile(r"(```[a-z]*|`|\*\*|__|^#+\s*|^\s*[-*•]\s+)", re.MULTILINE)
 MAX_SENTENCE_CHARS = 400
-_UNSPEAKABLE = frozenset({"Cc", "Cs", "Co", "Cn"})
 
 
 def _ends_in_abbreviation(text: str) -> bool:
@@ -48,13 +45,6 @@ def _cut_long(sentence: str) -> list[str]:
     if sentence:
         chunks.append(sentence)
     return chunks
-
-
-def speakable(text: str) -> str:
-    """Drop markdown marks that a voice would otherwise read out, and characters no voice can say (control
-    characters such as NUL crash the phonemizer; unpaired surrogates and unassigned code points)."""
-    text = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) not in _UNSPEAKABLE)
-    return re.sub(r"[ \t]+", " ", _MARKDOWN.sub("", text)).strip()
 
 
 _CLAUSE = re.compile(r"(?<=[,;:—])\s+")

@@ -11,7 +11,8 @@ import numpy as np
 from common.settings import JuneSettings
 from models.devices import resolve_device
 from speech.audio import Pcm, StreamingEncoder, encode
-from speech.sentences import speakable, speech_pieces, split_sentences
+from speech.sentences import speech_pieces, split_sentences
+from speech.spoken import for_speech
 
 
 class SpeechBackend(Protocol):
@@ -43,7 +44,7 @@ class Synthesizer:
         self.pause = np.zeros(int(sentence_pause_s * backend.sample_rate), np.float32)
 
     def synthesize(self, text: str) -> Pcm:
-        pieces = list(self._spoken(split_sentences(speakable(text))))
+        pieces = list(self._spoken(split_sentences(for_speech(text))))
         samples = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         return Pcm(samples, self.backend.sample_rate)
 
@@ -54,7 +55,7 @@ class Synthesizer:
         """The speech as bytes sent while the next sentence is synthesized; the first sentence's first clause
         goes on its own, for sooner first audio."""
         encoder = StreamingEncoder(audio_format, self.backend.sample_rate)
-        for audio in self._spoken(speech_pieces(speakable(text))):
+        for audio in self._spoken(speech_pieces(for_speech(text))):
             if chunk := encoder.feed(audio):
                 yield chunk
         if chunk := encoder.close():

@@ -23,6 +23,7 @@ from agent.tools.calculator import calculator
 from agent.tools.clock import make_clock_tools
 from agent.tools.memory import make_memory_tools
 from agent.tools.units import unit_converter
+from speech.spoken import for_speech
 from tests.scripted_model import ScriptedModel
 
 ALICE = ToolContext("alice", "c1")
@@ -95,7 +96,7 @@ def test_a_short_follow_up_gets_the_tools_of_the_request_before_it(tools) -> Non
 def test_a_pattern_that_covers_the_request_answers_from_its_result_without_the_model(tools, question: str) -> None:
     model = ScriptedModel()
     reply = respond(agent(model, tools), question)
-    assert (reply.text, reply.speech) == ("144 / 12 = 12.", "144 divided by 12 is 12.")
+    assert (reply.text, for_speech(reply.text)) == ("144 / 12 = 12.", "144 divided by 12 is 12.")
     trace = reply.trace
     assert trace.route == "rules" and trace.plans[0]["source"] == "rules"
     assert [(c.tool, c.arguments, c.status, c.result) for c in trace.tool_calls] == [

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.context import ContextWindow, RequestTooLong
+from agent.context import ContextWindow
 from agent.loop import Agent, AgentLimits
 from agent.model import Completion, ToolCallRequest
 from agent.stores import Stores
 from agent.toolbox import build_tools
 from agent.tools.base import ToolContext
-from agent.speech import for_speech
+from common.types import RequestTooLong
+from speech.spoken import spoken_part
 from tests.scripted_model import ScriptedModel
 
 ALICE, BOB = ToolContext("alice", "c1"), ToolContext("bob", "c1")
@@ -217,8 +218,8 @@ def test_tool_rounds_stop_at_the_limit(stores: Stores) -> None:
 
 def test_spoken_answers_are_two_sentences_unless_more_is_asked() -> None:
     text = "Paris is the capital. It is on the Seine. It has the Louvre. It is large."
-    assert for_speech(text, "What is the capital of France?") == "Paris is the capital. It is on the Seine."
-    assert for_speech(text, "Tell me more about Paris") == text
+    assert spoken_part(text, "What is the capital of France?") == "Paris is the capital. It is on the Seine."
+    assert spoken_part(text, "Tell me more about Paris") == text
 
 
 def test_calling_the_same_tool_again_on_its_result_ends_in_the_results(stores: Stores) -> None:

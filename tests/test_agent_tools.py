@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from agent.history import ConversationStore
-from agent.speech import for_speech
 from agent.stores import Stores
+from agent.toolcalls import calls_in_text
 from agent.tools.base import ConfirmationNeeded, ToolContext, ToolError
 from agent.tools.calculator import calculator, evaluate
 from agent.tools.clock import make_clock_tools
 from agent.tools.memory import make_memory_tools
-from agent.toolcalls import calls_in_text
 from agent.tools.units import convert, unit_converter
+from speech.spoken import for_speech
 
 ALICE, BOB = ToolContext("alice", "c"), ToolContext("bob", "c")
 

@@ -7,9 +7,9 @@ from ray.exceptions import ActorDiedError
 from ray.serve.exceptions import BackPressureError
 from vllm.exceptions import VLLMValidationError
 
-from agent.context import RequestTooLong
 from api.errors import as_api_error, mid_stream_error
 from common.llm_client import LanguageModelError
+from common.types import RequestTooLong
 from speech.audio import AudioTooLong, UndecodableAudio
 
 

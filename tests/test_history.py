@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.history import ConversationStore, Turn
+from agent.history import ConversationStore
+from common.types import Turn
 
 
 def test_turns_come_back_in_order_and_survive_reopening(tmp_path: Path) -> None:

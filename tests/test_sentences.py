@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from speech.sentences import MAX_SENTENCE_CHARS, SentenceBuffer, ends_a_clause, speakable, speech_pieces, split_sentences
+from speech.sentences import MAX_SENTENCE_CHARS, SentenceBuffer, ends_a_clause, speech_pieces, split_sentences
+from speech.spoken import for_speech
 
 
 def test_splits_on_sentence_ends_but_not_abbreviations_or_decimals() -> None:
@@ -32,8 +33,8 @@ def test_buffer_releases_sentences_only_when_complete() -> None:
     assert buffer.flush() == ["And"] and buffer.flush() == []
 
 
-def test_speakable_drops_markdown() -> None:
-    assert speakable("**Bold** and `code`\n# Title\n- item") == "Bold and code\nTitle\nitem"
+def test_for_speech_drops_markdown() -> None:
+    assert for_speech("**Bold** and `code`\n# Title\n- item") == "Bold and code\nTitle\nitem"
 
 
 def test_first_piece_may_end_at_a_clause_so_speech_starts_sooner() -> None:
@@ -52,9 +53,9 @@ def test_short_first_clauses_wait_for_more_text() -> None:
 
 
 def test_characters_no_voice_can_say_are_dropped() -> None:
-    assert speakable("hi\x00 there\x1b") == "hi there"
-    assert speakable("\ud800ok\uffff") == "ok" and speakable("\x00\x07") == ""
-    assert speakable("two\nlines\tand tabs") == "two\nlines and tabs"
+    assert for_speech("hi\x00 there\x1b") == "hi there"
+    assert for_speech("\ud800ok\uffff") == "ok" and for_speech("\x00\x07") == ""
+    assert for_speech("two\nlines\tand tabs") == "two\nlines and tabs"
 
 
 def test_whole_texts_are_spoken_first_clause_first() -> None:

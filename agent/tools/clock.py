@@ -6,48 +6,29 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from agent.preferences import UserPreferences
 from agent.tools.base import Tool, ToolContext, ToolError, object_schema
 from agent.tools.signals import words
+from common import timezones
 
 TIMEZONE_PREFERENCE = "timezone"
 
-_ALIASES = {"utc": "UTC", "gmt": "UTC", "london": "Europe/London", "paris": "Europe/Paris", "berlin": "Europe/Berlin",
-            "new york": "America/New_York", "tokyo": "Asia/Tokyo", "sydney": "Australia/Sydney",
-            "los angeles": "America/Los_Angeles", "san francisco": "America/Los_Angeles",
-            "chicago": "America/Chicago", "moscow": "Europe/Moscow", "india": "Asia/Kolkata",
-            "delhi": "Asia/Kolkata", "beijing": "Asia/Shanghai", "lisbon": "Europe/Lisbon", "madrid": "Europe/Madrid",
-            "rome": "Europe/Rome", "dubai": "Asia/Dubai", "singapore": "Asia/Singapore", "toronto": "America/Toronto",
-            "seattle": "America/Los_Angeles", "boston": "America/New_York", "miami": "America/New_York",
-            "washington": "America/New_York", "mumbai": "Asia/Kolkata", "bangalore": "Asia/Kolkata",
-            "pacific": "America/Los_Angeles", "eastern": "America/New_York", "central": "America/Chicago",
-            "mountain": "America/Denver", "pst": "America/Los_Angeles", "est": "America/New_York",
-            "cet": "Europe/Paris", "hawaii": "Pacific/Honolulu", "california": "America/Los_Angeles"}
 CLOCK_SIGNALS = words(r"time|times|clock|date|dates|weekday|day of the week|what day|which day|o'clock|"
                       r"\d{1,2}(?::\d\d)?\s*[ap]\.?m\.?|time ?zones?|utc|gmt|what year|"
                       r"(?:days?|weeks?|months?) (?:until|till|from now|ago|since)")
-_ZONE_SUFFIX = re.compile(r"\s+(?:standard\s+)?time(?:\s*zone)?$", re.I)
 
 
 def zone(name: str) -> ZoneInfo:
-    name = _ZONE_SUFFIX.sub("", name.strip())
-    key = _ALIASES.get(name.strip().lower(), name.strip())
-    if not key:
-        raise ToolError("a time zone is required")
-    if key not in available_timezones() and key != "UTC":
-        matches = [z for z in available_timezones() if z.lower().endswith("/" + key.lower().replace(" ", "_"))]
-        if len(matches) != 1:
-            raise ToolError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris'")
-        key = matches[0]
     try:
-        return ZoneInfo(key)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ToolError(f"unknown time zone {name!r}") from None
+        return timezones.zone(name)
+    except timezones.UnknownZone as error:
+        raise ToolError(str(error)) from None
 
 
-_NAMED_ZONE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _ALIASES), key=len, reverse=True)) + r")\b", re.I)
+_NAMED_ZONE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, timezones.ALIASES), key=len, reverse=True)) + r")\b",
+                         re.I)
 _CAPITALISED_PLACE = re.compile(r"\bin ([A-Z][\w/]*(?:[ _][A-Z][\w]*)*)")
 
 

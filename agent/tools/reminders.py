@@ -13,11 +13,12 @@ from zoneinfo import ZoneInfo
 
 from agent.confirmations import PendingActions, ask_back
 from agent.notes import content_words
-from agent.reminders import Reminder, ReminderStore
+from agent.reminders import ReminderStore
 from agent.schedule import ScheduleError, parse_when
 from agent.tools.base import NothingFound, Tool, ToolContext, object_schema
 from agent.tools.clock import zone
 from agent.tools.signals import words
+from common.types import Reminder
 
 REMINDER_SIGNALS = words(r"remind\w*|timers?|alarms?|wake me")
 

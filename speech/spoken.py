@@ -1,14 +1,18 @@
-"""Rewriting an answer for the ear: no markdown or code, symbols and units said as words."""
+"""Text for the ear, made on the speech side (the synthesizer applies `for_speech` to all it is given): no markdown or
+code, symbols and units said as words, no characters a voice cannot say."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import AsyncIterator
 from typing import Any
 
 from speech.sentences import split_sentences
 
 SPOKEN_SENTENCES = 2
+# Control characters (NUL crashes the phonemizer), unpaired surrogates, private use and unassigned code points.
+_UNSPEAKABLE = frozenset({"Cc", "Cs", "Co", "Cn"})
 _WANTS_MORE = re.compile(r"\b(explain|in detail|details|tell me (?:more|everything|all)|more about|step by step|"
                          r"list|story|poem|describe|walk me through|read (?:me|out)|summar(?:y|ise|ize))\b", re.I)
 
@@ -74,12 +78,17 @@ def spoken_sentence_limit(request: str) -> int | None:
     return None if _WANTS_MORE.search(request) else SPOKEN_SENTENCES
 
 
-def for_speech(text: str, request: str = "") -> str:
-    """What a voice should say for `text` (answering `request`); the written reply keeps the original."""
+def spoken_part(text: str, request: str) -> str:
+    """The part of a whole answer a voice says: its first sentences, unless the user asked for more."""
     limit = spoken_sentence_limit(request)
-    spoken = _rewrite(text)
-    sentences = split_sentences(spoken)
-    return " ".join(sentences[:limit]) if limit and len(sentences) > limit else spoken
+    sentences = split_sentences(text)
+    return " ".join(sentences[:limit]) if limit and len(sentences) > limit else text
+
+
+def for_speech(text: str) -> str:
+    """What a voice should say for `text`; the written reply keeps the original."""
+    text = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) not in _UNSPEAKABLE)
+    return _rewrite(text)
 
 
 def _rewrite(text: str) -> str:
