@@ -12,9 +12,10 @@ it may act for, as shell-style patterns:
     users = ["*"]
     admin = true
 
-`JUNE_API_KEY` alone is one client, `owner`, that acts for everyone. With no key at all June is the
-owner's own loopback service: it answers only Host names of this machine, so a web page elsewhere (or a
-DNS name rebound to 127.0.0.1) cannot drive it.
+`JUNE_API_KEY` alone is one client, `owner`, that acts for everyone. With neither, the owner key June makes
+in its data dir (common/owner_key.py) is that client. Then, as with `JUNE_AUTH=none` (no key at all: any
+local user acts as the owner), June is the owner's own loopback service: it answers only Host names of this
+machine, so a web page elsewhere (or a DNS name rebound to 127.0.0.1) cannot drive it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
+import logging
 import re
 import tomllib
 from dataclasses import dataclass
@@ -33,10 +35,15 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from api.errors import ApiError
-from api.schemas import ANONYMOUS, ID_PATTERN
+from api.schemas import ID_PATTERN, OWNER
+from common.owner_key import OwnerKey, ensure_owner_key
+from common.private_files import check_secret_file
 from common.settings import JuneSettings
 
+log = logging.getLogger("june.keys")
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_KEY_CHARS = 512  # longer is no key of June's: refused before hashing
 
 
 @dataclass(frozen=True)
@@ -52,11 +59,11 @@ class Caller:
 
     @property
     def default_user(self) -> str:
-        """Whom a request without a user_id is for: everyone's 'anonymous' locally, else the client itself."""
-        return ANONYMOUS if "*" in self.users else self.name
+        """Whom a request without a user_id is for: the client itself (the owner key's: `owner`)."""
+        return self.name
 
 
-LOCAL_OWNER = Caller("local", ("*",), admin=True)
+OWNER_CLIENT = Caller(OWNER, ("*",), admin=True)  # JUNE_API_KEY's client, the owner key's, JUNE_AUTH=none's caller
 
 
 class _Client(BaseModel):
@@ -91,14 +98,23 @@ class KeysFileError(ValueError):
 class Keys:
     """The clients June knows, found by the sha256 of their key (compared in constant time)."""
 
-    def __init__(self, clients: dict[bytes, Caller]):
+    def __init__(self, clients: dict[bytes, Caller], *, owner_key: OwnerKey | None = None):
         self._clients = clients
+        self.owner_key = owner_key  # June's own key in its data dir, when no key was configured
+
+    @property
+    def configured(self) -> bool:
+        """Keys the operator gave (JUNE_API_KEY, a keys file), for a June behind names of its own; with June's own
+        owner key (or none) it stays the owner's loopback service."""
+        return bool(self._clients) and self.owner_key is None
 
     @property
     def required(self) -> bool:
         return bool(self._clients)
 
     def caller(self, token: str) -> Caller | None:
+        if not token or len(token) > MAX_KEY_CHARS:
+            return None
         digest = _sha256(token)
         found = None
         for known, caller in self._clients.items():
@@ -108,15 +124,25 @@ class Keys:
 
     @classmethod
     def from_settings(cls, settings: JuneSettings) -> Keys:
+        """The configured keys; without any, the owner key in the data dir (made at the first start), or with
+        JUNE_AUTH=none none at all."""
         clients: dict[bytes, Caller] = {}
         if settings.api_keys_file is not None:
-            clients |= _read_keys_file(settings.api_keys_file)
+            clients |= _read_keys_file(settings.api_keys_file, settings.allow_readable_secrets)
         if settings.api_key is not None:
-            clients[_sha256(settings.api_key.get_secret_value())] = Caller("owner", ("*",), admin=True)
-        return cls(clients)
+            clients[_sha256(settings.api_key.get_secret_value())] = OWNER_CLIENT
+        if clients:
+            return cls(clients)
+        if settings.auth == "none":
+            log.warning("JUNE_AUTH=none: the API needs no key, so any user of this machine can act as the owner "
+                        "(read every conversation, the message ledger, the inbox); unset it to use the owner key")
+            return cls({})
+        owner_key = ensure_owner_key(settings.data_dir)
+        return cls({_sha256(owner_key.value): OWNER_CLIENT}, owner_key=owner_key)
 
 
-def _read_keys_file(path: Path) -> dict[bytes, Caller]:
+def _read_keys_file(path: Path, allow_readable: bool) -> dict[bytes, Caller]:
+    check_secret_file(path, "JUNE_API_KEYS_FILE", allow_readable=allow_readable)
     try:
         parsed = _KeysFile.model_validate(tomllib.loads(path.read_text()))
     except OSError as error:
@@ -144,12 +170,13 @@ def _sha256(text: str) -> bytes:
 class BrowserCheck:
     """Host and Origin rules: what stops another site's page, or a rebound DNS name, from using the API."""
 
-    def __init__(self, settings: JuneSettings, keys_required: bool):
+    def __init__(self, settings: JuneSettings, keys_configured: bool):
         hosts = {h.strip().lower() for h in settings.allowed_hosts.split(",") if h.strip()}
         self.any_host = "*" in hosts
-        # Keyed deployments sit behind names of their own (a proxy, a cluster's DNS): check Host only when told.
-        self.check_host = not self.any_host and (not keys_required or bool(hosts))
-        self.hosts = hosts | (LOOPBACK_HOSTS if not keys_required or not hosts else set())
+        # Deployments with keys of their own sit behind names of their own (a proxy, a cluster's DNS): check Host
+        # only when told. The owner's loopback service (its owner key, or none) answers this machine's names.
+        self.check_host = not self.any_host and (not keys_configured or bool(hosts))
+        self.hosts = hosts | (LOOPBACK_HOSTS if not keys_configured or not hosts else set())
         self.origins = {o.strip().lower().rstrip("/") for o in settings.allowed_origins.split(",") if o.strip()}
 
     def host_problem(self, host_header: str) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.callers import LOCAL_OWNER, BrowserCheck, Keys
+from api.callers import OWNER_CLIENT, BrowserCheck, Keys
 from api.errors import ApiError, busy, error_response, too_large, unauthorized
 from common.settings import JuneSettings
 
@@ -30,7 +30,7 @@ class BodyTooLarge(HTTPException):
 class Guard:
     def __init__(self, app: ASGIApp, settings: JuneSettings, keys: Keys):
         self.app, self.settings, self.keys = app, settings, keys
-        self.browsers = BrowserCheck(settings, keys.required)
+        self.browsers = BrowserCheck(settings, keys.configured)
         self.inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -74,7 +74,7 @@ class Guard:
             return ApiError(403, problem, "forbidden_origin")
         state = scope.setdefault("state", {})
         if not self.keys.required:
-            state["caller"] = LOCAL_OWNER
+            state["caller"] = OWNER_CLIENT  # JUNE_AUTH=none
             return None
         kind, _, token = headers.get("authorization", "").partition(" ")
         caller = self.keys.caller(token.strip()) if kind.lower() == "bearer" and token.strip() else None

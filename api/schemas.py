@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ReplyFormat = Literal["ogg", "wav"]
 ID_PATTERN = r"^[A-Za-z0-9._:@\-]{1,128}$"
-ANONYMOUS = "anonymous"  # whom a request without a user_id is for, on an owner's own loopback June
+OWNER = "owner"  # the owner key's user (and JUNE_AUTH=none's): whom its requests without a user_id are for
 
 
 class ChatRequest(BaseModel):

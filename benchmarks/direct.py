@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.stores import Stores
 from agent.tools.base import ToolContext
-from api.schemas import ANONYMOUS
+from api.schemas import OWNER
 from common.llm_client import LanguageModelClient
 from common.settings import JuneSettings
 from common.types import ModelFacts
@@ -101,7 +101,7 @@ class DirectPipeline:
         started = time.perf_counter()
         transcript = self.transcriber.transcribe_bytes(ogg).text
         stt = since_ms(started)
-        reply = self.loop.run_until_complete(self.agent.respond(transcript, ToolContext(ANONYMOUS), []))
+        reply = self.loop.run_until_complete(self.agent.respond(transcript, ToolContext(OWNER), []))
         think = since_ms(started) - stt
         self.synthesizer.speak(spoken_part(reply.text, transcript), "ogg")
         total = since_ms(started)

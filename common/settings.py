@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.owner_key import read_owner_key
+from common.private_files import check_env_file
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are June, a friendly voice assistant. Answer in one or two short, plain sentences that sound natural "
     "when read aloud, unless the user asks for more. Answer the question that was asked, and say so when you "
@@ -32,6 +35,14 @@ class JuneSettings(BaseSettings):
         "", description="Comma-separated Host names the API answers besides loopback ones; '*' turns the check off."
     )
     allowed_origins: str = Field("", description="Comma-separated browser origins allowed besides June's own.")
+    auth: Literal["key", "none"] = Field(
+        "key", description="key: without JUNE_API_KEY(S_FILE), the owner key in <data_dir>/owner.key (made at the "
+                           "first start); none: no key, the open loopback service where any local user is the owner."
+    )
+    allow_readable_secrets: bool = Field(
+        False, description="Only warn, instead of refusing to start, when a keys file or a .env of tokens is "
+                           "readable by other users."
+    )
     data_dir: Path = Path("~/.local/share/june").expanduser()
     models_dir: Path = Path("~/.cache/june/models").expanduser()
     startup_timeout_s: float = 300.0
@@ -140,6 +151,11 @@ class JuneSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _secrets_stay_private(self) -> JuneSettings:
+        check_env_file(allow_readable=self.allow_readable_secrets)  # raises ReadableSecret (not a ValueError)
+        return self
+
+    @model_validator(mode="after")
     def _other_machines_need_a_key(self) -> JuneSettings:
         if not is_loopback(self.host) and self.api_key is None and self.api_keys_file is None:
             raise ValueError(f"JUNE_HOST={self.host} lets other machines in: set JUNE_API_KEYS_FILE (or JUNE_API_KEY) "
@@ -158,6 +174,17 @@ class JuneSettings(BaseSettings):
         import tzlocal
 
         return tzlocal.get_localzone_name() or "UTC"
+
+    @property
+    def client_key(self) -> str | None:
+        """The key a local client of this June sends: JUNE_API_KEY, else the owner key in the data dir."""
+        return self.api_key.get_secret_value() if self.api_key is not None else read_owner_key(self.data_dir)
+
+    @property
+    def client_headers(self) -> dict[str, str]:
+        """`Authorization` for a local client of this June, when it has a key."""
+        key = self.client_key
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     @property
     def history_db(self) -> Path:

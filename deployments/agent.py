@@ -19,7 +19,7 @@ from agent.model import Completion, ToolCallRequest
 from agent.stores import Stores
 from agent.toolbox import build_tools
 from agent.tools.base import ToolContext
-from api.schemas import ANONYMOUS
+from api.schemas import OWNER
 from common.llm_client import LanguageModelClient
 from common.settings import JuneSettings
 from common.types import AgentReply, ConversationSummary, ModelFacts, Trace, Turn, Utterance
@@ -125,7 +125,7 @@ class Agent:
         self.warm_up.add_done_callback(_log_failure)
 
     def _context(self, utterance: Utterance) -> tuple[ToolContext, list[dict[str, str]]]:
-        context = ToolContext(utterance.user_id or ANONYMOUS, utterance.conversation_id, private=utterance.private,
+        context = ToolContext(utterance.user_id or OWNER, utterance.conversation_id, private=utterance.private,
                               chat_id=utterance.chat_id)
         if utterance.history is not None:
             return context, list(utterance.history)
@@ -134,7 +134,7 @@ class Agent:
 
     def _remember(self, utterance: Utterance, reply: str) -> None:
         if utterance.conversation_id and reply:
-            self.stores.history.append(utterance.user_id or ANONYMOUS, utterance.conversation_id, utterance.text, reply)
+            self.stores.history.append(utterance.user_id or OWNER, utterance.conversation_id, utterance.text, reply)
 
     async def reply(self, utterance: Utterance) -> AgentReply:
         context, history = self._context(utterance)
@@ -159,7 +159,7 @@ class Agent:
 
     def history(self, user_id: str | None, conversation_id: str) -> list[Turn]:
         return self.stores.history.recent(
-            user_id or ANONYMOUS, conversation_id, self.settings.history_max_turns, self.settings.history_max_chars
+            user_id or OWNER, conversation_id, self.settings.history_max_turns, self.settings.history_max_chars
         )
 
     def conversations(self, user_id: str) -> list[ConversationSummary]:

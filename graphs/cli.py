@@ -1,4 +1,5 @@
-"""`june prepare` readies the embedded models; `june serve` runs the graph; `june history` reads the bots' log."""
+"""`june prepare` readies the embedded models; `june serve` runs the graph; `june url` prints the page's address
+with the owner key; `june history` reads the bots' log; `june backup` and `june restore` keep the stores safe."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from pythonjsonlogger.json import JsonFormatter
 
 from api.callers import Keys
 from api.schemas import ID_PATTERN
+from common.owner_key import page_url, read_owner_key
+from common.private_files import private_dir
 from common.settings import JuneSettings
 from graphs.launch import deploy, start_ray, stop
 from graphs.profiles import ProfileError, load_profile, profile_path
@@ -120,8 +123,25 @@ def new_key(name: str, users: list[str], admin: bool) -> str:
             f"add to your JUNE_API_KEYS_FILE:\n\n{entry}")
 
 
+def page_address(settings: JuneSettings) -> str:
+    """The page's URL with the owner's key (JUNE_API_KEY, else the owner key) in its fragment."""
+    url = f"http://{settings.host}:{settings.port}"
+    if settings.api_key is not None:
+        return page_url(url, settings.api_key.get_secret_value())
+    if settings.api_keys_file is not None or settings.auth == "none":
+        return f"{url}/"  # the page asks for a key of the keys file, or needs none
+    key = read_owner_key(settings.data_dir)
+    if key is None:
+        raise ValueError(f"there is no owner key this user can read in {settings.data_dir}: start June first "
+                         "(june serve), as the user that runs it")
+    return page_url(url, key)
+
+
 def serve_forever(settings: JuneSettings) -> None:
-    Keys.from_settings(settings)  # a broken keys file stops us here, not in a replica
+    private_dir(settings.data_dir)
+    keys = Keys.from_settings(settings)  # a broken or readable keys file stops us here, not in a replica
+    if keys.owner_key is not None and keys.owner_key.created:
+        print(f"made the owner key {keys.owner_key.path} (to rotate it: delete the file and restart)", flush=True)
     prepare(settings)
     print(f"starting Ray; its dashboard will be on http://127.0.0.1:{settings.dashboard_port}", flush=True)
     start_ray(dashboard_port=settings.dashboard_port)
@@ -130,6 +150,8 @@ def serve_forever(settings: JuneSettings) -> None:
         print("deploying the graph ...", flush=True)
         url = deploy(settings)
         print(f"June is ready on {url}", flush=True)
+        if keys.owner_key is not None:  # the page keeps the key from the fragment, then drops it from the address
+            print(f"open the page with its key: {page_url(url, keys.owner_key.value)}", flush=True)
         while True:
             signal.pause()
     except KeyboardInterrupt:
@@ -149,12 +171,19 @@ def main(argv: list[str] | None = None) -> int:
         from bots.inbox_cli import main as inbox
 
         return inbox(argv[1:])
+    if argv[:1] in (["backup"], ["restore"]):  # the stores, copied while June runs and put back while it does not
+        from graphs.backup import main as backup
+
+        return backup(argv)
     parser = argparse.ArgumentParser(prog="june", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("prepare", help="resolve the configured models and build the llama.cpp server (once)")
     commands.add_parser("serve", help="run the graph in the foreground until Ctrl-C")
+    commands.add_parser("url", help="the page's address with the owner key (or JUNE_API_KEY) in it")
     commands.add_parser("history", help="the bots' message history (june history --help)")
     commands.add_parser("inbox", help="the owner's inbox: june inbox list|show|reply (june inbox --help)")
+    commands.add_parser("backup", help="june backup DIR: every store copied into DIR, while June runs")
+    commands.add_parser("restore", help="june restore DIR: the stores replaced by the backup in DIR (June stopped)")
     key = commands.add_parser("key", help="make an API key for a client (printed once, with its keys-file entry)")
     key.add_argument("name", help="the client's name, e.g. telegram")
     key.add_argument("--users", action="append", required=True,
@@ -175,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = JuneSettings()
         if args.command == "prepare":
             prepare(settings)
+        elif args.command == "url":
+            print(page_address(settings))
         else:
             serve_forever(settings)
     except ValidationError as error:

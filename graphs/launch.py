@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
+from common.private_files import protect_ray_token
 from common.settings import JuneSettings
 
 APP_NAME = "june"
@@ -17,7 +18,11 @@ RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0"}
 
 
 def start_ray(*, dashboard_port: int | None = None) -> None:
-    """A new local Ray instance (never an existing cluster), dashboard on 127.0.0.1 if a port is given."""
+    """A new local Ray instance (never an existing cluster), dashboard on 127.0.0.1 if a port is given.
+
+    Ray turns its token auth on for a new instance (unless RAY_AUTH_MODE says otherwise) and writes the token
+    0644 to ~/.ray/auth_token the first time: it is made 0600 here, so other users of this machine can use
+    neither the dashboard nor the job API."""
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
     import ray
@@ -31,6 +36,7 @@ def start_ray(*, dashboard_port: int | None = None) -> None:
         dashboard_port=dashboard_port,
         log_to_driver=False,
     )
+    protect_ray_token()
 
 
 def free_port() -> int:
