@@ -1,5 +1,6 @@
 // June's voice page: hold-to-talk over POST /v1/voice/stream, typing over /v1/chat/stream, hands-free over
-// WS /v1/realtime. Same origin only; a key, when June needs one, is asked for once and kept in this browser.
+// WS /v1/realtime. Same origin only. The key comes in the address June prints (`/#key=…`, kept in this browser
+// and dropped from the address at once) or is asked for once; each browser acts as a user of its own.
 
 const $ = (id) => document.getElementById(id);
 const HOLD_MS = 350; // a shorter press is a tap: it toggles recording instead
@@ -7,9 +8,23 @@ const stored = (name, fallback) => localStorage.getItem(`june.${name}`) ?? fallb
 const store = (name, value) => localStorage.setItem(`june.${name}`, value);
 const newConversationId = () => `web-${crypto.randomUUID().slice(0, 18)}`;
 
+// The key in the fragment (never sent to June, never in its logs) is kept like a typed one, then removed from
+// the address bar and the history, so that neither a bookmark nor a shared screen carries it.
+function keyFromAddress() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const key = fragment.get("key");
+  if (key === null) return;
+  if (key.trim()) store("key", key.trim());
+  fragment.delete("key");
+  const rest = fragment.toString();
+  history.replaceState(history.state, "", `${location.pathname}${location.search}${rest ? `#${rest}` : ""}`);
+}
+keyFromAddress();
+
 // State the page shows, and what tests and the benchmark read (window.june.stats).
 const june = {
   key: stored("key", null),
+  user: stored("user", null) || `web:${crypto.randomUUID()}`, // this browser's own user: no two browsers share one
   conversation: stored("conversation", null) || newConversationId(),
   voice: stored("voice", "on") === "on",
   handsFree: null,
@@ -19,6 +34,7 @@ const june = {
 };
 window.june = june;
 
+const asUser = () => new URLSearchParams({ user_id: june.user });
 const replyFormat = () => ($("player").canPlayType("audio/ogg; codecs=opus") ? "ogg" : "wav");
 const mimeOf = { ogg: "audio/ogg", wav: "audio/wav" };
 
@@ -280,6 +296,7 @@ async function sendVoice(blob) {
   const extension = blob.type.includes("ogg") ? "ogg" : blob.type.includes("mp4") ? "m4a" : "webm";
   form.append("audio", blob, `question.${extension}`);
   form.append("conversation_id", june.conversation);
+  form.append("user_id", june.user);
   form.append("reply_format", replyFormat());
   try {
     await showStream(await api("/v1/voice/stream", { method: "POST", body: form }), reply);
@@ -330,7 +347,9 @@ $("text-form").addEventListener("submit", async (event) => {
   $("text").value = "";
   newTurn();
   const reply = new Reply(bubble("you", text));
-  const body = { text, conversation_id: june.conversation, speak: june.voice, reply_format: replyFormat() };
+  const body = {
+    text, user_id: june.user, conversation_id: june.conversation, speak: june.voice, reply_format: replyFormat(),
+  };
   try {
     await showStream(await api("/v1/chat/stream", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
@@ -367,7 +386,8 @@ class HandsFree {
     this.socket.binaryType = "arraybuffer";
     this.ready = false;
     this.socket.onopen = () => this.socket.send(JSON.stringify({
-      type: "start", conversation_id: june.conversation, reply_format: replyFormat(), ...(june.key ? { api_key: june.key } : {}),
+      type: "start", user_id: june.user, conversation_id: june.conversation, reply_format: replyFormat(),
+      ...(june.key ? { api_key: june.key } : {}),
     }));
     this.socket.onmessage = (event) => this.receive(JSON.parse(event.data));
     this.socket.onclose = () => this.closed();
@@ -473,7 +493,7 @@ $("voice").addEventListener("change", (event) => {
 // --- conversations ---------------------------------------------------------------------------------------
 
 async function loadConversations() {
-  const response = await api("/v1/conversations");
+  const response = await api(`/v1/conversations?${asUser()}`);
   if (!response.ok) return;
   const { conversations } = await response.json();
   const list = $("conversations");
@@ -502,7 +522,7 @@ async function openConversation(id) {
   june.conversation = id;
   store("conversation", id);
   $("log").replaceChildren();
-  const response = await api(`/v1/conversations/${encodeURIComponent(id)}`);
+  const response = await api(`/v1/conversations/${encodeURIComponent(id)}?${asUser()}`);
   if (response.ok) {
     for (const turn of (await response.json()).turns) bubble(turn.role === "user" ? "you" : "june", turn.content);
   }
@@ -512,7 +532,7 @@ async function openConversation(id) {
 
 async function deleteConversation(id) {
   if (!confirm("Delete this conversation? June forgets it.")) return;
-  const response = await api(`/v1/conversations/${encodeURIComponent(id)}`, { method: "DELETE" });
+  const response = await api(`/v1/conversations/${encodeURIComponent(id)}?${asUser()}`, { method: "DELETE" });
   if (!response.ok) {
     bubble("june", await errorText(response));
     return;
@@ -551,6 +571,7 @@ async function showStatus() {
 }
 
 store("conversation", june.conversation);
+store("user", june.user);
 await showStatus();
 await openConversation(june.conversation);
 setInterval(showStatus, 15000);
