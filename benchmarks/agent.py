@@ -293,7 +293,7 @@ def run_config(run: ConfigRun, tasks: list[Task], port: int) -> None:
         print(f"[{run.config.name}] deploying ...", flush=True)
         try:
             url = deploy(settings, access_log=False)
-            with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
+            with httpx.Client(timeout=HTTP_TIMEOUT_S, headers=settings.client_headers) as client:
                 engine = engine_name(client, url)
                 for index, task in enumerate(tasks):
                     outcome = run_task(client, url, run.config, index, task)

@@ -110,7 +110,8 @@ class ReplicaSampler:
         return [s for s in self.samples if start <= s[0] <= end]
 
 
-async def drive(url: str, clients: int, seconds: float, audio: bytes) -> dict[str, tuple[list[float], int]]:
+async def drive(url: str, headers: dict[str, str], clients: int, seconds: float,
+                audio: bytes) -> dict[str, tuple[list[float], int]]:
     """`clients` clients per route, each sending one request after another for `seconds`."""
     deadline = time.perf_counter() + seconds
     results: dict[str, tuple[list[float], list[int]]] = {"stt": ([], [0]), "tts": ([], [0])}
@@ -128,7 +129,8 @@ async def drive(url: str, clients: int, seconds: float, audio: bytes) -> dict[st
             else:
                 errors[0] += 1
 
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=64)) as http:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=300,
+                                 limits=httpx.Limits(max_connections=64)) as http:
         await asyncio.gather(*(client(http, route) for route in results for _ in range(clients)))
     return {route: (latencies, errors[0]) for route, (latencies, errors) in results.items()}
 
@@ -148,7 +150,7 @@ def measure_candidate(settings: JuneSettings, target: float, steps: list[int], s
         began = sampler.elapsed()
         for clients in steps:
             start = sampler.elapsed()
-            measured = asyncio.run(drive(url, clients, step_s, audio))
+            measured = asyncio.run(drive(url, settings.client_headers, clients, step_s, audio))
             end = sampler.elapsed()
             window = sampler.between(start, end) or [(end, 0, 0)]
             for index, (route, (latencies, errors)) in enumerate(measured.items(), start=1):

@@ -7,7 +7,7 @@ the page's audio element plays. Median of `--runs`; JSON, a plot and a screensho
 `benchmarks/results/`.
 
     python -m benchmarks.browser                                      # starts its own graph, 10 runs
-    python -m benchmarks.browser --url http://127.0.0.1:8000          # a June started with `make run`
+    python -m benchmarks.browser --url http://127.0.0.1:8000          # a June started with `make run` (its owner key)
     python -m benchmarks.browser --quick                              # 2 runs, nothing written
 """
 
@@ -27,6 +27,7 @@ import numpy as np
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from benchmarks.speech_samples import QUESTIONS, SpeechSample, speak_samples
+from common.owner_key import page_url
 from common.settings import JuneSettings
 from graphs.launch import deploy, free_port, start_ray, stop
 from speech.audio import WHISPER_SAMPLE_RATE, Pcm, decode, encode_wav
@@ -61,11 +62,12 @@ def launch(playwright: Playwright, microphone_wav: Path) -> Browser:
 
 
 @contextmanager
-def june_page(browser: Browser, url: str) -> Iterator[Page]:
+def june_page(browser: Browser, url: str, key: str | None) -> Iterator[Page]:
+    """The page opened as June's printed address opens it: the key in the fragment, kept by the page."""
     context = browser.new_context(permissions=["microphone"], base_url=url)
     try:
         page = context.new_page()
-        page.goto("/")
+        page.goto(page_url("", key) if key else "/")
         page.wait_for_function("window.june && document.querySelector('#health').textContent !== '…'")
         yield page
     finally:
@@ -98,7 +100,7 @@ def hold_to_talk_turn(page: Page, question_s: float, timeout_s: float = 240) -> 
         timings_ms: june.stats.lastTimings})""")
 
 
-def measure(url: str, runs: int, samples: list[SpeechSample], screenshot: Path | None = None) -> dict:
+def measure(url: str, key: str | None, runs: int, samples: list[SpeechSample], screenshot: Path | None = None) -> dict:
     """Run i asks samples[i % len(samples)], each in a fresh browser (the fake microphone is fixed per launch)."""
     turns = []
     with tempfile.TemporaryDirectory() as folder, sync_playwright() as playwright:
@@ -106,7 +108,7 @@ def measure(url: str, runs: int, samples: list[SpeechSample], screenshot: Path |
             sample = samples[run % len(samples)]
             browser = launch(playwright, spoken_question_wav(sample.ogg, Path(folder)))
             try:
-                with june_page(browser, url) as page:
+                with june_page(browser, url, key) as page:
                     page.click("#new-conversation")
                     turn = hold_to_talk_turn(page, sample.duration_s)
                     turns.append({"question": sample.text, "question_s": round(sample.duration_s, 2)} | turn)
@@ -165,12 +167,12 @@ def main() -> None:
         samples = speak_samples(QUESTIONS, settings)  # the pipeline benchmark's questions, 2.5-3.4 s each
         screenshot = None if options.quick else options.output / "browser_page.png"
         if options.url:
-            result = measure(options.url, runs, samples, screenshot)
+            result = measure(options.url, JuneSettings().client_key, runs, samples, screenshot)
         else:
             print(f"browser: starting the graph ({settings.llm_model}) …", flush=True)
             start_ray()
             try:
-                result = measure(deploy(settings, access_log=False), runs, samples, screenshot)
+                result = measure(deploy(settings, access_log=False), settings.client_key, runs, samples, screenshot)
             finally:
                 stop()
     print(json.dumps(result, indent=2))

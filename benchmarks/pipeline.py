@@ -148,7 +148,7 @@ def running_graph(settings: JuneSettings) -> Iterator[str]:
 
 
 def auth_headers(settings: JuneSettings) -> dict[str, str]:
-    return {"authorization": f"Bearer {settings.api_key.get_secret_value()}"} if settings.api_key else {}
+    return settings.client_headers  # JUNE_API_KEY, else the owner key in the data dir
 
 
 def audio_file(sample: SpeechSample) -> dict[str, tuple[str, bytes, str]]:

@@ -43,8 +43,8 @@ def run(count: int, lead_s: float) -> dict:
     try:
         url = deploy(settings, access_log=False)
         bot = bot_settings(fake, url, Path(tempfile.mkdtemp(prefix="june-bot-")), telegram_owners=str(USER),
-                           progress_after_s=0.3)
-        with running_bot(bot), httpx.Client(base_url=url, timeout=120) as http:
+                           progress_after_s=0.3, api_key=settings.client_key)
+        with running_bot(bot), httpx.Client(base_url=url, headers=settings.client_headers, timeout=120) as http:
             for n in range(count):
                 reply = http.post("/v1/chat", json={"text": f"Remind me in {int(lead_s)} seconds to do task {n}",
                                                     "user_id": f"telegram:{USER}", "chat_id": str(USER),

@@ -68,10 +68,11 @@ def replica_memory() -> dict[str, dict[str, float]]:
     return memory
 
 
-async def client(number: int, url: str, deadline: float, questions: list[bytes], tally: Tally, started: float) -> None:
+async def client(number: int, url: str, headers: dict[str, str], deadline: float, questions: list[bytes], tally: Tally,
+                 started: float) -> None:
     conversation = f"soak-{number}"
     user = f"soak:{number}"
-    async with httpx.AsyncClient(base_url=url, timeout=HTTP_TIMEOUT_S) as http:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=HTTP_TIMEOUT_S) as http:
         turn = 0
         while time.monotonic() < deadline:
             route = ROUTES[turn % len(ROUTES)]
@@ -202,7 +203,8 @@ def run(minutes: float, clients: int, output: Path) -> dict:
             async def drive() -> None:
                 deadline = started + minutes * 60
                 progress = asyncio.create_task(_progress(tally, started, deadline))
-                await asyncio.gather(*(client(n, url, deadline, questions, tally, started) for n in range(clients)))
+                await asyncio.gather(*(client(n, url, settings.client_headers, deadline, questions, tally, started)
+                                       for n in range(clients)))
                 progress.cancel()
 
             asyncio.run(drive())

