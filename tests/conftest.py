@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.owner_key import read_owner_key
 from common.settings import JuneSettings
 from graphs.launch import free_port
 
@@ -23,8 +24,21 @@ class Graph:
     url: str
     settings: JuneSettings
 
+    @property
+    def key(self) -> str:
+        """The owner key the graph made in its data dir at its first start, as every local client reads it."""
+        key = read_owner_key(self.settings.data_dir)
+        assert key, f"no owner key in {self.settings.data_dir}"
+        return key
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
     def client(self, **kwargs) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
+        """An HTTP client with the owner key (another `Authorization` in `headers` replaces it)."""
+        headers = self.headers | kwargs.pop("headers", {})
+        return httpx.Client(base_url=self.url, timeout=120, headers=headers, **kwargs)
 
 
 @pytest.fixture(scope="session")

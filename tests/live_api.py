@@ -150,8 +150,8 @@ def _fields(content_type: str, body: bytes) -> dict | None:
 class served:
     """A FastAPI app under uvicorn on a free loopback port, in a thread: real HTTP, real streaming."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, settings: JuneSettings | None = None):
+        self.app, self.settings = app, settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
@@ -170,6 +170,15 @@ class served:
         self.thread.join(30)
 
     @property
+    def key(self) -> str | None:
+        """The owner's key of this API (the owner key in its data dir), as a local client reads it."""
+        return self.settings.client_key if self.settings is not None else None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.settings.client_headers if self.settings is not None else {}
+
+    @property
     def exchanges(self) -> list[Exchange]:
         return getattr(self.app, "exchanges", [])
 
@@ -183,5 +192,6 @@ def live_api(settings: JuneSettings, pipeline=None, **updates) -> served:
 
     `api.exchanges` (and `api.chats()`) are what it was sent and answered, in order.
     """
-    return served(Recorded(create_api(settings.model_copy(update=updates), pipeline or real_pipeline(),
-                                      messenger=serve.get_deployment_handle("Messenger", app_name=APP_NAME))))
+    settings = settings.model_copy(update=updates)
+    return served(Recorded(create_api(settings, pipeline or real_pipeline(),
+                                      messenger=serve.get_deployment_handle("Messenger", app_name=APP_NAME))), settings)

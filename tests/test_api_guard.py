@@ -54,11 +54,12 @@ def test_right_key_is_served_and_health_needs_none(keyed_app) -> None:
 
 def test_full_queue_is_503_with_retry_after(graph) -> None:
     app = create_api(graph.settings.model_copy(update={"max_inflight_requests": 1, "retry_after_s": 3}), pipeline())
-    responses = call(app, *[("POST", "/v1/chat", {"json": {"text": f"Say {n}."}}) for n in range(3)])
+    responses = call(app, *[("POST", "/v1/chat", {"json": {"text": f"Say {n}."}, "headers": graph.headers})
+                            for n in range(3)])
     statuses = sorted(r.status_code for r in responses)
     assert statuses[0] == 200 and statuses[-1] == 503
     busy = next(r for r in responses if r.status_code == 503)
     assert busy.headers["retry-after"] == "3"
     assert busy.json()["error"]["code"] == "busy"
-    [after] = call(app, ("POST", "/v1/chat", {"json": {"text": "hi"}}))
+    [after] = call(app, ("POST", "/v1/chat", {"json": {"text": "hi"}, "headers": graph.headers}))
     assert after.status_code == 200

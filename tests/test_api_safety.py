@@ -21,6 +21,7 @@ from ray import serve
 from api.app import create_api
 from graphs.launch import APP_NAME
 from tests.live_api import real_pipeline, served
+from tests.secret_files import private_file
 from tests.speech import say
 
 TELEGRAM_KEY = "telegram-" + "t" * 40
@@ -39,9 +40,9 @@ def question() -> bytes:
 @pytest.fixture(scope="module")
 def keyed(graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """An API with a Telegram bot's key (telegram:* only) and the owner's, served over HTTP on loopback."""
-    keys = tmp_path_factory.mktemp("keys") / "keys.toml"
-    keys.write_text(f'[clients.telegram]\nkey = "{TELEGRAM_KEY}"\nusers = ["telegram:*"]\n\n'
-                    f'[clients.owner]\nkey = "{OWNER_KEY}"\nusers = ["*"]\nadmin = true\n')
+    keys = private_file(tmp_path_factory.mktemp("keys") / "keys.toml",
+                        f'[clients.telegram]\nkey = "{TELEGRAM_KEY}"\nusers = ["telegram:*"]\n\n'
+                        f'[clients.owner]\nkey = "{OWNER_KEY}"\nusers = ["*"]\nadmin = true\n')
     with served(create_api(graph.settings.model_copy(update={"api_keys_file": keys}), real_pipeline())) as url:
         with httpx.Client(base_url=url, timeout=120) as client:
             yield client
@@ -73,27 +74,27 @@ def test_a_bot_key_acts_only_for_its_own_platform(keyed: httpx.Client, question:
 def test_without_a_user_id_a_key_acts_as_its_client(keyed: httpx.Client) -> None:
     response = keyed.post("/v1/chat", json={"text": "Hello there.", "conversation_id": "own"}, headers=as_telegram())
     assert response.status_code == 200, response.text
-    assert len(turns("telegram", "own")) == 2 and turns("anonymous", "own") == []
+    assert len(turns("telegram", "own")) == 2 and turns("owner", "own") == []
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", f"Basic {OWNER_KEY}", f"Bearer {OWNER_KEY}x"])
 def test_without_a_known_key_nothing_is_served(keyed: httpx.Client, authorization: str | None) -> None:
     headers = {"authorization": authorization} if authorization else {}
     for response in (keyed.post("/v1/chat", json={"text": "hi"}, headers=headers),
-                     keyed.get("/v1/users/anonymous/export", headers=headers), keyed.get("/openapi.json", headers=headers)):
+                     keyed.get("/v1/users/owner/export", headers=headers), keyed.get("/openapi.json", headers=headers)):
         assert response.status_code == 401 and OWNER_KEY not in response.text
     assert keyed.get("/healthz").status_code == 200  # probes need no key
 
 
 def test_another_sites_page_cannot_drive_the_loopback_api(client: httpx.Client, question: bytes, graph) -> None:
     """A multipart POST is a CORS-simple request: the browser sends it, so June must refuse it itself."""
-    before = turns("anonymous", "csrf")
+    before = turns("owner", "csrf")
     forged = client.post("/v1/voice", files={"audio": ("q.ogg", question, "audio/ogg")},
                          data={"conversation_id": "csrf"}, headers={"Origin": "http://attacker.example"})
     assert forged.status_code == 403 and forged.json()["error"]["code"] == "forbidden_origin"
-    rebound = client.get("/v1/users/anonymous/export", headers={"Host": f"rebind.attacker.example:{graph.settings.port}"})
+    rebound = client.get("/v1/users/owner/export", headers={"Host": f"rebind.attacker.example:{graph.settings.port}"})
     assert rebound.status_code == 403 and rebound.json()["error"]["code"] == "forbidden_host"
-    assert turns("anonymous", "csrf") == before
+    assert turns("owner", "csrf") == before
     same_origin = client.post("/v1/chat", json={"text": "Hello!"},
                               headers={"Origin": f"http://127.0.0.1:{graph.settings.port}"})
     assert same_origin.status_code == 200, same_origin.text
@@ -195,7 +196,7 @@ def test_in_a_group_no_private_data_reaches_the_answer(client: httpx.Client) -> 
 
 def test_a_stream_holds_its_admission_slot_until_it_ends(graph, question: bytes) -> None:
     app = create_api(graph.settings.model_copy(update={"max_inflight_requests": 1}), real_pipeline())
-    with served(app) as url, httpx.Client(base_url=url, timeout=120) as http:
+    with served(app) as url, httpx.Client(base_url=url, headers=graph.headers, timeout=120) as http:
         with http.stream("POST", "/v1/voice/stream", files={"audio": ("q.ogg", question, "audio/ogg")}) as stream:
             lines = stream.iter_lines()
             assert next(lines) == "event: transcript"
@@ -219,7 +220,7 @@ def test_health_is_answered_while_every_transcriber_is_busy(graph) -> None:
     long_question = say("Tell me, in a few words, " + "what the weather is like in spring and in autumn, " * 3)
 
     async def main() -> tuple[list[int], list[tuple[int, int]]]:
-        async with httpx.AsyncClient(base_url=graph.url, timeout=300) as http:
+        async with httpx.AsyncClient(base_url=graph.url, headers=graph.headers, timeout=300) as http:
             async def transcribe() -> int:
                 files = {"file": ("q.ogg", long_question, "audio/ogg")}
                 return (await http.post("/v1/audio/transcriptions", files=files)).status_code
@@ -237,15 +238,16 @@ def test_health_is_answered_while_every_transcriber_is_busy(graph) -> None:
     assert all(status == 200 and running > 0 for status, running in probes), probes  # answered, not queued
 
 
-def test_nothing_a_user_says_reaches_the_logs_and_the_logs_are_json(client: httpx.Client) -> None:
+def test_nothing_a_user_says_reaches_the_logs_and_the_logs_are_json(client: httpx.Client, graph) -> None:
     import ray
 
     marker = "xylophone-cassowary-31337"
     assert client.post("/v1/chat", json={"text": f"Please repeat {marker} back to me."}).status_code == 200
     time.sleep(2)  # log files are flushed by their writers
     logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
-    leaked = [path.name for path in logs.rglob("*") if path.is_file() and marker.encode() in path.read_bytes()]
-    assert leaked == []
+    leaked = [path.name for path in logs.rglob("*") if path.is_file()
+              and (marker.encode() in (text := path.read_bytes()) or graph.key.encode() in text)]
+    assert leaked == []  # neither what users say nor the owner key
     serve_lines = [line for path in (logs / "serve").glob("*.log") for line in path.read_text().splitlines() if line]
     assert serve_lines and all(isinstance(json.loads(line), dict) for line in serve_lines)
 

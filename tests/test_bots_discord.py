@@ -56,7 +56,7 @@ def rows(data_dir: Path, sql: str, *values: object) -> list[sqlite3.Row]:
 
 
 def test_guild_channels_answer_mentions_and_replies_only(fake: FakeDiscord, june: served, tmp_path: Path) -> None:
-    with running_bot(fake, june.url, tmp_path, api_retry_for_s=2):
+    with running_bot(fake, june.url, tmp_path, api_retry_for_s=2, api_key=june.key):
         chatter = fake.send_message(OWNER, "hello everyone", guild_id=GUILD, channel_id=CHANNEL)
         other = fake.send_message(OWNER, "<@123> what do you think?", guild_id=GUILD, channel_id=CHANNEL)
         asked = fake.send_message(OWNER, f"<@{BOT_ID}> what's 2+2?", guild_id=GUILD, channel_id=CHANNEL)
@@ -85,7 +85,7 @@ def test_guild_channels_answer_mentions_and_replies_only(fake: FakeDiscord, june
 
 
 def test_missing_attach_permission_sends_the_text_alone(fake: FakeDiscord, june: served, tmp_path: Path) -> None:
-    with running_bot(fake, june.url, tmp_path, api_retry_for_s=2):
+    with running_bot(fake, june.url, tmp_path, api_retry_for_s=2, api_key=june.key):
         fake.wait_for_text_reply(fake.run_command(OWNER, "voice", [{"name": "state", "type": 3, "value": "on"}]))
         spoken = fake.send_message(OWNER, "Speak.")
         wait_until(lambda: len(fake.replies_to(spoken)) == 2, REPLY_S, "text and voice")
@@ -114,7 +114,7 @@ def test_missing_attach_permission_sends_the_text_alone(fake: FakeDiscord, june:
 
 
 def test_export_and_forget_me_in_direct_messages_only(fake: FakeDiscord, june: served, tmp_path: Path) -> None:
-    with running_bot(fake, june.url, tmp_path, api_retry_for_s=2):
+    with running_bot(fake, june.url, tmp_path, api_retry_for_s=2, api_key=june.key):
         fake.wait_for_text_reply(fake.send_message(OWNER, "I like tea."), timeout=REPLY_S)
         in_guild = fake.run_command(OWNER, "export", guild_id=GUILD)
         assert "direct message" in fake.wait_for_text_reply(in_guild)[0].content

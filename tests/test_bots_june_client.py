@@ -15,6 +15,7 @@ import pytest
 
 from bots.api_client import JuneApiError, JuneClient
 from tests.live_api import Faulty, agent_handle, forget_users, live_api, real_pipeline, served
+from tests.secret_files import private_file
 from tests.speech import say
 
 KEY = "telegram-bot-key-for-the-client-tests"
@@ -23,9 +24,7 @@ USERS = ("telegram:1", "telegram:5")
 
 def telegram_keys(directory: Path) -> Path:
     """A keys file with one client, a Telegram bot: it may act for `telegram:*` users only."""
-    keys = directory / "keys.toml"
-    keys.write_text(f'[clients.telegrambot]\nkey = "{KEY}"\nusers = ["telegram:*"]\n')
-    return keys
+    return private_file(directory / "keys.toml", f'[clients.telegrambot]\nkey = "{KEY}"\nusers = ["telegram:*"]\n')
 
 
 def june_api(graph, tmp_path: Path, pipeline=None) -> served:

@@ -30,6 +30,7 @@ from graphs.launch import free_port
 from tests.fakes.fake_telegram import BOT_USERNAME, USER_RESTRICTED_VOICE, VOICE_FORBIDDEN, FakeTelegram
 from tests.fakes.server import wait_until
 from tests.live_api import Faulty, agent_handle, forget_users, live_api, real_pipeline, served
+from tests.secret_files import private_file
 from tests.test_telegram_bot import FRIEND, OWNER, STRANGER, bot_settings, history_rows, running_bot
 
 GROUP = -100123
@@ -64,7 +65,8 @@ def june(graph, faults: Faulty, tmp_path: Path) -> Iterator[served]:
 
 
 def settings_for(fake: FakeTelegram, june: served, tmp_path: Path, **overrides):
-    return bot_settings(fake, june.url, tmp_path, api_retry_for_s=2, **overrides)
+    """The bot's settings, with the owner key of the API it talks to unless the test gives another key."""
+    return bot_settings(fake, june.url, tmp_path, api_retry_for_s=2, **({"api_key": june.key} | overrides))
 
 
 def replies(fake: FakeTelegram, message_id: int, count: int = 1, timeout: float = REPLY_S):
@@ -255,8 +257,7 @@ def test_reset_export_and_forget_me(fake: FakeTelegram, june: served, faults: Fa
 
 def test_a_key_for_another_platform_is_a_clear_misconfiguration(graph, fake: FakeTelegram, tmp_path: Path,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
-    keys = tmp_path / "keys.toml"
-    keys.write_text(f'[clients.discordbot]\nkey = "{DISCORD_KEY}"\nusers = ["discord:*"]\n')
+    keys = private_file(tmp_path / "keys.toml", f'[clients.discordbot]\nkey = "{DISCORD_KEY}"\nusers = ["discord:*"]\n')
     june = june_api(graph, tmp_path, api_keys_file=keys)
     with june:
         settings = settings_for(fake, june, tmp_path, api_key=DISCORD_KEY)
@@ -277,7 +278,7 @@ def test_webhook_refuses_updates_without_the_secret(fake: FakeTelegram, june: se
     assert settings.telegram_webhook_secret is None
     options = webhook_options(settings)
     assert options["secret_token"] and options["secret_token"] != webhook_options(settings)["secret_token"]
-    application, bot = build_application(settings, JuneClient(june.url, None, timeout_s=10, retry_for_s=2))
+    application, bot = build_application(settings, JuneClient(june.url, june.key, timeout_s=10, retry_for_s=2))
     loop = asyncio.new_event_loop()
 
     def run() -> None:

@@ -17,6 +17,7 @@ from benchmarks.browser import LEAD_IN_S, hold_to_talk, june_page, launch, spoke
 from speech.audio import decode
 from speech.transcriber import engine_label
 from tests.live_api import live_api
+from tests.secret_files import private_file
 from tests.speech import say, silence, words
 
 AUDIO_HEARD = "window.june.stats.heardSeconds > 0.3"
@@ -29,11 +30,19 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-def page_hearing(playwright: Playwright, url: str, question: str, folder: Path, tail_s: float = 3.0):
-    """The page in a browser whose microphone says `question` (then `tail_s` of silence, looped)."""
+def page_hearing(playwright: Playwright, graph, question: str, folder: Path, tail_s: float = 3.0):
+    """The page, opened at the address June prints (the owner key in its fragment), in a browser whose microphone
+    says `question` (then `tail_s` of silence, looped)."""
     speech = say(question, "wav")
     browser = launch(playwright, spoken_question_wav(speech, folder, tail_s=tail_s))
-    return browser, june_page(browser, url), decode(speech).duration_s
+    return browser, june_page(browser, graph.url, graph.key), decode(speech).duration_s
+
+
+def turns(graph, user: str, conversation: str) -> list:
+    """What June holds for `user` in `conversation`, through the API (the page's event loop runs in this thread)."""
+    with graph.client() as http:
+        response = http.get(f"/v1/conversations/{conversation}", params={"user_id": user})
+    return response.json()["turns"] if response.status_code == 200 else []
 
 
 def last(page: Page, who: str) -> str:
@@ -41,10 +50,12 @@ def last(page: Page, who: str) -> str:
 
 
 def test_hold_tap_and_type(playwright: Playwright, graph, tmp_path: Path) -> None:
-    browser, opened, question_s = page_hearing(playwright, graph.url, "What is twelve times seven?", tmp_path)
+    browser, opened, question_s = page_hearing(playwright, graph, "What is twelve times seven?", tmp_path)
     try:
         with opened as page:
             assert page.locator("#health").inner_text() == "ok"
+            assert "key" not in page.url and page.evaluate("localStorage.getItem('june.key')") == graph.key
+            user = page.evaluate("window.june.user")  # this browser's own user, not the owner's
             models = page.locator("#models").inner_text()
             assert engine_label(graph.settings) in models and graph.settings.engine_model_name in models
 
@@ -73,12 +84,14 @@ def test_hold_tap_and_type(playwright: Playwright, graph, tmp_path: Path) -> Non
             page.reload()  # the conversation is kept in the browser and read back from June
             page.wait_for_function("document.querySelectorAll('#log li').length >= 6")
             assert page.evaluate("window.june.conversation") == conversation
+            assert page.evaluate("window.june.user") == user and user.startswith("web:")
+            assert len(turns(graph, user, conversation)) == 6 and turns(graph, "owner", conversation) == []
     finally:
         browser.close()
 
 
 def test_hands_free_answers_and_stops_when_talked_over(playwright: Playwright, graph, tmp_path: Path) -> None:
-    browser, opened, _ = page_hearing(playwright, graph.url, "Tell me a story about a brave little dragon.",
+    browser, opened, _ = page_hearing(playwright, graph, "Tell me a story about a brave little dragon.",
                                       tmp_path, tail_s=2.0)
     try:
         with opened as page:
@@ -98,8 +111,7 @@ def test_hands_free_answers_and_stops_when_talked_over(playwright: Playwright, g
 
 
 def test_a_keyed_june_asks_a_phone_for_its_key_once(playwright: Playwright, graph, tmp_path: Path) -> None:
-    keys = tmp_path / "keys.toml"
-    keys.write_text(f'[clients.phone]\nkey = "{KEY}"\nusers = ["web:*"]\n')
+    keys = private_file(tmp_path / "keys.toml", f'[clients.phone]\nkey = "{KEY}"\nusers = ["web:*"]\n')
     with live_api(graph.settings, api_keys_file=keys) as url:
         browser = launch(playwright, spoken_question_wav(silence(1.0), tmp_path))
         try:

@@ -10,6 +10,7 @@ from pydantic import SecretStr, ValidationError
 
 from api.callers import BrowserCheck, Keys, KeysFileError
 from common.settings import JuneSettings
+from tests.secret_files import private_file
 
 TELEGRAM_KEY = "tg-" + "a" * 40
 OWNER_KEY = "owner-" + "b" * 40
@@ -20,9 +21,7 @@ def settings(tmp_path: Path, **values) -> JuneSettings:
 
 
 def keys_file(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "keys.toml"
-    path.write_text(text)
-    return path
+    return private_file(tmp_path / "keys.toml", text)
 
 
 def test_each_key_acts_only_for_its_namespaces(tmp_path: Path) -> None:
@@ -33,16 +32,18 @@ def test_each_key_acts_only_for_its_namespaces(tmp_path: Path) -> None:
     telegram, owner = keys.caller(TELEGRAM_KEY), keys.caller(OWNER_KEY)
     assert telegram is not None and telegram.name == "telegram" and not telegram.admin
     assert telegram.may_act_for("telegram:1001") and telegram.may_act_for("telegram")
-    assert not telegram.may_act_for("discord:1001") and not telegram.may_act_for("anonymous")
+    assert not telegram.may_act_for("discord:1001") and not telegram.may_act_for("owner")
     assert not telegram.may_act_for("telegramx:1") and not telegram.may_act_for("xtelegram:1")
-    assert owner is not None and owner.admin and owner.may_act_for("discord:7") and owner.default_user == "anonymous"
+    assert owner is not None and owner.admin and owner.may_act_for("discord:7") and owner.default_user == "owner"
     assert keys.caller("wrong") is None and keys.caller("") is None and keys.caller(TELEGRAM_KEY + " ") is None
 
 
 def test_the_single_api_key_is_the_owner(tmp_path: Path) -> None:
     keys = Keys.from_settings(settings(tmp_path, api_key=SecretStr(OWNER_KEY)))
-    assert keys.required and keys.caller(OWNER_KEY).may_act_for("telegram:1")
-    assert not Keys.from_settings(settings(tmp_path)).required
+    assert keys.required and keys.configured and keys.caller(OWNER_KEY).may_act_for("telegram:1")
+    assert keys.caller(OWNER_KEY).default_user == "owner"
+    assert not (tmp_path / "owner.key").exists()  # a configured key needs no owner key file
+    assert not Keys.from_settings(settings(tmp_path, auth="none")).required
 
 
 @pytest.mark.parametrize(("text", "problem"), [
@@ -80,15 +81,15 @@ def test_other_machines_are_let_in_only_with_a_key(tmp_path: Path) -> None:
     ("", False), ("127.0.0.1@evil.example", False),
 ])
 def test_without_keys_only_this_machines_names_are_answered(tmp_path: Path, host: str, allowed: bool) -> None:
-    check = BrowserCheck(settings(tmp_path), keys_required=False)
+    check = BrowserCheck(settings(tmp_path), keys_configured=False)
     assert (check.host_problem(host) is None) is allowed
 
 
 def test_with_keys_the_host_is_checked_only_when_names_are_given(tmp_path: Path) -> None:
-    assert BrowserCheck(settings(tmp_path), keys_required=True).host_problem("june.example") is None
-    named = BrowserCheck(settings(tmp_path, allowed_hosts="june.example"), keys_required=True)
+    assert BrowserCheck(settings(tmp_path), keys_configured=True).host_problem("june.example") is None
+    named = BrowserCheck(settings(tmp_path, allowed_hosts="june.example"), keys_configured=True)
     assert named.host_problem("june.example:443") is None and named.host_problem("other.example") is not None
-    assert BrowserCheck(settings(tmp_path, allowed_hosts="*"), keys_required=False).host_problem("x.example") is None
+    assert BrowserCheck(settings(tmp_path, allowed_hosts="*"), keys_configured=False).host_problem("x.example") is None
 
 
 @pytest.mark.parametrize(("origin", "allowed"), [
@@ -97,5 +98,5 @@ def test_with_keys_the_host_is_checked_only_when_names_are_given(tmp_path: Path)
     ("https://127.0.0.1:8000", False), ("https://app.example", True),
 ])
 def test_only_same_origin_or_listed_pages_may_call(tmp_path: Path, origin: str | None, allowed: bool) -> None:
-    check = BrowserCheck(settings(tmp_path, allowed_origins="https://app.example"), keys_required=False)
+    check = BrowserCheck(settings(tmp_path, allowed_origins="https://app.example"), keys_configured=False)
     assert (check.origin_problem(origin, "127.0.0.1:8000", "http") is None) is allowed

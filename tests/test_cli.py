@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+from tests.secret_files import private_file
+
 
 def june(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "graphs.cli", *args], capture_output=True, text=True,
@@ -36,8 +38,8 @@ def test_a_server_that_is_not_a_program_is_named(tmp_path) -> None:
         assert f"JUNE_LLAMA_SERVER={server} is not an executable" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_unknown_profile_names_the_choices_before_anything_starts() -> None:
-    result = june("serve", JUNE_PROFILE="gpu8")
+def test_unknown_profile_names_the_choices_before_anything_starts(tmp_path) -> None:
+    result = june("serve", JUNE_PROFILE="gpu8", JUNE_DATA_DIR=str(tmp_path / "data"))
     assert result.returncode == 1
     assert "unknown profile 'gpu8'" in result.stderr and "cpu, gpu, cluster" in result.stderr
     assert "Traceback" not in result.stderr and "starting Ray" not in result.stdout
@@ -88,8 +90,7 @@ def test_key_prints_a_fresh_key_once_and_an_entry_with_its_hash_only(tmp_path, c
     key = re.search(r"it is not stored anywhere\): (\S+)", printed).group(1)
     entry = printed.split("JUNE_API_KEYS_FILE:\n\n", 1)[1]
     assert key not in entry and hashlib.sha256(key.encode()).hexdigest() in entry
-    keys_file = tmp_path / "keys.toml"
-    keys_file.write_text(entry)
+    keys_file = private_file(tmp_path / "keys.toml", entry)
     caller = Keys.from_settings(JuneSettings(_env_file=None, api_keys_file=keys_file)).caller(key)
     assert caller.name == "telegram" and caller.may_act_for("telegram:1") and not caller.may_act_for("discord:1")
     assert main(["key", "telegram", "--users", "x"]) == 0 and capsys.readouterr().out != printed  # new every time
@@ -104,8 +105,7 @@ def test_key_with_a_hostile_name_is_refused(capsys) -> None:
 
 
 def test_a_broken_keys_file_stops_serve_before_ray_starts(tmp_path) -> None:
-    broken = tmp_path / "keys.toml"
-    broken.write_text("[clients.x]\nkey = 'short'\n")
-    result = june("serve", JUNE_API_KEYS_FILE=str(broken))
+    broken = private_file(tmp_path / "keys.toml", "[clients.x]\nkey = 'short'\n")
+    result = june("serve", JUNE_API_KEYS_FILE=str(broken), JUNE_DATA_DIR=str(tmp_path / "data"))
     assert result.returncode == 1 and "JUNE_API_KEYS_FILE" in result.stderr and "short" not in result.stderr
     assert "starting Ray" not in result.stdout and "Traceback" not in result.stderr

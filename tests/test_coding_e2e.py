@@ -9,7 +9,8 @@ from benchmarks.coding.cli import main
 
 
 def test_small_run_through_the_graph(graph, tmp_path: Path) -> None:
-    code = main(["--endpoint", graph.url, "--model", graph.settings.engine_model_name, "--tasks", "0-2", "--n", "2",
+    code = main(["--endpoint", graph.url, "--api-key", graph.key, "--model", graph.settings.engine_model_name,
+                 "--tasks", "0-2", "--n", "2",
                  "--max-tokens", "256", "--temperature", "0.8", "--workers", "2", "--output", str(tmp_path),
                  "--name", "e2e"])
     assert code == 0

@@ -70,7 +70,7 @@ def running_bot(fake: FakeDiscord, api_url: str, data_dir: Path, **overrides) ->
 
 
 def test_discord_conversation(graph: Graph, fake: FakeDiscord, tmp_path: Path) -> None:
-    with running_bot(fake, graph.url, tmp_path):
+    with running_bot(fake, graph.url, tmp_path, api_key=graph.key):
         assert {c["name"] for c in fake.commands} == {"start", "help", "voice", "reset", "status", "export",
                                                       "forget"}
 
@@ -88,12 +88,13 @@ def test_discord_conversation(graph: Graph, fake: FakeDiscord, tmp_path: Path) -
 
         # the bot's records reach the graph's ledger; the Message API's PUT edits the Discord message
         def in_ledger() -> int | None:
-            found = httpx.get(f"{graph.url}/v1/messages", params={"user_id": f"discord:{OWNER}", "direction": "out",
-                                                                  "limit": 200}).json()["messages"]
+            found = httpx.get(f"{graph.url}/v1/messages", headers=graph.headers, params={
+                "user_id": f"discord:{OWNER}", "direction": "out", "limit": 200}).json()["messages"]
             return next((m["id"] for m in found if m["platform_message_id"] == str(reply.message_id)), None)
 
         ledger_id = wait_until(in_ledger, 30, "the answer in the ledger")
-        edited = httpx.put(f"{graph.url}/v1/messages/{ledger_id}", json={"text": "Hello, edited."})
+        edited = httpx.put(f"{graph.url}/v1/messages/{ledger_id}", json={"text": "Hello, edited."},
+                           headers=graph.headers)
         assert edited.status_code == 202, edited.text
         wait_until(lambda: (OWNER + 1, reply.message_id, "Hello, edited.") in fake.edits, 30, "the edit on Discord")
 

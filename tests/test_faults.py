@@ -18,10 +18,12 @@ from tests.live_api import Faulty, kill_replicas, real_pipeline
 from tests.speech import say, silence
 
 
-def call(app, method: str, path: str, **kwargs) -> httpx.Response:
+def call(graph, app, method: str, path: str, **kwargs) -> httpx.Response:
+    """A request to `app` (an API over the graph's data dir) with the graph's owner key."""
     async def main() -> httpx.Response:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=120) as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=120,
+                                     headers=graph.headers) as http:
             return await http.request(method, path, **kwargs)
 
     return asyncio.run(main())
@@ -36,23 +38,23 @@ def test_a_failed_synthesis_still_delivers_the_text(graph) -> None:
     """Silence is answered without the model ("I didn't catch that"), which keeps this quick; the speech fails."""
     app = create_api(graph.settings, Faulty(real_pipeline(), speak=RuntimeError("piper crashed")))
     quiet = silence(1.5)
-    voice = call(app, "POST", "/v1/voice", files={"audio": ("q.wav", quiet, "audio/wav")})
+    voice = call(graph, app, "POST", "/v1/voice", files={"audio": ("q.wav", quiet, "audio/wav")})
     assert voice.status_code == 200, voice.text
     body = voice.json()
     assert body["reply"] and body["audio"] is None and body["audio_error"]["code"] == "speech_failed"
-    chat = call(app, "POST", "/v1/chat", json={"text": "What is 7 times 8?", "speak": True}).json()
+    chat = call(graph, app, "POST", "/v1/chat", json={"text": "What is 7 times 8?", "speak": True}).json()
     assert "56" in chat["reply"] and chat["audio"] is None and chat["audio_error"]["code"] == "speech_failed"
-    stream = call(app, "POST", "/v1/voice/stream", files={"audio": ("q.wav", quiet, "audio/wav")})
+    stream = call(graph, app, "POST", "/v1/voice/stream", files={"audio": ("q.wav", quiet, "audio/wav")})
     events = [line.removeprefix("event: ") for line in stream.text.splitlines() if line.startswith("event: ")]
     assert events[0] == "transcript" and "audio_error" in events and events[-1] == "done" and "audio" not in events
 
 
 def test_a_failed_transcription_is_a_clear_error(graph, question: bytes) -> None:
     app = create_api(graph.settings, Faulty(real_pipeline(), transcribe=RuntimeError("whisper crashed")))
-    response = call(app, "POST", "/v1/voice", files={"audio": ("q.ogg", question, "audio/ogg")})
+    response = call(graph, app, "POST", "/v1/voice", files={"audio": ("q.ogg", question, "audio/ogg")})
     assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
     assert "whisper" not in response.text  # internals stay in the log
-    assert call(app, "POST", "/v1/chat", json={"text": "Still there?"}).status_code == 200
+    assert call(graph, app, "POST", "/v1/chat", json={"text": "Still there?"}).status_code == 200
 
 
 def test_a_prompt_longer_than_the_window_is_413(client: httpx.Client, graph) -> None:

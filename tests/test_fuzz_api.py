@@ -22,7 +22,7 @@ ERROR_KEYS = {"message", "type", "code"}
 
 @pytest.fixture(scope="module")
 def api_schema(graph):
-    schema = schemathesis.openapi.from_url(f"{graph.url}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{graph.url}/openapi.json", headers=graph.headers)
     yield schema
     # What the fuzzer queued for made-up users (POST /v1/messages, inbox answers) is not for the bots of later tests.
     with sqlite3.connect(graph.settings.messages_db) as db:
@@ -30,7 +30,7 @@ def api_schema(graph):
 
 
 def test_every_route_documents_its_body(graph) -> None:
-    spec = httpx.get(f"{graph.url}/openapi.json", timeout=30).json()
+    spec = httpx.get(f"{graph.url}/openapi.json", headers=graph.headers, timeout=30).json()
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             if method in ("post", "put", "patch"):
@@ -51,7 +51,7 @@ def test_no_input_makes_a_server_error(api_schema, graph) -> None:
                   derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck))
         def no_server_error(case) -> None:
-            response = case.call(base_url=graph.url, timeout=180)
+            response = case.call(base_url=graph.url, headers=graph.headers, timeout=180)  # the owner's key
             assert response.status_code < 500, f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
             content_type = (response.headers.get("content-type") or [""])[0]
             if response.status_code >= 400 and content_type.startswith("application/json"):

@@ -40,6 +40,7 @@ class ThreeNodes:
     head_id: str
     gpu_worker_id: str
     cpu_worker_id: str
+    headers: dict[str, str]  # the owner key the Ingress made in the data dir on the head
 
 
 def replica_nodes() -> dict[str, list[str]]:
@@ -99,7 +100,8 @@ def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreeNodes
             profile=str(fast_scaling_gpu_profile(tmp / "gpu-fast-scaling.yaml")),
         )
         url = deploy(settings, access_log=False)
-        yield ThreeNodes(url, cluster.head_node.node_id, gpu_worker.node_id, cpu_worker.node_id)
+        yield ThreeNodes(url, cluster.head_node.node_id, gpu_worker.node_id, cpu_worker.node_id,
+                         settings.client_headers)
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -116,7 +118,7 @@ def test_each_replica_lands_on_the_node_its_resources_demand(three_nodes: ThreeN
 
 
 def test_the_graph_answers_a_voice_question_across_the_nodes(three_nodes: ThreeNodes) -> None:
-    with httpx.Client(base_url=three_nodes.url, timeout=120) as http:
+    with httpx.Client(base_url=three_nodes.url, headers=three_nodes.headers, timeout=120) as http:
         reply = http.post("/v1/voice", files={"audio": ("q.ogg", say(QUESTION), "audio/ogg")})
     assert reply.status_code == 200, reply.text
     body = reply.json()
@@ -140,10 +142,10 @@ async def transcribe_with_retries(http: httpx.AsyncClient, audio: bytes, retries
     raise AssertionError("no answer after 30 attempts")
 
 
-async def transcribe_load(url: str, clients: int, requests_per_client: int, retries: list[int],
+async def transcribe_load(nodes: ThreeNodes, clients: int, requests_per_client: int, retries: list[int],
                           during: Callable[[], None] | None = None) -> list[str]:
     audio = say(QUESTION)
-    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+    async with httpx.AsyncClient(base_url=nodes.url, headers=nodes.headers, timeout=120) as http:
         async def client() -> list[str]:
             return [await transcribe_with_retries(http, audio, retries) for _ in range(requests_per_client)]
 
@@ -164,7 +166,7 @@ def test_autoscaling_adds_replicas_on_the_gpu_node_under_load_and_removes_them_a
         peak.append(replica_nodes()["SpeechToText"])
 
     retries: list[int] = []
-    texts = asyncio.run(transcribe_load(three_nodes.url, clients=6, requests_per_client=10, retries=retries,
+    texts = asyncio.run(transcribe_load(three_nodes, clients=6, requests_per_client=10, retries=retries,
                                         during=watch_scale_up))
     assert len(texts) == 60 and len(set(texts)) == 1 and "weather" in texts[0].lower()  # every request answered
     assert peak and set(peak[0]) == {three_nodes.gpu_worker_id}
@@ -182,7 +184,7 @@ def test_killing_the_gpu_workers_replicas_mid_load_loses_no_retried_request(thre
                 ray.kill(ray.get_actor(actor.name, namespace=actor.ray_namespace), no_restart=True)
 
     retries: list[int] = []
-    texts = asyncio.run(transcribe_load(three_nodes.url, clients=4, requests_per_client=24, retries=retries,
+    texts = asyncio.run(transcribe_load(three_nodes, clients=4, requests_per_client=24, retries=retries,
                                         during=kill_speech_to_text_replicas))
     assert len(texts) == 96 and len(set(texts)) == 1 and "weather" in texts[0].lower()  # every request answered
     assert retries, "the kill hit no request in flight, so nothing was shown"

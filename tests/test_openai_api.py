@@ -11,7 +11,7 @@ from tests.speech import decoded_seconds, say, words
 
 @pytest.fixture()
 def june(graph) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{graph.url}/v1", api_key="unused", timeout=120, max_retries=0)
+    return openai.OpenAI(base_url=f"{graph.url}/v1", api_key=graph.key, timeout=120, max_retries=0)
 
 
 def test_models_lists_june_and_the_bare_engine(june: openai.OpenAI, graph) -> None:
@@ -44,7 +44,7 @@ def test_speech_streams_sentence_by_sentence(graph) -> None:
     """The body is chunked and begins before the last sentence is synthesized: the first chunk holds about the
     first sentence (1-2.5 s of 22 kHz s16 PCM), not the whole text."""
     text = "This is the first sentence. Here comes a second one, a little longer. And a third to finish."
-    with httpx.stream("POST", f"{graph.url}/v1/audio/speech", timeout=60, json={
+    with httpx.stream("POST", f"{graph.url}/v1/audio/speech", timeout=60, headers=graph.headers, json={
             "model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm"}) as response:
         assert response.status_code == 200 and response.headers["transfer-encoding"] == "chunked"
         chunks = [chunk for chunk in response.iter_raw() if chunk]
@@ -93,7 +93,7 @@ def test_a_harmony_shaped_message_is_a_client_error(graph, model: str) -> None:
     """vLLM parses a message with an `author` instead of a `role` as a Harmony message, an object, not a dict
     (found by fuzzing), which vLLM's chat renderer cannot take: a 422 in June's error shape."""
     name = graph.settings.llm_served_name if model == "june" else graph.settings.engine_model_name
-    response = httpx.post(f"{graph.url}/v1/chat/completions", timeout=120, json={
+    response = httpx.post(f"{graph.url}/v1/chat/completions", timeout=120, headers=graph.headers, json={
         "model": name, "max_tokens": 5,
         "messages": [{"author": {"role": "user"}, "content": [{"type": "text", "text": "hi"}]}]})
     assert response.status_code == 422, response.text

@@ -16,6 +16,7 @@ from websockets.sync.client import ClientConnection, connect
 from api import realtime
 from speech.audio import WHISPER_SAMPLE_RATE, decode
 from tests.live_api import agent_handle, forget_users, live_api
+from tests.secret_files import private_file
 from tests.speech import say, words
 
 CHUNK = WHISPER_SAMPLE_RATE // 10
@@ -53,7 +54,7 @@ def ws_url(http_url: str) -> str:
 @pytest.fixture()
 def hands_free(graph) -> Iterator[ClientConnection]:
     forget_users("web:realtime")
-    with connect(ws_url(graph.url), open_timeout=30, max_size=2 ** 24) as socket:
+    with connect(ws_url(graph.url), open_timeout=30, max_size=2 ** 24, additional_headers=graph.headers) as socket:
         socket.send(json.dumps({"type": "start", "user_id": "web:realtime", "conversation_id": "hands-free"}))
         assert receive(socket)["type"] == "ready"
         yield socket
@@ -96,8 +97,8 @@ def test_speech_while_the_answer_still_plays_interrupts_it(hands_free: ClientCon
 
 @pytest.fixture(scope="module")
 def keyed_api(graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    keys = tmp_path_factory.mktemp("keys") / "keys.toml"
-    keys.write_text(f'[clients.page]\nkey = "{KEY}"\nusers = ["web:*"]\n')
+    keys = private_file(tmp_path_factory.mktemp("keys") / "keys.toml",
+                        f'[clients.page]\nkey = "{KEY}"\nusers = ["web:*"]\n')
     with live_api(graph.settings, api_keys_file=keys) as url:
         yield url
 
@@ -132,9 +133,22 @@ def test_another_sites_page_cannot_open_a_session(graph) -> None:
     with pytest.raises(InvalidStatus) as refused:
         connect(ws_url(graph.url), open_timeout=30, origin="http://evil.example")
     assert refused.value.response.status_code == 403
-    with connect(ws_url(graph.url), open_timeout=30, origin=graph.url) as socket:  # the page itself
+    with connect(ws_url(graph.url), open_timeout=30, origin=graph.url) as socket:  # the page itself, with its key
+        socket.send(json.dumps({"type": "start", "api_key": graph.key, "user_id": "web:a1"}))
+        assert receive(socket)["user_id"] == "web:a1"
+
+
+def test_the_owner_key_is_wanted_by_default(graph) -> None:
+    assert refusal(graph.url, {"type": "start"}, origin=graph.url) == ("unauthorized", 1008)
+    assert refusal(graph.url, {"type": "start", "api_key": graph.key[:-1]}) == ("unauthorized", 1008)
+    with connect(ws_url(graph.url), open_timeout=30, additional_headers=graph.headers) as socket:
         socket.send(json.dumps({"type": "start"}))
-        assert receive(socket)["type"] == "ready"
+        assert receive(socket)["user_id"] == "owner"  # without a user_id: the owner's own namespace
+
+
+@pytest.fixture(scope="module")
+def owner(graph) -> dict[str, str]:
+    return graph.headers
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +165,9 @@ def local_api(graph) -> Iterator[str]:
     (json.dumps({"type": "begin"}), "invalid_fields", 1008),
     (json.dumps({"type": "start", "surprise": 1}), "invalid_fields", 1008),
 ])
-def test_a_bad_first_message_is_named_and_ends_the_session(local_api: str, first, code: str, close: int) -> None:
-    with connect(ws_url(local_api), open_timeout=30) as socket:
+def test_a_bad_first_message_is_named_and_ends_the_session(local_api: str, owner: dict[str, str], first, code: str,
+                                                           close: int) -> None:
+    with connect(ws_url(local_api), open_timeout=30, additional_headers=owner) as socket:
         socket.send(first)
         message = receive(socket, 30)
         with pytest.raises(ConnectionClosed) as closed:
@@ -164,8 +179,9 @@ def test_a_bad_first_message_is_named_and_ends_the_session(local_api: str, first
     (b"\x00" * (realtime.MAX_FRAME_BYTES + 2), "too_large", 1009),
     (b"\x00" * 3, "invalid_audio", 1003),
 ])
-def test_bad_audio_is_named_and_ends_the_session(local_api: str, audio: bytes, code: str, close: int) -> None:
-    with connect(ws_url(local_api), open_timeout=30, max_size=None) as socket:
+def test_bad_audio_is_named_and_ends_the_session(local_api: str, owner: dict[str, str], audio: bytes, code: str,
+                                                 close: int) -> None:
+    with connect(ws_url(local_api), open_timeout=30, max_size=None, additional_headers=owner) as socket:
         socket.send(json.dumps({"type": "start"}))
         assert receive(socket)["type"] == "ready"
         socket.send(audio)
@@ -175,8 +191,8 @@ def test_bad_audio_is_named_and_ends_the_session(local_api: str, audio: bytes, c
     assert (message["error"]["code"], closed.value.rcvd.code) == (code, close)
 
 
-def test_a_bad_control_message_is_answered_and_the_session_goes_on(local_api: str) -> None:
-    with connect(ws_url(local_api), open_timeout=30) as socket:
+def test_a_bad_control_message_is_answered_and_the_session_goes_on(local_api: str, owner: dict[str, str]) -> None:
+    with connect(ws_url(local_api), open_timeout=30, additional_headers=owner) as socket:
         socket.send(json.dumps({"type": "start"}))
         receive(socket)
         for hostile in ["{", json.dumps({"type": "playback", "playing": "yes"}), json.dumps([1, 2]), "\u0000" * 1000]:
@@ -186,20 +202,21 @@ def test_a_bad_control_message_is_answered_and_the_session_goes_on(local_api: st
         assert receive(socket, 30)["type"] == "interrupted"
 
 
-def test_a_silent_client_is_let_go(local_api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_silent_client_is_let_go(local_api: str, owner: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(realtime, "START_TIMEOUT_S", 0.5)
-    with connect(ws_url(local_api), open_timeout=30) as socket:
+    with connect(ws_url(local_api), open_timeout=30, additional_headers=owner) as socket:
         assert receive(socket, 30)["error"]["code"] == "no_start"
         with pytest.raises(ConnectionClosed):
             receive(socket, 30)
 
 
-def test_sessions_past_the_limit_are_told_to_come_back(local_api: str) -> None:
-    with connect(ws_url(local_api), open_timeout=30) as one, connect(ws_url(local_api), open_timeout=30) as two:
+def test_sessions_past_the_limit_are_told_to_come_back(local_api: str, owner: dict[str, str]) -> None:
+    with connect(ws_url(local_api), open_timeout=30, additional_headers=owner) as one, \
+            connect(ws_url(local_api), open_timeout=30, additional_headers=owner) as two:
         for socket in (one, two):
             socket.send(json.dumps({"type": "start"}))
             assert receive(socket)["type"] == "ready"
-        with connect(ws_url(local_api), open_timeout=30) as third:
+        with connect(ws_url(local_api), open_timeout=30, additional_headers=owner) as third:
             assert receive(third, 30)["error"]["code"] == "busy"
             with pytest.raises(ConnectionClosed) as closed:
                 receive(third, 30)

@@ -49,7 +49,7 @@ def reminders_to(fake: FakeTelegram, chat: int, words: str) -> list:
 
 def test_a_reminder_arrives_once_through_a_bot_kill_and_a_messenger_restart(graph: Graph, client: httpx.Client,
                                                                             fake: FakeTelegram, tmp_path: Path) -> None:
-    bot = bot_process(fake, graph.url, tmp_path)
+    bot = bot_process(fake, graph.url, tmp_path, graph.key)
     try:
         wait_until(lambda: fake.calls["getUpdates"] > 0, 60, "the bot to poll")
         said = set_reminder(client, "Remind me in 5 seconds to stretch my legs")
@@ -58,7 +58,7 @@ def test_a_reminder_arrives_once_through_a_bot_kill_and_a_messenger_restart(grap
         bot.wait(10)
         time.sleep(6)
         assert not reminders_to(fake, OWNER, "stretch my legs")
-        bot = bot_process(fake, graph.url, tmp_path)
+        bot = bot_process(fake, graph.url, tmp_path, graph.key)
         [first] = wait_until(lambda: reminders_to(fake, OWNER, "stretch my legs"), 60, "the reminder after the restart")
         assert first.text == "⏰ Reminder: stretch my legs"
         voices = lambda: [s for s in fake.sent_to(OWNER) if s.method == "sendVoice" and s.at >= first.at]  # noqa: E731
@@ -77,8 +77,8 @@ def test_a_reminder_arrives_once_through_a_bot_kill_and_a_messenger_restart(grap
 
 def test_message_api_progress_question_back_and_the_inbox(graph: Graph, client: httpx.Client, fake: FakeTelegram,
                                                           tmp_path: Path) -> None:
-    settings = bot_settings(fake, graph.url, tmp_path, forward_to_owners=True, progress_after_s=0.3,
-                            stream_replies=True)
+    settings = bot_settings(fake, graph.url, tmp_path, api_key=graph.key, forward_to_owners=True,
+                            progress_after_s=0.3, stream_replies=True)
     with running_bot(settings):
         # a slow answer: "Working on it…" first, then edited into the answer as it is written (one message)
         asked = fake.send_text(OWNER, "Tell me a short fact about the Moon.")
@@ -148,7 +148,7 @@ def test_a_crash_between_delivery_and_acknowledgement_does_not_deliver_twice(gra
     sent = client.post("/v1/messages", json={"platform": "telegram", "user_id": f"telegram:{user}",
                                              "text": "Only once, please."})
     assert sent.status_code == 202
-    settings = bot_settings(fake, graph.url, tmp_path)
+    settings = bot_settings(fake, graph.url, tmp_path, api_key=graph.key)
 
     class Crashing(JuneClient):
         async def acknowledge(self, *args, **kwargs) -> None:
@@ -175,16 +175,16 @@ def test_a_crash_between_delivery_and_acknowledgement_does_not_deliver_twice(gra
             await application.shutdown()
             await june.aclose()
 
-    asyncio.run(deliver_with(Crashing(graph.url, None, timeout_s=30, retry_for_s=5), died=True))
-    asyncio.run(deliver_with(JuneClient(graph.url, None, timeout_s=30, retry_for_s=5), died=False))
+    asyncio.run(deliver_with(Crashing(graph.url, graph.key, timeout_s=30, retry_for_s=5), died=True))
+    asyncio.run(deliver_with(JuneClient(graph.url, graph.key, timeout_s=30, retry_for_s=5), died=False))
     assert [s.text for s in fake.sent_to(user)] == ["Only once, please."]
     assert client.get(f"/v1/messages/{sent.json()['id']}").json()["status"] == "sent"
 
 
 def test_an_answer_streams_into_one_message_and_quick_messages_are_one_request(graph: Graph, fake: FakeTelegram,
                                                                               tmp_path: Path) -> None:
-    settings = bot_settings(fake, graph.url, tmp_path, stream_replies=True, stream_edit_interval_s=1.0,
-                            group_window_s=1.5, progress_after_s=600)
+    settings = bot_settings(fake, graph.url, tmp_path, api_key=graph.key, stream_replies=True,
+                            stream_edit_interval_s=1.0, group_window_s=1.5, progress_after_s=600)
     with running_bot(settings) as bot:
         asked = fake.send_text(OWNER, "Tell me a short story about a brave little fox.")
         [live] = wait_until(lambda: [s for s in fake.replies_to(asked) if s.method == "sendMessage"] or None, 60,
@@ -215,10 +215,11 @@ def test_the_message_api_is_the_owners_and_refuses_bad_input(graph: Graph, tmp_p
     from bots import inbox_cli
     from graphs.launch import APP_NAME
     from tests.live_api import real_pipeline, served
+    from tests.secret_files import private_file
 
-    keys = tmp_path / "keys.toml"
-    keys.write_text(f'[clients.telegram]\nkey = "{TELEGRAM_KEY}"\nusers = ["telegram:*"]\n\n'
-                    f'[clients.owner]\nkey = "{OWNER_KEY}"\nusers = ["*"]\nadmin = true\n')
+    keys = private_file(tmp_path / "keys.toml",
+                        f'[clients.telegram]\nkey = "{TELEGRAM_KEY}"\nusers = ["telegram:*"]\n\n'
+                        f'[clients.owner]\nkey = "{OWNER_KEY}"\nusers = ["*"]\nadmin = true\n')
     app = create_api(graph.settings.model_copy(update={"api_keys_file": keys}), real_pipeline(),
                      messenger=serve.get_deployment_handle("Messenger", app_name=APP_NAME))
     bot, owner = ({"authorization": f"Bearer {key}"} for key in (TELEGRAM_KEY, OWNER_KEY))

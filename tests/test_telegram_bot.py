@@ -95,7 +95,7 @@ def history_rows(settings: TelegramSettings, sql: str, *values: object) -> list[
 
 
 def test_conversation_voice_text_commands_and_strangers(graph: Graph, fake: FakeTelegram, tmp_path: Path) -> None:
-    settings = bot_settings(fake, graph.url, tmp_path)
+    settings = bot_settings(fake, graph.url, tmp_path, api_key=graph.key)
     with running_bot(settings):
         assert {c["command"] for c in fake.commands} == {"start", "help", "voice", "reset", "status", "export",
                                                           "forget"}
@@ -194,7 +194,7 @@ def test_long_answer_is_split_and_broken_html_falls_back(fake: FakeTelegram, tmp
 def test_graph_down_is_retried_and_answered_when_back(graph: Graph, fake: FakeTelegram, tmp_path: Path) -> None:
     host, port = graph.url.removeprefix("http://").split(":")
     proxy = TcpProxy(host, int(port))
-    settings = bot_settings(fake, proxy.url, tmp_path)
+    settings = bot_settings(fake, proxy.url, tmp_path, api_key=graph.key)
     try:
         with running_bot(settings):
             asked = fake.send_text(OWNER, "Are you there?")
@@ -208,15 +208,16 @@ def test_graph_down_is_retried_and_answered_when_back(graph: Graph, fake: FakeTe
 
 
 def test_oversized_and_corrupt_audio_get_a_friendly_reply(graph: Graph, fake: FakeTelegram, tmp_path: Path) -> None:
-    with running_bot(bot_settings(fake, graph.url, tmp_path)):
+    with running_bot(bot_settings(fake, graph.url, tmp_path, api_key=graph.key)):
         corrupt = fake.wait_for_text_reply(fake.send_voice(OWNER, b"OggS" + os.urandom(3000)))
         huge = fake.wait_for_text_reply(fake.send_voice(OWNER, b"x", declared_size=50 * 1024 * 1024))
     assert "record it again" in corrupt[0].text
     assert "too long" in huge[0].text
 
 
-def bot_process(fake: FakeTelegram, api_url: str, data_dir: Path) -> subprocess.Popen:
+def bot_process(fake: FakeTelegram, api_url: str, data_dir: Path, api_key: str) -> subprocess.Popen:
     env = {**os.environ, "JUNE_API_URL": api_url, "JUNE_DATA_DIR": str(data_dir), "JUNE_TELEGRAM_TOKEN": fake.token,
+           "JUNE_API_KEY": api_key,
            "JUNE_TELEGRAM_OWNERS": str(OWNER), "JUNE_TELEGRAM_API_URL": fake.api_url,
            "JUNE_TELEGRAM_FILE_URL": fake.file_url, "JUNE_TELEGRAM_POLL_TIMEOUT_S": "1", "JUNE_PROGRESS_AFTER_S": "600",
            "JUNE_STREAM_REPLIES": "false", "JUNE_GROUP_WINDOW_S": "0"}
@@ -227,7 +228,7 @@ def bot_process(fake: FakeTelegram, api_url: str, data_dir: Path) -> subprocess.
 def test_killed_mid_message_is_answered_once_after_restart(graph: Graph, fake: FakeTelegram, tmp_path: Path) -> None:
     host, port = graph.url.removeprefix("http://").split(":")
     proxy = TcpProxy(host, int(port))  # down: the message stays in flight until the bot is killed
-    first = bot_process(fake, proxy.url, tmp_path)
+    first = bot_process(fake, proxy.url, tmp_path, graph.key)
     try:
         asked = fake.send_text(OWNER, "What is two plus two?")
         settings = bot_settings(fake, proxy.url, tmp_path)
@@ -246,7 +247,7 @@ def test_killed_mid_message_is_answered_once_after_restart(graph: Graph, fake: F
         first.wait(10)
         assert not fake.replies_to(asked)
         proxy.up()
-        second = bot_process(fake, proxy.url, tmp_path)
+        second = bot_process(fake, proxy.url, tmp_path, graph.key)
         try:
             replies = fake.wait_for_text_reply(asked, timeout=90)
             time.sleep(2)  # a second answer would arrive by now
@@ -254,7 +255,7 @@ def test_killed_mid_message_is_answered_once_after_restart(graph: Graph, fake: F
         finally:
             second.send_signal(signal.SIGTERM)
             output = second.communicate(timeout=20)[0].decode()
-        assert fake.token not in output and "two plus two" not in output
+        assert fake.token not in output and graph.key not in output and "two plus two" not in output
     finally:
         if first.poll() is None:
             first.kill()

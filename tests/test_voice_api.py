@@ -135,7 +135,7 @@ def test_eight_concurrent_requests_are_all_answered(graph) -> None:
         return response.status_code
 
     async def main() -> list[int]:
-        async with httpx.AsyncClient(base_url=graph.url, timeout=300) as http:
+        async with httpx.AsyncClient(base_url=graph.url, headers=graph.headers, timeout=300) as http:
             return await asyncio.gather(*(ask(http, n) for n in range(8)))
 
     assert asyncio.run(main()) == [200] * 8

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.live_api import forget_users, live_api
+from tests.secret_files import private_file
 
 KEY = "web-" + "w" * 40
 OTHER_KEY = "bot-" + "b" * 40
@@ -15,9 +16,9 @@ OTHER_KEY = "bot-" + "b" * 40
 
 @pytest.fixture(scope="module")
 def keyed(graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    keys = tmp_path_factory.mktemp("keys") / "keys.toml"
-    keys.write_text(f'[clients.web]\nkey = "{KEY}"\nusers = ["web:*"]\n\n'
-                    f'[clients.bot]\nkey = "{OTHER_KEY}"\nusers = ["telegram:*"]\n')
+    keys = private_file(tmp_path_factory.mktemp("keys") / "keys.toml",
+                        f'[clients.web]\nkey = "{KEY}"\nusers = ["web:*"]\n\n'
+                        f'[clients.bot]\nkey = "{OTHER_KEY}"\nusers = ["telegram:*"]\n')
     with live_api(graph.settings, api_keys_file=keys) as url, httpx.Client(base_url=url, timeout=120) as client:
         yield client
 
@@ -44,12 +45,12 @@ def test_another_sites_page_cannot_load_or_use_it(graph) -> None:
     for path in ("/", "/web/june.js", "/v1/status"):
         response = httpx.get(f"{graph.url}{path}", headers={"Origin": "http://evil.example"}, timeout=30)
         assert (response.status_code, response.json()["error"]["code"]) == (403, "forbidden_origin")
-    same_origin = httpx.get(f"{graph.url}/v1/status", headers={"Origin": graph.url}, timeout=30)
+    same_origin = httpx.get(f"{graph.url}/v1/status", headers={"Origin": graph.url, **graph.headers}, timeout=30)
     assert same_origin.status_code == 200
 
 
 def test_status_names_the_models_and_the_health(graph) -> None:
-    status = httpx.get(f"{graph.url}/v1/status", timeout=30).json()
+    status = httpx.get(f"{graph.url}/v1/status", headers=graph.headers, timeout=30).json()
     assert status["status"] == "ok" and set(status["deployments"]) >= {"SpeechToText", "Agent", "LanguageModel",
                                                                      "TextToSpeech"}
     assert status["models"] == {"speech_to_text": "Moonshine tiny-en",
@@ -87,12 +88,13 @@ def test_bad_user_ids_are_refused(keyed: httpx.Client, query: dict) -> None:
 
 def test_typed_text_streams_its_reply(graph) -> None:
     forget_users("web:typist")
-    with httpx.stream("POST", f"{graph.url}/v1/chat/stream", timeout=180, json={
+    with httpx.stream("POST", f"{graph.url}/v1/chat/stream", timeout=180, headers=graph.headers, json={
             "text": "What is twelve times seven?", "user_id": "web:typist", "conversation_id": "t", "speak": True}) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         events = [line.removeprefix("event: ") for line in r.iter_lines() if line.startswith("event: ")]
     assert events[0] == "delta" and "audio" in events and events[-1] == "done"
-    silent = httpx.post(f"{graph.url}/v1/chat/stream", timeout=180, json={"text": "Say hi.", "speak": False})
+    silent = httpx.post(f"{graph.url}/v1/chat/stream", timeout=180, headers=graph.headers,
+                        json={"text": "Say hi.", "speak": False})
     assert "event: audio\n" not in silent.text and "event: done" in silent.text
-    empty = httpx.post(f"{graph.url}/v1/chat/stream", timeout=30, json={"text": "   "})
+    empty = httpx.post(f"{graph.url}/v1/chat/stream", timeout=30, headers=graph.headers, json={"text": "   "})
     assert (empty.status_code, empty.json()["error"]["code"]) == (400, "empty_text")
