@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from ray.serve.handle import DeploymentHandle
+from sse_starlette import EventSourceResponse
 
 from api.callers import Caller, CurrentCaller, Keys, acting_for
 from api.errors import (
@@ -69,13 +70,17 @@ AUDIO_CONTENT_TYPES = {"application/octet-stream", "application/ogg", ""}
 OPENAI_TO_JUNE_FORMAT = {"opus": "ogg"}
 
 
-def _sse_response(events: AsyncIterator[tuple[str, dict]]) -> StreamingResponse:
-    """Server-sent events, one per (event, data) pair."""
-    async def body() -> AsyncIterator[str]:
-        async for event, data in events:
-            yield f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+def _event_stream(frames: AsyncIterator[dict[str, str]], headers: dict[str, str] | None = None) -> EventSourceResponse:
+    """Server-sent events as sse-starlette frames them, with two of its defaults changed so that the bytes stay what
+    clients parse: lines end in a bare newline (the page splits events on a blank line, not on CRLF) and no ping
+    comment every 15 s."""
+    return EventSourceResponse(frames, headers=headers, sep="\n", ping=0)
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+def _sse_response(events: AsyncIterator[tuple[str, dict]]) -> EventSourceResponse:
+    """Server-sent events, one per (event, data) pair."""
+    frames = ({"event": event, "data": json.dumps(data, ensure_ascii=False)} async for event, data in events)
+    return _event_stream(frames, {"Cache-Control": "no-cache"})
 
 
 def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None = None,
@@ -209,9 +214,9 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         return await once(caller, idempotency_key, user_id, fingerprint("voice", data, form.model_dump_json(exclude={"audio"})), answer)
 
     @app.post("/v1/voice/stream", dependencies=[Depends(multipart_body)],
-              response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+              response_class=EventSourceResponse, responses={200: {"content": {"text/event-stream": {}}}})
     async def voice_stream(request: Request, upload: Annotated[VoiceUpload, Form()],
-                           caller: CurrentCaller) -> StreamingResponse:
+                           caller: CurrentCaller) -> EventSourceResponse:
         """Server-sent events: transcript, text deltas, one audio event per sentence (or audio_error), done."""
         data = await read_audio(request, upload.audio, "audio")
         user_id = acting_for(caller, upload.user_id)
@@ -231,9 +236,9 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
         return _sse_response(events())
 
     @app.post("/v1/chat/stream", dependencies=[Depends(json_body)],
-              response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+              response_class=EventSourceResponse, responses={200: {"content": {"text/event-stream": {}}}})
     async def chat_stream(body: ChatRequest, caller: CurrentCaller,
-                          idempotency_key: IdempotencyKey = None) -> StreamingResponse:
+                          idempotency_key: IdempotencyKey = None) -> EventSourceResponse:
         """Server-sent events: text deltas, then (with `speak`) one audio event per sentence, done. With an
         Idempotency-Key, a retry of a finished stream gets its reply again as one delta (and no second turn)."""
         utterance = Utterance(check_text(body.text), acting_for(caller, body.user_id), body.conversation_id,
@@ -311,7 +316,7 @@ def create_api(settings: JuneSettings, pipeline: Pipeline, *, keys: Keys | None 
             return JSONResponse(await pipeline.chat_completion(body))
         chunks = pipeline.chat_chunks(body)
         first = await anext(chunks, None)  # errors before the first token still get a status code
-        return StreamingResponse(_openai_sse(first, chunks, settings), media_type="text/event-stream")
+        return _event_stream(_openai_sse(first, chunks, settings))
 
     @app.get("/v1/conversations", response_model=ConversationList)
     async def list_conversations(caller: CurrentCaller,
@@ -414,15 +419,16 @@ def _check_completion_limits(completion: ChatCompletionRequest, settings: JuneSe
         raise too_large(f"the messages are over {settings.max_chat_messages_chars} characters together")
 
 
-async def _openai_sse(first: dict | None, chunks: AsyncIterator[dict], settings: JuneSettings) -> AsyncIterator[str]:
+async def _openai_sse(first: dict | None, chunks: AsyncIterator[dict],
+                      settings: JuneSettings) -> AsyncIterator[dict[str, str]]:
     if first is not None:
-        yield f"data: {json.dumps(first)}\n\n"
+        yield {"data": json.dumps(first)}
     try:
         async for chunk in chunks:
-            yield f"data: {json.dumps(chunk)}\n\n"
+            yield {"data": json.dumps(chunk)}
     except Exception as error:
-        yield f"data: {json.dumps(mid_stream_error(error, settings.retry_after_s))}\n\n"
-    yield "data: [DONE]\n\n"
+        yield {"data": json.dumps(mid_stream_error(error, settings.retry_after_s))}
+    yield {"data": "[DONE]"}
 
 
 def _agent_utterance(completion: ChatCompletionRequest, check_text: Callable[[str], str]) -> Utterance:
@@ -488,4 +494,4 @@ async def _agent_completion(pipeline: Pipeline, settings: JuneSettings, completi
             yield chunk({"content": delta})
         yield chunk({}, "stop")
 
-    return StreamingResponse(_openai_sse(None, chunks(), settings), media_type="text/event-stream")
+    return _event_stream(_openai_sse(None, chunks(), settings))

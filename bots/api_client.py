@@ -7,19 +7,18 @@ instead of a second turn.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import json
 import logging
 import random
 import re
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
+from httpx_sse import EventSource, SSEError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, retry_if_result, stop_before_delay
 
 log = logging.getLogger("june.bots.api")
 
@@ -98,34 +97,19 @@ class JuneClient:
     async def chat_stream(self, text: str, *, conversation_id: str, user_id: str, private: bool = True,
                           idempotency_key: str | None = None, chat_id: str | None = None
                           ) -> AsyncIterator[tuple[str, dict]]:
-        """`/v1/chat/stream`'s events as (event, data): `delta`s, then `done` (or an `error` event). Only the
-        start is retried: once text has arrived, a broken stream raises JuneUnavailable."""
+        """`/v1/chat/stream`'s events as (event, data): `delta`s, then `done` (or an `error` event). Only getting
+        the answer is retried: once its first byte has arrived, a broken stream raises JuneUnavailable."""
         body = {"text": text, "conversation_id": conversation_id, "user_id": user_id, "speak": False,
                 "private": private, "chat_id": chat_id}
-        deadline = time.monotonic() + self._retry_for_s
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with self._http.stream("POST", "/v1/chat/stream", json=body,
-                                             headers=_idempotency(idempotency_key)) as response:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        if response.status_code not in RETRY_STATUSES:
-                            raise _api_error(response)
-                        reason = f"HTTP {response.status_code}"
-                    else:
-                        async for event in _server_sent_events(response):
-                            yield event
-                        return
-            except httpx.TransportError as error:
-                if attempt > 1 or time.monotonic() > deadline:
-                    raise JuneUnavailable(f"/v1/chat/stream broke off ({type(error).__name__})") from None
-                reason = type(error).__name__
-            wait = _backoff(attempt)
-            if time.monotonic() + wait > deadline:
-                raise JuneUnavailable(f"/v1/chat/stream: still failing after {attempt} attempts ({reason})")
-            await asyncio.sleep(wait)
+        response = await self._request("POST", "/v1/chat/stream", stream=True, json=body,
+                                       headers=_idempotency(idempotency_key))
+        try:
+            async for event in _server_sent_events(response):
+                yield event
+        except httpx.TransportError as error:  # after the first byte: a retry would answer twice
+            raise JuneUnavailable(f"/v1/chat/stream broke off ({type(error).__name__})") from None
+        finally:
+            await response.aclose()
 
     async def transcribe(self, audio: bytes, filename: str, content_type: str) -> str:
         response = await self._request("POST", "/v1/audio/transcriptions",
@@ -186,47 +170,54 @@ class JuneClient:
             return Health(False, {})
         return Health(response.status_code == 200, dict(body.get("deployments", {})))
 
-    async def _request(self, method: str, path: str, **request: Any) -> httpx.Response:
-        deadline = time.monotonic() + self._retry_for_s
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self._http.request(method, path, **request)
-            except httpx.TransportError as error:
-                wait, reason = _backoff(attempt), type(error).__name__
-            else:
-                if response.status_code < 400:
-                    return response
-                if response.status_code not in RETRY_STATUSES:
-                    error = _api_error(response)
-                    if error.forbidden_user:
-                        log.error("the graph's API key may not act for this bot's users: give this bot a key for"
-                                  " its platform's namespace", extra={"path": path, "status": error.status,
-                                                                      "code": error.code})
-                    raise error
-                wait = _retry_after(response) or _backoff(attempt)
-                reason = f"HTTP {response.status_code}"
-            if time.monotonic() + wait > deadline:
-                raise JuneUnavailable(f"{method} {path}: still failing after {attempt} attempts ({reason})")
-            log.warning("graph unavailable, retrying", extra={"path": path, "attempt": attempt,
-                                                              "reason": reason, "wait_s": round(wait, 2)})
-            await asyncio.sleep(wait)
+    async def _request(self, method: str, path: str, *, stream: bool = False, **request: Any) -> httpx.Response:
+        """The graph's answer, retried on 502/503/504 and connection errors (after `Retry-After` or a backoff) while
+        the next try would start within `retry_for_s`. With `stream`, the answer's body is left to read (and the
+        response to close): only getting the answer is retried, never its reading."""
+        def give_up(state: RetryCallState) -> NoReturn:
+            raise JuneUnavailable(f"{method} {path}: still failing after {state.attempt_number} attempts "
+                                  f"({_reason(state)})") from None
+
+        def log_retry(state: RetryCallState) -> None:
+            log.warning("graph unavailable, retrying", extra={"path": path, "attempt": state.attempt_number,
+                                                              "reason": _reason(state),
+                                                              "wait_s": round(state.upcoming_sleep, 2)})
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(httpx.TransportError) | retry_if_result(_busy),
+            wait=_wait, stop=stop_before_delay(self._retry_for_s), before_sleep=log_retry,
+            retry_error_callback=give_up)
+        async for attempt in retrying:
+            with attempt:
+                response = await self._http.send(self._http.build_request(method, path, **request), stream=stream)
+                if stream and response.status_code >= 400:
+                    await response.aread()  # the error's body, and the connection back to the pool
+            if not attempt.retry_state.outcome.failed:
+                attempt.retry_state.set_result(response)
+        if response.status_code >= 400:
+            error = _api_error(response)
+            if error.forbidden_user:
+                log.error("the graph's API key may not act for this bot's users: give this bot a key for"
+                          " its platform's namespace", extra={"path": path, "status": error.status,
+                                                              "code": error.code})
+            raise error
+        return response
 
 
 async def _server_sent_events(response: httpx.Response) -> AsyncIterator[tuple[str, dict]]:
-    event, data = "message", []
-    async for line in response.aiter_lines():
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif not line and data:
+    """The stream's events as (event, data), data parsed as JSON; an event without data is no event."""
+    try:
+        async for event in EventSource(response).aiter_sse():
+            if not event.data:
+                continue
             try:
-                yield event, json.loads("\n".join(data))
+                data = event.json()
             except ValueError:
                 raise JuneApiError(response.status_code, "invalid_response", "an event is not JSON") from None
-            event, data = "message", []
+            yield event.event, data
+    except SSEError:  # not text/event-stream
+        raise JuneApiError(response.status_code, "invalid_response", "the graph's answer is not an event stream") \
+            from None
 
 
 def _idempotency(key: str | None) -> dict[str, str]:
@@ -264,6 +255,22 @@ def _reply(response: httpx.Response) -> Reply:
     replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
     return Reply(data["reply"], audio, data.get("audio_format") if audio else None, data.get("transcript"), code,
                  replayed)
+
+
+def _busy(response: httpx.Response) -> bool:
+    return response.status_code in RETRY_STATUSES
+
+
+def _wait(state: RetryCallState) -> float:
+    """The graph's `Retry-After` when it sent one, else an exponential backoff with jitter."""
+    retry_after = None if state.outcome.failed else _retry_after(state.outcome.result())
+    return retry_after or _backoff(state.attempt_number)
+
+
+def _reason(state: RetryCallState) -> str:
+    if state.outcome.failed:
+        return type(state.outcome.exception()).__name__
+    return f"HTTP {state.outcome.result().status_code}"
 
 
 def _backoff(attempt: int) -> float:

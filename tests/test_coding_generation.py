@@ -21,21 +21,25 @@ RIGHT = ("```python\ndef has_close_elements(numbers, threshold):\n    return any
 
 
 class ScriptedModel:
-    """Answers chat completions from a list, records the requests."""
+    """Answers chat completions from a list, records the requests. The first `busy` requests get June's answer
+    while saturated (503 with Retry-After), as every request does with `status` 503."""
 
-    def __init__(self, answers: list[str], status: int = 200):
-        self.answers, self.status, self.requests = answers, status, []
+    def __init__(self, answers: list[str], status: int = 200, busy: int = 0):
+        self.answers, self.status, self.busy, self.requests = answers, status, busy, []
         model = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 model.requests.append(body)
-                answer = model.answers[min(len(model.requests), len(model.answers)) - 1]
+                status = 503 if len(model.requests) <= model.busy else model.status
+                answer = model.answers[min(len(model.requests) - model.busy, len(model.answers)) - 1]
                 payload = {"choices": [{"message": {"role": "assistant", "content": answer}}],
                            "usage": {"completion_tokens": len(answer.split())}}
-                data = json.dumps(payload if model.status == 200 else {"error": "no"}).encode()
-                self.send_response(model.status)
+                data = json.dumps(payload if status == 200 else {"error": "no"}).encode()
+                self.send_response(status)
+                if status == 503:
+                    self.send_header("Retry-After", "0")
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -97,3 +101,13 @@ def test_endpoint_errors_become_failed_samples(scripted) -> None:
         chat(model.endpoint, [{"role": "user", "content": "hi"}], Sampling(), 0)
     record = process(WorkItem(TASK, 0), Plan(SandboxLimits(), model.endpoint))
     assert not record.passed and "HTTP 400" in record.generation_error
+
+
+def test_a_saturated_endpoint_is_asked_again_after_its_retry_after(scripted) -> None:
+    model = scripted([RIGHT], busy=2)
+    reply = chat(model.endpoint, [{"role": "user", "content": "hi"}], Sampling(), 0)
+    assert "any(" in reply.content and len(model.requests) == 3
+    always_busy = scripted([RIGHT], status=503)
+    with pytest.raises(GenerationError, match="HTTP 503"):
+        chat(always_busy.endpoint, [{"role": "user", "content": "hi"}], Sampling(), 0)
+    assert len(always_busy.requests) == 6  # the first try and RETRIES more

@@ -9,6 +9,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
 from agent.sandbox import SandboxLimits, run_python
 from benchmarks.coding.datasets import Task
 from benchmarks.coding.prompts import (
@@ -68,27 +70,41 @@ def chat(endpoint: Endpoint, messages: list[dict], sampling: Sampling, seed: int
     if endpoint.api_key:
         headers["Authorization"] = f"Bearer {endpoint.api_key}"
     url = f"{endpoint.base_url}/chat/completions"
-    for attempt in range(RETRIES + 1):
+
+    def ask() -> Reply:
         started = time.perf_counter()
-        try:
-            request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-            with urllib.request.urlopen(request, timeout=endpoint.timeout_s) as response:
-                payload = json.load(response)
-            content = payload["choices"][0]["message"].get("content") or ""
-            tokens = int((payload.get("usage") or {}).get("completion_tokens") or 0)
-            return Reply(content, tokens, time.perf_counter() - started)
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")[:300]
-            if error.code not in (429, 503) or attempt == RETRIES:
-                raise GenerationError(f"HTTP {error.code} from {url}: {detail}") from None
-            time.sleep(float(error.headers.get("Retry-After") or 2 ** attempt))
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
-            if attempt == RETRIES:
-                raise GenerationError(f"{url}: {error}") from None
-            time.sleep(2 ** attempt)
-        except (KeyError, IndexError, ValueError) as error:
-            raise GenerationError(f"{url} answered something that is not a chat completion ({error})") from None
-    raise AssertionError("unreachable")
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=endpoint.timeout_s) as response:
+            payload = json.load(response)
+        content = payload["choices"][0]["message"].get("content") or ""
+        tokens = int((payload.get("usage") or {}).get("completion_tokens") or 0)
+        return Reply(content, tokens, time.perf_counter() - started)
+
+    retrying = Retrying(retry=retry_if_exception(_transient), wait=_wait, stop=stop_after_attempt(RETRIES + 1),
+                        reraise=True)
+    try:
+        return retrying(ask)
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode(errors="replace")[:300]
+        raise GenerationError(f"HTTP {error.code} from {url}: {detail}") from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+        raise GenerationError(f"{url}: {error}") from None
+    except (KeyError, IndexError, ValueError) as error:
+        raise GenerationError(f"{url} answered something that is not a chat completion ({error})") from None
+
+
+def _transient(error: BaseException) -> bool:
+    """Worth another try: 429 or 503 (June's answer while saturated), or a dropped or refused connection."""
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code in (429, 503)
+    return isinstance(error, (urllib.error.URLError, ConnectionError, TimeoutError))
+
+
+def _wait(state: RetryCallState) -> float:
+    """The endpoint's Retry-After when it sent one, else 1, 2, 4, ... s."""
+    error = state.outcome.exception()
+    retry_after = error.headers.get("Retry-After") if isinstance(error, urllib.error.HTTPError) else None
+    return float(retry_after or 2 ** (state.attempt_number - 1))
 
 
 def generate(task: Task, endpoint: Endpoint, sampling: Sampling, seed: int, *, agent_turns: int = 0,
