@@ -11,7 +11,7 @@ from typing import Any
 from text_to_num import alpha2digit
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-_AND_A_HALF = re.compile(r"(\d+) and a half\b", re.I)
+_AND_A_HALF = re.compile(r"(?<!\d)(\d+) and a half\b", re.I)
 
 
 def numbers_in(text: str) -> set[float]:

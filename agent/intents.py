@@ -19,7 +19,7 @@ from agent.tools.base import ToolError
 from agent.tools.clock import zone, zones_named_in
 from agent.tools.units import canonical
 
-_NUMBER = r"-?\d+(?:[.,]\d+)*"
+_NUMBER = r"-?(?<![\d.,])\d+(?:[.,]\d+)*"  # read from its first digit: a start mid-run would rescan the run
 _SPOKEN_OPERATORS = [
     (r"\bsquare root of\s+(" + _NUMBER + ")", r"sqrt(\1)"),
     (r"(" + _NUMBER + r")\s*(?:%|percent)\s+of\s+(" + _NUMBER + ")", r"(\1/100*\2)"),
@@ -32,7 +32,7 @@ _SPOKEN_OPERATORS = [
     (r"\bminus\b|\bless\b", "-"),
     (r"\bmodulo\b|\bmod\b", "%"),
 ]
-_EXPRESSION = re.compile(r"(?:sqrt\()?[-(]*\d[\d.,]*(?:\s*(?:\*\*|[-+*/%^])\s*[-(]*(?:sqrt\()?\d[\d.,]*\)*)+\)*")
+_EXPRESSION = re.compile(r"(?<![-(])(?:sqrt\()?[-(]*(?<![\d.,])\d[\d.,]*(?:\s*(?:\*\*|[-+*/%^])\s*[-(]*(?:sqrt\()?\d[\d.,]*\)*)+\)*")
 _FUNCTION_CALL = re.compile(r"sqrt\(\d[\d.]*\)")
 _TIME = re.compile(r"\b(what(?:'s|s| is)? the (?:time|date)|what time|current time|time is it|today'?s date|"
                    r"what day is it|what(?:'s| is) the day)\b", re.I)

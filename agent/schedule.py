@@ -42,7 +42,7 @@ UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SMALL_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2}
 
 # Pattern pieces. Named groups are read by `parse_when`; `_bare` strips the names so pieces can be combined.
-_NUM = r"(?:-?\d+(?:\.\d+)?|an?|one|two)"
+_NUM = r"(?:-?(?<![\d.])\d+(?:\.\d+)?|an?|one|two)"  # a number is read from its first digit, never mid-run
 _UNIT = r"(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|weeks?|wks?)"
 _DURATION_PART = (rf"(?:(?P<half>half\s+an?)|(?P<num>{_NUM})(?P<and_half>\s+and\s+a\s+half)?)\s*-?\s*(?P<unit>{_UNIT})"
                   r"(?P<half_after>\s+and\s+a\s+half)?")
@@ -72,7 +72,7 @@ def _bare(pattern: str) -> str:
     return re.sub(r"\(\?P<\w+>", "(?:", pattern)
 
 
-_DURATION = rf"{_bare(_DURATION_PART)}(?:\s*(?:,|and)?\s*{_bare(_DURATION_PART)})*"
+_DURATION = rf"(?>{_bare(_DURATION_PART)})(?:\s*(?:,|and)?\s*(?>{_bare(_DURATION_PART)}))*+"  # no re-splitting: see _WHEN
 _RELATIVE_RE = re.compile(rf"(?:(?:in|for|after)\s+)?(?P<duration>{_DURATION})(?:\s+from\s+now)?")
 _DURATION_PART_RE = re.compile(_DURATION_PART)
 _INTERVAL_RE = re.compile(_INTERVAL)
@@ -86,7 +86,9 @@ _FILLER = frozenset({"on", "at", "the", "and"})
 _CHUNK = "|".join((rf"(?:in|after)\s+{_DURATION}(?:\s+from\s+now)?", rf"{_DURATION}\s+from\s+now", _bare(_INTERVAL),
                    _bare(_REPEAT), _bare(_DAY), r"(?:this|in\s+the|at)\s+(?:morning|afternoon|evening|night)",
                    _bare(_TIME)))
-_WHEN = rf"\b(?:{_CHUNK})\b(?:\s*,?\s+\b(?:{_CHUNK}|morning|afternoon|evening|night)\b)*"
+# Each chunk is atomic and their run possessive: a run that cannot be followed by what comes next is given up
+# whole, not re-split (re-splitting "in 5 minutes in 5 minutes …" doubled the time with every repetition).
+_WHEN = rf"\b(?>{_CHUNK})\b(?:\s*,?\s+\b(?>{_CHUNK}|morning|afternoon|evening|night)\b)*+"
 _TEXT = re.IGNORECASE | re.DOTALL
 _WHEN_START_RE = re.compile(_WHEN, _TEXT)
 _WHEN_END_RE = re.compile(rf"(?:^|\s)({_WHEN})$", _TEXT)

@@ -393,3 +393,12 @@ def test_warming_up_sends_the_heads_of_plain_and_arithmetic_requests_for_one_tok
     assert (arithmetic["tools"], arithmetic["messages"][0]) == (eggs["tools"], eggs["messages"][0])
     assert [t["function"]["name"] for t in units["tools"]] == ["convert_units"]
     assert "spiders" not in str(plain["messages"]) and eggs["require_tool"]
+
+
+@pytest.mark.parametrize("hostile", ["word " * 800, "1" * 4000, "1." * 2000, "-" * 4000, "(" * 4000, "7 + " * 1000,
+                                     "in 5 minutes " * 300, "half an hour " * 300])
+def test_a_long_hostile_message_is_answered_at_once(tools, hostile: str) -> None:
+    """Patterns that rescan the text from every position took 9-17 s on such a message (a denial of service)."""
+    started = time.perf_counter()
+    respond(agent(ScriptedModel(*["Fine."] * 4, supports_tools=True), tools), hostile)
+    assert time.perf_counter() - started < 2.0
