@@ -13,7 +13,7 @@ import httpx
 import ray
 from ray import serve
 
-from api.app import DIDNT_CATCH_THAT
+from api.replies import DIDNT_CATCH_THAT
 from graphs.launch import APP_NAME, wait_until_healthy
 from tests.speech import decoded_seconds, say, silence, words
 

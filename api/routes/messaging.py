@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from ray.serve.handle import DeploymentHandle
 
@@ -85,7 +85,8 @@ def owner(caller: CurrentCaller) -> Caller:
 Owner = Annotated[Caller, Depends(owner)]
 
 
-def add_messaging_routes(app: FastAPI, settings: JuneSettings, messenger: DeploymentHandle) -> None:
+def router(settings: JuneSettings, messenger: DeploymentHandle) -> APIRouter:
+    router = APIRouter()
 
     async def owned_delivery(delivery_id: int, caller: Caller) -> QueuedDelivery:
         delivery = await messenger.delivery.remote(delivery_id)
@@ -93,7 +94,7 @@ def add_messaging_routes(app: FastAPI, settings: JuneSettings, messenger: Deploy
             raise not_found(f"there is no delivery {delivery_id}", "delivery_not_found")
         return delivery
 
-    @app.get("/v1/outbox", response_model=DeliveryList, tags=["bots"])
+    @router.get("/v1/outbox", response_model=DeliveryList, tags=["bots"])
     async def outbox(caller: CurrentCaller, platform: Annotated[str, Query(pattern=PLATFORM_PATTERN)],
                      wait: Annotated[float, Query(ge=0, le=120)] = 0.0) -> DeliveryList:
         """What is queued for this platform's users (reminders, API sends, edits, inbox answers); waits up to
@@ -102,27 +103,27 @@ def add_messaging_routes(app: FastAPI, settings: JuneSettings, messenger: Deploy
         found = await messenger.deliveries.remote(platform, users, min(wait, settings.outbox_max_wait_s))
         return DeliveryList(deliveries=[_delivery(d) for d in found])
 
-    @app.post("/v1/outbox/{delivery_id}/ack", response_model=LedgerMessage, tags=["bots"])
+    @router.post("/v1/outbox/{delivery_id}/ack", response_model=LedgerMessage, tags=["bots"])
     async def acknowledge(delivery_id: MessageId, body: Acknowledgement, caller: CurrentCaller) -> LedgerMessage:
         """The delivery was done (or could not be): the ledger's message is `sent` (or `failed`)."""
         await owned_delivery(delivery_id, caller)
         return _message(await _call(messenger.acknowledge, delivery_id, body.delivered, body.platform_message_id,
                                     body.detail))
 
-    @app.post("/v1/ledger", response_model=LedgerMessage, tags=["bots"])
+    @router.post("/v1/ledger", response_model=LedgerMessage, tags=["bots"])
     async def record(body: MessageRecord, caller: CurrentCaller) -> LedgerMessage:
         """A bot's record of a message in or out, for the ledger the Message API serves."""
         acting_for(caller, body.user_id)
         return _message(await _call(messenger.record, body.model_dump()))
 
-    @app.post("/v1/inbox", response_model=InboxEntry, tags=["bots"])
+    @router.post("/v1/inbox", response_model=InboxEntry, tags=["bots"])
     async def to_inbox(body: MessageRecord, caller: CurrentCaller) -> InboxEntry:
         """A user's message the bot forwarded to the owner: an inbox item, NEW until the owner answers."""
         acting_for(caller, body.user_id)
         item = await _call(messenger.to_inbox, body.model_dump())
         return _entry(await _call(messenger.inbox_item, item.id))
 
-    @app.get("/v1/messages", response_model=MessageList, tags=["messages"])
+    @router.get("/v1/messages", response_model=MessageList, tags=["messages"])
     async def list_messages(_: Owner, platform: Annotated[str | None, Query(pattern=PLATFORM_PATTERN)] = None,
                             user_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
                             conversation_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
@@ -140,11 +141,11 @@ def add_messaging_routes(app: FastAPI, settings: JuneSettings, messenger: Deploy
         return MessageList(messages=[_message(m) for m in page],
                            next_cursor=page[-1].id if len(found) > limit else None)
 
-    @app.get("/v1/messages/{message_id}", response_model=LedgerMessage, tags=["messages"])
+    @router.get("/v1/messages/{message_id}", response_model=LedgerMessage, tags=["messages"])
     async def get_message(message_id: MessageId, _: Owner) -> LedgerMessage:
         return _message(await _call(messenger.message, message_id))
 
-    @app.post("/v1/messages", response_model=LedgerMessage, status_code=202, tags=["messages"])
+    @router.post("/v1/messages", response_model=LedgerMessage, status_code=202, tags=["messages"])
     async def send_message(body: SendMessage, _: Owner) -> LedgerMessage:
         """Send a user text (and a voice note with `speak`) through their platform's bot; `status` is `queued`
         until the bot delivers it."""
@@ -153,29 +154,29 @@ def add_messaging_routes(app: FastAPI, settings: JuneSettings, messenger: Deploy
         return _message(await _call(messenger.send, body.platform, body.user_id, body.chat_id, body.text, body.speak,
                                     body.conversation_id))
 
-    @app.put("/v1/messages/{message_id}", response_model=LedgerMessage, status_code=202, tags=["messages"])
+    @router.put("/v1/messages/{message_id}", response_model=LedgerMessage, status_code=202, tags=["messages"])
     async def replace_message(message_id: MessageId, body: EditMessage, _: Owner) -> LedgerMessage:
         """Replace the text of a message June sent; the bot edits the platform's message."""
         return _message(await _call(messenger.edit, message_id, body.text))
 
-    @app.patch("/v1/messages/{message_id}", response_model=LedgerMessage, status_code=202, tags=["messages"])
+    @router.patch("/v1/messages/{message_id}", response_model=LedgerMessage, status_code=202, tags=["messages"])
     async def amend_message(message_id: MessageId, body: AmendMessage, _: Owner) -> LedgerMessage:
         """Add text to the end (`append`) or the start (`prepend`) of a message June sent."""
         if body.append is None and body.prepend is None:
             raise bad_request("give append, prepend or both", "nothing_to_change")
         return _message(await _call(messenger.edit, message_id, None, body.append, body.prepend))
 
-    @app.get("/v1/inbox", response_model=InboxList, tags=["inbox"])
+    @router.get("/v1/inbox", response_model=InboxList, tags=["inbox"])
     async def inbox(_: Owner, status: InboxStatus | None = None,
                     limit: Annotated[int, Query(ge=1, le=200)] = 50) -> InboxList:
         """Messages from allowed users for the owner, newest first."""
         return InboxList(items=[_entry(found) for found in await _call(messenger.inbox, status, limit)])
 
-    @app.get("/v1/inbox/{item_id}", response_model=InboxEntry, tags=["inbox"])
+    @router.get("/v1/inbox/{item_id}", response_model=InboxEntry, tags=["inbox"])
     async def inbox_item(item_id: MessageId, _: Owner) -> InboxEntry:
         return _entry(await _call(messenger.inbox_item, item_id))
 
-    @app.post("/v1/inbox/{item_id}/reply", response_model=InboxEntry, status_code=202, tags=["inbox"])
+    @router.post("/v1/inbox/{item_id}/reply", response_model=InboxEntry, status_code=202, tags=["inbox"])
     async def answer(item_id: MessageId, body: InboxAnswer, caller: CurrentCaller) -> InboxEntry:
         """The owner's answer to the user, once (409 `already_answered` after that): PROCESSING until the bot
         delivers it, then RESPONDED (ERROR if it could not; answering again retries)."""
@@ -183,3 +184,5 @@ def add_messaging_routes(app: FastAPI, settings: JuneSettings, messenger: Deploy
         if not (caller.admin or caller.may_act_for(message.user_id)):
             raise not_found(f"there is no inbox item {item_id}", "inbox_item_not_found")
         return _entry(await _call(messenger.answer_inbox, item_id, body.text))
+
+    return router

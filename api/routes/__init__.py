@@ -1,0 +1,1 @@
+"""One APIRouter per surface of the API; `api.app.create_api` includes them."""
