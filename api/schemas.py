@@ -7,6 +7,8 @@ from typing import Any, Literal
 from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
+from messaging.ledger import LedgerMessage
+
 ReplyFormat = Literal["ogg", "wav"]
 ID_PATTERN = r"^[A-Za-z0-9._:@\-]{1,128}$"
 OWNER = "owner"  # the owner key's user (and JUNE_AUTH=none's): whom its requests without a user_id are for
@@ -172,27 +174,6 @@ class ErrorBody(BaseModel):
 
 PLATFORM_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 TEXT_LIMIT = 4000
-
-
-class LedgerMessage(BaseModel):
-    """One message in the ledger, in or out; times are Unix seconds."""
-
-    id: int
-    platform: str
-    direction: Literal["in", "out"]
-    kind: str
-    user_id: str
-    chat_id: str | None
-    conversation_id: str | None
-    platform_message_id: str | None
-    reply_to: str | None
-    text: str | None
-    voice: bool
-    origin: str = Field(description="bot (a bot's record), api (POST /v1/messages), reminder or inbox")
-    status: str = Field(description="in: received/pending/answered/failed; out: queued/sent/failed")
-    detail: str | None
-    created_at: float
-    updated_at: float
 
 
 class MessageList(BaseModel):

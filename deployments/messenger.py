@@ -14,7 +14,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from common.settings import JuneSettings
-from messaging.ledger import Delivery, InboxItem, Ledger, LedgerError, Message, MessageFilter
+from messaging.ledger import Delivery, InboxItem, Ledger, LedgerError, LedgerMessage, MessageFilter
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +80,20 @@ class Messenger:
         return await asyncio.to_thread(self.ledger.delivery, delivery_id)
 
     async def acknowledge(self, delivery_id: int, delivered: bool, platform_message_id: str | None,
-                          detail: str | None) -> Message:
+                          detail: str | None) -> LedgerMessage:
         return await asyncio.to_thread(self.ledger.acknowledge, delivery_id, delivered, platform_message_id, detail)
 
-    async def record(self, fields: dict[str, Any]) -> Message:
+    async def record(self, fields: dict[str, Any]) -> LedgerMessage:
         return await asyncio.to_thread(lambda: self.ledger.record(**fields))
 
-    async def messages(self, where: MessageFilter) -> list[Message]:
+    async def messages(self, where: MessageFilter) -> list[LedgerMessage]:
         return await asyncio.to_thread(self.ledger.messages, where)
 
-    async def message(self, message_id: int) -> Message:
+    async def message(self, message_id: int) -> LedgerMessage:
         return await asyncio.to_thread(self.ledger.message, message_id)
 
     async def send(self, platform: str, user_id: str, chat_id: str | None, text: str | None, speak: bool,
-                   conversation_id: str | None) -> Message:
+                   conversation_id: str | None) -> LedgerMessage:
         chat = chat_id or await asyncio.to_thread(self.ledger.known_chat, platform, user_id)
         if chat is None and platform == "telegram":
             chat = user_id.split(":", 1)[-1]  # a private Telegram chat's id is the user's id
@@ -106,7 +106,7 @@ class Messenger:
         return message
 
     async def edit(self, message_id: int, text: str | None = None, append: str | None = None,
-                   prepend: str | None = None) -> Message:
+                   prepend: str | None = None) -> LedgerMessage:
         """Replace the text (`text`), or add to its end or start; the bot edits the platform's message."""
         message = await asyncio.to_thread(self.ledger.edit, message_id, text, append or "", prepend or "")
         self._notify()
@@ -115,19 +115,19 @@ class Messenger:
     async def to_inbox(self, fields: dict[str, Any]) -> InboxItem:
         return await asyncio.to_thread(lambda: self.ledger.to_inbox(**fields))
 
-    async def inbox(self, status: str | None, limit: int) -> list[tuple[InboxItem, Message, Message | None]]:
+    async def inbox(self, status: str | None, limit: int) -> list[tuple[InboxItem, LedgerMessage, LedgerMessage | None]]:
         items = await asyncio.to_thread(self.ledger.inbox, status, limit)
         return [await self._with_messages(item) for item in items]
 
-    async def inbox_item(self, item_id: int) -> tuple[InboxItem, Message, Message | None]:
+    async def inbox_item(self, item_id: int) -> tuple[InboxItem, LedgerMessage, LedgerMessage | None]:
         """The item, the user's message, and the owner's answer when there is one."""
         return await self._with_messages(await asyncio.to_thread(self.ledger.inbox_item, item_id))
 
-    async def _with_messages(self, item: InboxItem) -> tuple[InboxItem, Message, Message | None]:
+    async def _with_messages(self, item: InboxItem) -> tuple[InboxItem, LedgerMessage, LedgerMessage | None]:
         answer = await self.message(item.answer_id) if item.answer_id else None
         return item, await self.message(item.message_id), answer
 
-    async def answer_inbox(self, item_id: int, text: str) -> tuple[InboxItem, Message, Message | None]:
+    async def answer_inbox(self, item_id: int, text: str) -> tuple[InboxItem, LedgerMessage, LedgerMessage | None]:
         item = await asyncio.to_thread(self.ledger.answer_inbox, item_id, text)
         self._notify()
         return await self._with_messages(item)

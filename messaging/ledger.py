@@ -14,10 +14,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from common.sqlite import open_store, purge_wal
 from common.store_files import MESSAGES
@@ -46,11 +48,14 @@ class LedgerError(Exception):
         return self.message
 
 
-@dataclass(frozen=True)
-class Message:
+class LedgerMessage(BaseModel):
+    """One message in the ledger, in or out; times are Unix seconds."""
+
+    model_config = ConfigDict(frozen=True)
+
     id: int
     platform: str
-    direction: str
+    direction: Literal["in", "out"]
     kind: str
     user_id: str
     chat_id: str | None
@@ -59,8 +64,8 @@ class Message:
     reply_to: str | None
     text: str | None
     voice: bool
-    origin: str  # "bot" (reported by a bot), "api", "reminder" or "inbox"
-    status: str
+    origin: str = Field(description="bot (a bot's record), api (POST /v1/messages), reminder or inbox")
+    status: str = Field(description="in: received/pending/answered/failed; out: queued/sent/failed")
     detail: str | None
     created_at: float
     updated_at: float
@@ -105,9 +110,9 @@ class MessageFilter:
     limit: int = 50
 
 
-def _message(row: tuple) -> Message:
+def _message(row: tuple) -> LedgerMessage:
     values = dict(zip(MESSAGE_COLUMNS, row))
-    return Message(**{**values, "voice": bool(values["voice"])})
+    return LedgerMessage(**{**values, "voice": bool(values["voice"])})
 
 
 def _delivery(row: tuple) -> Delivery:
@@ -148,7 +153,7 @@ class Ledger:
     def record(self, *, platform: str, direction: Direction, kind: str, user_id: str, chat_id: str | None,
                platform_message_id: str | None, text: str | None, status: str, source: str,
                conversation_id: str | None = None, reply_to: str | None = None, voice: bool = False,
-               detail: str | None = None) -> Message:
+               detail: str | None = None) -> LedgerMessage:
         """A bot's record of a message in or out; the same `source` again updates the row (reports repeat)."""
         now = self._clock()
         with self._transaction() as db:
@@ -163,7 +168,7 @@ class Ledger:
             row_id = db.execute("SELECT id FROM messages WHERE source = ?", (source,)).fetchone()[0]
         return self.message(row_id)
 
-    def message(self, message_id: int) -> Message:
+    def message(self, message_id: int) -> LedgerMessage:
         with self._lock:
             row = self._db.execute(f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE id = ?",
                                    (message_id,)).fetchone()
@@ -171,7 +176,7 @@ class Ledger:
             raise LedgerError(404, "message_not_found", f"there is no message {message_id}")
         return _message(row)
 
-    def messages(self, where: MessageFilter) -> list[Message]:
+    def messages(self, where: MessageFilter) -> list[LedgerMessage]:
         clauses, values = ["id > ?"], [where.after_id]
         for column in ("platform", "user_id", "conversation_id", "direction"):
             if (value := getattr(where, column)) is not None:
@@ -208,11 +213,11 @@ class Ledger:
         with self._lock:
             rows = self._db.execute(f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WHERE user_id = ? ORDER BY id",
                                     (user_id,)).fetchall()
-        return [asdict(_message(row)) for row in rows]
+        return [_message(row).model_dump() for row in rows]
 
     # -- the outbox -------------------------------------------------------------------------------------
     def send(self, *, platform: str, user_id: str, chat_id: str | None, text: str | None, speak: bool, origin: str,
-             kind: str = "text", conversation_id: str | None = None, reply_to: str | None = None) -> Message:
+             kind: str = "text", conversation_id: str | None = None, reply_to: str | None = None) -> LedgerMessage:
         """Queue a message to a user: a ledger row (`queued`) and its delivery, together."""
         with self._transaction() as db:
             message_id = self._queue(db, platform, user_id, chat_id, text, speak, origin, kind, conversation_id,
@@ -231,7 +236,7 @@ class Ledger:
                    (message_id, platform, user_id, chat_id, text, int(speak), reply_to, now))
         return message_id
 
-    def edit(self, message_id: int, text: str | None = None, append: str = "", prepend: str = "") -> Message:
+    def edit(self, message_id: int, text: str | None = None, append: str = "", prepend: str = "") -> LedgerMessage:
         """Replace a sent message's text (or add to its end or start): the ledger holds the new text and the bot
         edits the platform's copy."""
         with self._transaction() as db:
@@ -273,7 +278,7 @@ class Ledger:
         return _delivery(row) if row else None
 
     def acknowledge(self, delivery_id: int, delivered: bool, platform_message_id: str | None,
-                    detail: str | None) -> Message:
+                    detail: str | None) -> LedgerMessage:
         """The bot did (or could not do) a delivery; the second acknowledgement of one changes nothing."""
         with self._transaction() as db:
             row = db.execute("SELECT message_id, action, status FROM outbox WHERE id = ?", (delivery_id,)).fetchone()

@@ -7,7 +7,6 @@ deliveries and records, and may pass on the owner's answer to an inbox item of i
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -28,21 +27,16 @@ from api.schemas import (
     InboxAnswer,
     InboxEntry,
     InboxList,
-    LedgerMessage,
     MessageList,
     MessageRecord,
     SendMessage,
 )
 from common.settings import JuneSettings
 from messaging.ledger import Delivery as QueuedDelivery
-from messaging.ledger import InboxItem, LedgerError, Message, MessageFilter
+from messaging.ledger import InboxItem, LedgerError, LedgerMessage, MessageFilter
 
 MessageId = Annotated[int, PathParam(ge=1, le=2**62)]
 InboxStatus = Literal["NEW", "PROCESSING", "RESPONDED", "ERROR"]
-
-
-def _message(message: Message) -> LedgerMessage:
-    return LedgerMessage(**asdict(message))
 
 
 def _delivery(delivery: QueuedDelivery) -> Delivery:
@@ -52,10 +46,10 @@ def _delivery(delivery: QueuedDelivery) -> Delivery:
                     target_message_id=delivery.target, reply_to=delivery.reply_to)
 
 
-def _entry(found: tuple[InboxItem, Message, Message | None]) -> InboxEntry:
+def _entry(found: tuple[InboxItem, LedgerMessage, LedgerMessage | None]) -> InboxEntry:
     item, message, answer = found
-    return InboxEntry(id=item.id, status=item.status, message=_message(message),
-                      answer=_message(answer) if answer else None, detail=item.detail, created_at=item.created_at,
+    return InboxEntry(id=item.id, status=item.status, message=message,
+                      answer=answer, detail=item.detail, created_at=item.created_at,
                       updated_at=item.updated_at)
 
 
@@ -107,14 +101,14 @@ def router(settings: JuneSettings, messenger: DeploymentHandle) -> APIRouter:
     async def acknowledge(delivery_id: MessageId, body: Acknowledgement, caller: CurrentCaller) -> LedgerMessage:
         """The delivery was done (or could not be): the ledger's message is `sent` (or `failed`)."""
         await owned_delivery(delivery_id, caller)
-        return _message(await _call(messenger.acknowledge, delivery_id, body.delivered, body.platform_message_id,
-                                    body.detail))
+        return await _call(messenger.acknowledge, delivery_id, body.delivered, body.platform_message_id,
+                           body.detail)
 
     @router.post("/v1/ledger", response_model=LedgerMessage, tags=["bots"])
     async def record(body: MessageRecord, caller: CurrentCaller) -> LedgerMessage:
         """A bot's record of a message in or out, for the ledger the Message API serves."""
         acting_for(caller, body.user_id)
-        return _message(await _call(messenger.record, body.model_dump()))
+        return await _call(messenger.record, body.model_dump())
 
     @router.post("/v1/inbox", response_model=InboxEntry, tags=["bots"])
     async def to_inbox(body: MessageRecord, caller: CurrentCaller) -> InboxEntry:
@@ -138,12 +132,12 @@ def router(settings: JuneSettings, messenger: DeploymentHandle) -> APIRouter:
                               since.timestamp() if since else None, cursor, limit + 1)
         found = await _call(messenger.messages, where)
         page = found[:limit]
-        return MessageList(messages=[_message(m) for m in page],
+        return MessageList(messages=page,
                            next_cursor=page[-1].id if len(found) > limit else None)
 
     @router.get("/v1/messages/{message_id}", response_model=LedgerMessage, tags=["messages"])
     async def get_message(message_id: MessageId, _: Owner) -> LedgerMessage:
-        return _message(await _call(messenger.message, message_id))
+        return await _call(messenger.message, message_id)
 
     @router.post("/v1/messages", response_model=LedgerMessage, status_code=202, tags=["messages"])
     async def send_message(body: SendMessage, _: Owner) -> LedgerMessage:
@@ -151,20 +145,20 @@ def router(settings: JuneSettings, messenger: DeploymentHandle) -> APIRouter:
         until the bot delivers it."""
         if not body.user_id.startswith(f"{body.platform}:"):
             raise bad_request(f"user {body.user_id!r} is not a {body.platform} user", "platform_mismatch")
-        return _message(await _call(messenger.send, body.platform, body.user_id, body.chat_id, body.text, body.speak,
-                                    body.conversation_id))
+        return await _call(messenger.send, body.platform, body.user_id, body.chat_id, body.text, body.speak,
+                           body.conversation_id)
 
     @router.put("/v1/messages/{message_id}", response_model=LedgerMessage, status_code=202, tags=["messages"])
     async def replace_message(message_id: MessageId, body: EditMessage, _: Owner) -> LedgerMessage:
         """Replace the text of a message June sent; the bot edits the platform's message."""
-        return _message(await _call(messenger.edit, message_id, body.text))
+        return await _call(messenger.edit, message_id, body.text)
 
     @router.patch("/v1/messages/{message_id}", response_model=LedgerMessage, status_code=202, tags=["messages"])
     async def amend_message(message_id: MessageId, body: AmendMessage, _: Owner) -> LedgerMessage:
         """Add text to the end (`append`) or the start (`prepend`) of a message June sent."""
         if body.append is None and body.prepend is None:
             raise bad_request("give append, prepend or both", "nothing_to_change")
-        return _message(await _call(messenger.edit, message_id, None, body.append, body.prepend))
+        return await _call(messenger.edit, message_id, None, body.append, body.prepend)
 
     @router.get("/v1/inbox", response_model=InboxList, tags=["inbox"])
     async def inbox(_: Owner, status: InboxStatus | None = None,
