@@ -20,7 +20,6 @@ import aiohttp
 import discord
 import yarl
 from discord import app_commands
-from pydantic import ValidationError
 
 from bots import discord_markdown
 from bots.access import AccessPolicy
@@ -30,8 +29,8 @@ from bots.commands import DESCRIPTIONS, Caller
 from bots.core import BotCore, Incoming
 from bots.history import Inbound
 from bots.logs import configure_logging
-from bots.settings import DiscordSettings, describe_settings_error
-from common.private_files import ReadableSecret
+from bots.settings import DiscordSettings
+from common.cli_settings import INVALID_SETTINGS, load_settings
 
 PLATFORM = "discord"
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -296,14 +295,8 @@ def _secrets(settings: DiscordSettings) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
-    try:
-        settings = DiscordSettings()
-    except ValidationError as error:
-        print(f"june discord: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
-        return 2
-    except ReadableSecret as error:  # a .env of tokens that other users can read
-        print(f"june discord: {error}", file=sys.stderr)
-        return 2
+    if (settings := load_settings(DiscordSettings, "june discord")) is None:
+        return INVALID_SETTINGS
     configure_logging(secrets=_secrets(settings))
     point_at(settings.discord_api_url, settings.discord_gateway_url)
     try:

@@ -7,11 +7,9 @@ import sqlite3
 import sys
 from datetime import datetime
 
-from pydantic import ValidationError
-
 from bots.history import MessageHistory
-from bots.settings import BotSettings, describe_settings_error
-from common.private_files import ReadableSecret
+from bots.settings import BotSettings
+from common.cli_settings import INVALID_SETTINGS, load_settings
 
 PREVIEW_CHARS = 60
 
@@ -68,14 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--analyze", action="store_true", help="list rendering and delivery problems only")
     args = parser.parse_args(argv)
-    try:
-        settings = BotSettings()
-    except ValidationError as error:
-        print(f"june history: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
-        return 2
-    except ReadableSecret as error:  # a .env of tokens that other users can read
-        print(f"june history: {error}", file=sys.stderr)
-        return 2
+    if (settings := load_settings(BotSettings, "june history")) is None:
+        return INVALID_SETTINGS
     if not settings.history_db.exists():
         print(f"june history: no history yet at {settings.history_db}", file=sys.stderr)
         return 1

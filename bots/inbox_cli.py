@@ -7,10 +7,9 @@ import sys
 from datetime import datetime
 
 import httpx
-from pydantic import ValidationError
 
-from bots.settings import BotSettings, describe_settings_error
-from common.private_files import ReadableSecret
+from bots.settings import BotSettings
+from common.cli_settings import INVALID_SETTINGS, load_settings
 
 STATUSES = ("NEW", "PROCESSING", "RESPONDED", "ERROR")
 
@@ -48,14 +47,8 @@ def main(argv: list[str]) -> int:
     reply.add_argument("id", type=int)
     reply.add_argument("text", nargs="+")
     args = parser.parse_args(argv)
-    try:
-        settings = BotSettings()
-    except ValidationError as error:
-        print(f"june inbox: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
-        return 2
-    except ReadableSecret as error:  # a .env of tokens that other users can read
-        print(f"june inbox: {error}", file=sys.stderr)
-        return 2
+    if (settings := load_settings(BotSettings, "june inbox")) is None:
+        return INVALID_SETTINGS
     headers = {"Authorization": f"Bearer {settings.api_key.get_secret_value()}"} if settings.api_key else {}
     with httpx.Client(base_url=settings.api_url, headers=headers, timeout=30) as http:
         try:

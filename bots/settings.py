@@ -111,13 +111,3 @@ class DiscordSettings(BotSettings):
 
     _ids = field_validator("discord_owners", "discord_allowed", mode="before")(_parse_ids)
     _token = field_validator("discord_token")(_token_shape(DISCORD_TOKEN_PATTERN))
-
-
-def describe_settings_error(errors: list[dict]) -> str:
-    """Pydantic errors as `JUNE_<NAME>: problem`, never echoing the values (tokens are secrets)."""
-    problems = []
-    for error in errors:
-        name = "JUNE_" + "_".join(map(str, error["loc"][:1])).upper()
-        message = "is not set" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
-        problems.append(f"{name} {message}")
-    return "; ".join(problems)

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from pydantic import ValidationError
 from telegram import BotCommand, Message, MessageEntity, ReplyParameters, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
@@ -32,8 +31,8 @@ from bots.commands import DESCRIPTIONS, Caller
 from bots.core import BotCore, Incoming
 from bots.history import Inbound
 from bots.logs import configure_logging
-from bots.settings import TelegramSettings, describe_settings_error
-from common.private_files import ReadableSecret
+from bots.settings import TelegramSettings
+from common.cli_settings import INVALID_SETTINGS, load_settings
 
 PLATFORM = "telegram"
 ACTIVITY_REFRESH_S = 4.0  # Telegram shows a chat action for about 5 s
@@ -328,14 +327,8 @@ def _secrets(settings: TelegramSettings) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
-    try:
-        settings = TelegramSettings()
-    except ValidationError as error:
-        print(f"june telegram: invalid settings: {describe_settings_error(error.errors())}", file=sys.stderr)
-        return 2
-    except ReadableSecret as error:  # a .env of tokens that other users can read
-        print(f"june telegram: {error}", file=sys.stderr)
-        return 2
+    if (settings := load_settings(TelegramSettings, "june telegram")) is None:
+        return INVALID_SETTINGS
     configure_logging(secrets=_secrets(settings))
     try:
         run(settings)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from common.cli_settings import INVALID_SETTINGS, load_settings
+from common.settings import JuneSettings
 from common.sqlite import BACKUPS_FOLDER, copy_file, inspect
 from common.store_files import ALL_FILES
 
@@ -151,8 +153,6 @@ def _processes_holding(data_dir: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    from common.settings import JuneSettings
-
     parser = argparse.ArgumentParser(prog="june", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     take = commands.add_parser("backup", help="copy every store into DIR (new or empty), while June runs")
@@ -160,7 +160,9 @@ def main(argv: list[str]) -> int:
     put = commands.add_parser("restore", help="replace the stores with the backup in DIR (June stopped)")
     put.add_argument("folder", type=Path, metavar="DIR")
     args = parser.parse_args(argv)
-    data_dir = JuneSettings().data_dir
+    if (settings := load_settings(JuneSettings, "june")) is None:
+        return INVALID_SETTINGS
+    data_dir = settings.data_dir
     try:
         if args.command == "backup":
             manifest = backup(data_dir, args.folder)

@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pydantic import ValidationError
 from pythonjsonlogger.json import JsonFormatter
 
 from api.callers import Keys
 from api.schemas import ID_PATTERN
 from common.owner_key import page_url, read_owner_key
 from common.private_files import private_dir
+from common.cli_settings import INVALID_SETTINGS, load_settings
 from common.settings import JuneSettings
 from graphs.launch import deploy, start_ray, stop
 from graphs.profiles import ProfileError, load_profile, profile_path
@@ -200,18 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter("{asctime}{levelname}{name}{message}", style="{"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    if (settings := load_settings(JuneSettings, "june")) is None:
+        return INVALID_SETTINGS
     try:
-        settings = JuneSettings()
         if args.command == "prepare":
             prepare(settings)
         elif args.command == "url":
             print(page_address(settings))
         else:
             serve_forever(settings)
-    except ValidationError as error:
-        problems = "; ".join(f"JUNE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
-        print(f"june: invalid settings: {problems}", file=sys.stderr)
-        return 2
     except (ModelNotFound, ModelTooLargeForCpu, BuildError, ProfileError, TimeoutError, OSError,
             ValueError) as error:
         print(f"\njune: {error}", file=sys.stderr)
