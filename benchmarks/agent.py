@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 from benchmarks.agent_followup_tasks import FOLLOWUP_TASKS
 from benchmarks.agent_tasks import HOME_ZONE, TASKS, Answer, Task, Turn
@@ -159,23 +160,21 @@ def stream_chat(client: httpx.Client, url: str, text: str, conversation_id: str,
     body = {"text": text, "conversation_id": conversation_id, "user_id": user_id, "trace": True}
     asked_at, started = now(), time.perf_counter()
     first: float | None = None
-    event, done, failure = "", {}, None
+    done, failure = {}, None
     try:
-        with client.stream("POST", f"{url}/v1/chat/stream", json=body) as response:
+        with connect_sse(client, "POST", f"{url}/v1/chat/stream", json=body) as events:
+            response = events.response
             if response.status_code != 200:
                 response.read()
                 return Exchange(response.status_code, "", response.text, since_ms(started), {}, asked_at, now()), None
-            for line in response.iter_lines():
-                if line.startswith("event: "):
-                    event = line.removeprefix("event: ")
-                elif line.startswith("data: "):
-                    data = json.loads(line.removeprefix("data: "))
-                    if event == "delta" and first is None and data.get("text", "").strip():
-                        first = since_ms(started)
-                    elif event == "done":
-                        done = data
-                    elif event == "error":
-                        failure = json.dumps(data)
+            for event in events.iter_sse():
+                data = event.json()
+                if event.event == "delta" and first is None and data.get("text", "").strip():
+                    first = since_ms(started)
+                elif event.event == "done":
+                    done = data
+                elif event.event == "error":
+                    failure = json.dumps(data)
     except httpx.HTTPError as error:
         return Exchange(0, "", f"{type(error).__name__}: {error}", since_ms(started), {}, asked_at, now()), None
     status = 200 if done and not failure else 500
@@ -226,14 +225,14 @@ def bare_reply(client: httpx.Client, url: str, engine: str, messages: list[dict[
     body = {"model": engine, "messages": messages, "stream": True, "max_tokens": 160, "temperature": 0.3,
             "top_p": 0.9, "seed": SEED}
     asked_at, started, first, parts = now(), time.perf_counter(), None, []
-    with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
-        if response.status_code != 200:
-            response.read()
-            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
-        for line in response.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
+    with connect_sse(client, "POST", f"{url}/v1/chat/completions", json=body) as events:
+        if events.response.status_code != 200:
+            events.response.read()
+            raise RuntimeError(f"HTTP {events.response.status_code}: {events.response.text[:300]}")
+        for event in events.iter_sse():
+            if event.data == "[DONE]":
                 continue
-            for choice in json.loads(line.removeprefix("data: ")).get("choices", []):
+            for choice in event.json().get("choices", []):
                 if text := (choice.get("delta") or {}).get("content"):
                     first = first if first is not None or not text.strip() else round(since_ms(started), 1)
                     parts.append(text)

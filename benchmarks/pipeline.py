@@ -26,6 +26,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import httpx
+from httpx_sse import connect_sse
 import numpy as np
 
 from benchmarks.direct import DirectPipeline, since_ms
@@ -170,15 +171,12 @@ def first_audio_ms(client: httpx.Client, url: str, sample: SpeechSample) -> floa
     """Client-side time from sending the question to receiving the first `audio` event of the stream."""
     started = time.perf_counter()
     first: float | None = None
-    event = ""
-    with client.stream("POST", f"{url}/v1/voice/stream", files=audio_file(sample), data=VOICE_FORM) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                event = line.removeprefix("event: ")
-            elif line.startswith("data: ") and event == "error":
-                raise RuntimeError(f"the stream failed: {line}")
-            elif line.startswith("data: ") and event == "audio" and first is None:
+    with connect_sse(client, "POST", f"{url}/v1/voice/stream", files=audio_file(sample), data=VOICE_FORM) as events:
+        events.response.raise_for_status()
+        for event in events.iter_sse():
+            if event.event == "error":
+                raise RuntimeError(f"the stream failed: {event.data}")
+            if event.event == "audio" and first is None:
                 first = since_ms(started)
     if first is None:
         raise RuntimeError("the stream ended without an audio event")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from httpx_sse import aconnect_sse
 import psutil
 
 from benchmarks.pipeline import cpu_model
@@ -116,17 +117,17 @@ def _answered(body: dict, tally: Tally, route: str, conversation: str) -> bool:
 
 async def _stream(http: httpx.AsyncClient, audio: bytes, fields: dict, tally: Tally,
                   conversation: str) -> tuple[bool, httpx.Response]:
-    async with http.stream("POST", "/v1/voice/stream", files={"audio": ("q.ogg", audio, "audio/ogg")},
-                           data=fields) as response:
+    async with aconnect_sse(http, "POST", "/v1/voice/stream", files={"audio": ("q.ogg", audio, "audio/ogg")},
+                            data=fields) as source:
+        response = source.response
         if response.status_code != 200:
             await response.aread()
             return False, response
         events, done = [], None
-        async for line in response.aiter_lines():
-            if line.startswith("event: "):
-                events.append(line.removeprefix("event: "))
-            elif line.startswith("data: ") and events and events[-1] == "done":
-                done = json.loads(line.removeprefix("data: "))
+        async for event in source.aiter_sse():
+            events.append(event.event)
+            if event.event == "done":
+                done = event.json()
     if "error" in events:
         tally.errors["stream: error event"] += 1
         return False, response

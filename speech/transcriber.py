@@ -20,7 +20,7 @@ from speech.moonshine import MoonshineEngine
 log = logging.getLogger(__name__)
 
 # The English Whisper that `auto` replaces with Moonshine tiny-en, as accurate on English and 7x faster in
-# benchmarks/stt_models.py (WER 20.7 vs 20.6 %, median 95 vs 663 ms a clip; see the README). Other languages
+# benchmarks/stt_models.py (WER 20.7 vs 20.6 %, median 95 vs 663 ms a clip; see docs/models.md). Other languages
 # (`base`) and models the user names stay on Whisper.
 ENGLISH_WHISPER = "tiny.en"
 

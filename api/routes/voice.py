@@ -113,7 +113,7 @@ def router(shared: Shared) -> APIRouter:
     @router.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:
         """Hands-free: microphone audio in, June finds the end of each turn, text and speech out; speaking over
-        June interrupts it. The protocol is in the README."""
+        June interrupts it. The protocol is in docs/api.md."""
         await converse(websocket, shared.settings, shared.pipeline, shared.keys, shared.sessions)
 
     return router
