@@ -35,10 +35,11 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from api.errors import ApiError
-from api.schemas import ID_PATTERN, OWNER
+from api.schemas import ID_PATTERN
 from common.owner_key import OwnerKey, ensure_owner_key
 from common.private_files import check_secret_file
 from common.settings import JuneSettings
+from common.types import OWNER
 
 log = logging.getLogger("june.keys")
 

@@ -11,7 +11,6 @@ from messaging.ledger import LedgerMessage
 
 ReplyFormat = Literal["ogg", "wav"]
 ID_PATTERN = r"^[A-Za-z0-9._:@\-]{1,128}$"
-OWNER = "owner"  # the owner key's user (and JUNE_AUTH=none's): whom its requests without a user_id are for
 
 
 class ChatRequest(BaseModel):

@@ -17,10 +17,9 @@ from typing import Any
 
 from agent.stores import Stores
 from agent.tools.base import ToolContext
-from api.schemas import OWNER
 from common.llm_client import LanguageModelClient
 from common.settings import JuneSettings
-from common.types import ModelFacts
+from common.types import OWNER, ModelFacts
 from deployments.agent import build_reasoning_agent
 from llm.server import LlamaServer, server_for
 from llm.tool_text import with_text_tool_calls

@@ -17,7 +17,6 @@ log = logging.getLogger("june.secrets")
 
 GROUP_OR_OTHER_READ = stat.S_IRGRP | stat.S_IROTH
 GROUP_OR_OTHER_ANY = stat.S_IRWXG | stat.S_IRWXO
-GROUP_OR_OTHER_WRITE = stat.S_IWGRP | stat.S_IWOTH
 ALLOW_SETTING = "JUNE_ALLOW_READABLE_SECRETS"
 # A variable in a .env whose name says it holds a secret: JUNE_API_KEY, JUNE_TELEGRAM_TOKEN, ..._SECRET ...
 SECRET_NAME = re.compile(r"^\s*(?:export\s+)?[A-Za-z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD)[A-Za-z0-9_]*\s*=\s*\S",
@@ -27,10 +26,6 @@ RAY_TOKEN_PATH_VARIABLE = "RAY_AUTH_TOKEN_PATH"
 
 class ReadableSecret(PermissionError):
     """A file holding secrets that other users can read; the message names it and the fix, never its contents."""
-
-
-def readable_by_others(path: Path) -> bool:
-    return bool(path.stat().st_mode & GROUP_OR_OTHER_READ)
 
 
 def check_secret_file(path: Path, what: str, *, allow_readable: bool) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlite3
 
 from common.sqlite import Schema, columns, run
+from common.types import OWNER
 
-OWNER = "owner"  # whose the rows stored for "anonymous" became, when a key became the default (version 2)
 
 
 def _owned_by_owner(*tables: str) -> str:

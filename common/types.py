@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+OWNER = "owner"  # the owner key's user id (and JUNE_AUTH=none's); rows of the shared "anonymous" became its
+
 
 @dataclass(frozen=True)
 class Segment:

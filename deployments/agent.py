@@ -19,10 +19,9 @@ from agent.model import Completion, ToolCallRequest
 from agent.stores import Stores
 from agent.toolbox import build_tools
 from agent.tools.base import ToolContext
-from api.schemas import OWNER
 from common.llm_client import LanguageModelClient
 from common.settings import JuneSettings
-from common.types import AgentReply, ConversationSummary, ModelFacts, Trace, Turn, Utterance
+from common.types import OWNER, AgentReply, ConversationSummary, ModelFacts, Trace, Turn, Utterance
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from api.idempotency import AnswerStore
 from bots.history import MessageHistory
 from bots.preferences import Preferences
 from common.sqlite import BACKUPS_FOLDER, MigrationFailed, Schema, SchemaTooNew, open_store, statements
-from common.store_files import ALL_FILES, BOT_MESSAGES, OWNER
+from common.store_files import ALL_FILES, BOT_MESSAGES
+from common.types import OWNER
 from messaging.ledger import Ledger, MessageFilter
 
 UNVERSIONED = Path(__file__).parent / "fixtures" / "data_dir_unversioned"  # tests/fixtures/make_data_dir.py
