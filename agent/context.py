@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.types import RequestTooLong
+from common.types import RequestTooLong, Turn
 
 TokenCount = Callable[[str], int]
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators around each chat message
@@ -44,7 +44,8 @@ class ContextWindow:
     tool_result_tokens: int = 300
 
     def tokens(self, messages: list[dict[str, Any]]) -> int:
-        return sum(self.count(str(m.get("content") or "")) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+        return sum(self.count(str(m.get("content") or "") + json.dumps(m.get("tool_calls") or ""))
+                   + MESSAGE_OVERHEAD_TOKENS for m in messages)
 
     def tools_tokens(self, tools: list[dict[str, Any]]) -> int:
         return self.count(json.dumps(tools)) + TOOLS_TEMPLATE_TOKENS if tools else 0
@@ -97,6 +98,25 @@ class Briefing:
         if not lines:
             return ""
         return "\n\n[" + "\n".join(lines) + "\nUse these only when they help answer the request above.]"
+
+
+def turn_messages(turns: list[Turn], with_tool_calls: bool,
+                  reads: Callable[[str, dict[str, Any], str], str] = lambda tool, arguments, result: result
+                  ) -> list[dict[str, Any]]:
+    """The conversation as chat messages: an answer June gave after running tools follows its calls and their
+    results, as the model saw them then (`reads` words a result for the model); without `with_tool_calls` (a
+    model with no tool format) only what was said."""
+    messages: list[dict[str, Any]] = []
+    for number, turn in enumerate(turns):
+        if with_tool_calls and turn.tool_calls:
+            ids = [f"call_h{number}_{index}" for index in range(len(turn.tool_calls))]
+            messages.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": id_, "type": "function", "function": {"name": call.tool, "arguments": json.dumps(call.arguments)}}
+                for id_, call in zip(ids, turn.tool_calls)]})
+            messages += [{"role": "tool", "tool_call_id": id_, "content": reads(call.tool, call.arguments, call.result)}
+                         for id_, call in zip(ids, turn.tool_calls)]
+        messages.append({"role": turn.role, "content": turn.content})
+    return messages
 
 
 def stated_facts(user_turns: list[str], already_shown: list[dict[str, str]]) -> list[str]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agent.plan import Plan, Step, resolve_references
@@ -55,18 +56,23 @@ class ToolExecutor:
         turn's answer)."""
         budget.tool_calls += 1
         started = self.clock()
+        context = replace(context, cancelled=threading.Event())  # this call's own: its thread outlives the await
         try:
             tool.validate(arguments)
             pool = self._code_pool if tool.runs_code else self._tool_pool
             run = asyncio.get_running_loop().run_in_executor(pool, tool.run, arguments, context)
             result = await asyncio.wait_for(run, budget.seconds_left())
             status = "ok"
+        except asyncio.CancelledError:  # the request is gone: a program still running is stopped
+            context.cancelled.set()
+            raise
         except ConfirmationNeeded as question:
             record(trace, step, arguments, "needs-confirmation", question.question, (self.clock() - started) * 1000)
             raise
         except ToolError as error:
             status, result = "error", str(error)
         except asyncio.TimeoutError:
+            context.cancelled.set()
             status, result = "error", "the tool did not finish within the time limit"
         except Exception as error:  # a tool bug must not take the request down
             status, result = "error", f"the tool failed ({type(error).__name__})"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from common.sqlite import contains_words, open_store, purge_wal, transaction
 from common.store_files import CONVERSATIONS
-from common.types import ConversationSummary, Turn
+from common.types import ConversationSummary, ToolUse, Turn
 
 TITLE_CHARS = 80
 
@@ -20,32 +24,35 @@ class ConversationStore:
         self._lock = threading.Lock()
         self._db = open_store(path, CONVERSATIONS)
 
-    def append(self, user_id: str, conversation_id: str, user_text: str, assistant_text: str) -> None:
-        """Store one exchange atomically: a question is never kept without its answer."""
+    def append(self, user_id: str, conversation_id: str, user_text: str, assistant_text: str,
+               tool_calls: Sequence[ToolUse] = ()) -> None:
+        """Store one exchange atomically: a question is never kept without its answer (nor its tool calls)."""
         now = time.time()
+        calls = json.dumps([asdict(call) for call in tool_calls]) if tool_calls else None
         with self._lock, transaction(self._db):
             self._db.executemany(
-                "INSERT INTO turns (user_id, conversation_id, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO turns (user_id, conversation_id, role, content, tool_calls, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (user_id, conversation_id, "user", user_text, now),
-                    (user_id, conversation_id, "assistant", assistant_text, now),
+                    (user_id, conversation_id, "user", user_text, None, now),
+                    (user_id, conversation_id, "assistant", assistant_text, calls, now),
                 ],
             )
 
     def recent(self, user_id: str, conversation_id: str, max_turns: int, max_chars: int) -> list[Turn]:
-        """The newest turns, oldest first, within both budgets, starting on a user turn."""
+        """The newest turns, oldest first, within both budgets (tool results count), starting on a user turn."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT role, content FROM turns WHERE user_id = ? AND conversation_id = ? ORDER BY id DESC LIMIT ?",
-                (user_id, conversation_id, max_turns),
+                "SELECT role, content, tool_calls FROM turns WHERE user_id = ? AND conversation_id = ? "
+                "ORDER BY id DESC LIMIT ?", (user_id, conversation_id, max_turns),
             ).fetchall()
         kept: list[Turn] = []
         used = 0
-        for role, content in rows:
-            used += len(content)
+        for role, content, calls in rows:
+            used += len(content) + len(calls or "")
             if used > max_chars:
                 break
-            kept.append(Turn(role, content))
+            kept.append(Turn(role, content, _tool_uses(calls)))
         kept.reverse()
         while kept and kept[0].role != "user":
             kept.pop(0)
@@ -74,9 +81,9 @@ class ConversationStore:
         """The newest `limit` turns of one conversation, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT role, content FROM turns WHERE user_id = ? AND conversation_id = ? ORDER BY id DESC LIMIT ?",
-                (user_id, conversation_id, limit)).fetchall()
-        return [Turn(role, content) for role, content in reversed(rows)]
+                "SELECT role, content, tool_calls FROM turns WHERE user_id = ? AND conversation_id = ? "
+                "ORDER BY id DESC LIMIT ?", (user_id, conversation_id, limit)).fetchall()
+        return [Turn(role, content, _tool_uses(calls)) for role, content, calls in reversed(rows)]
 
     def search(self, user_id: str, query: str, limit: int = 5) -> list[Turn]:
         """This user's turns, in any of their conversations, that contain every word of `query`."""
@@ -104,12 +111,14 @@ class ConversationStore:
     def export(self, user_id: str) -> list[dict]:
         """Every conversation of this user, each with its turns in order."""
         with self._lock:
-            rows = self._db.execute("SELECT conversation_id, role, content, created_at FROM turns WHERE user_id = ? "
-                                    "ORDER BY conversation_id, id", (user_id,)).fetchall()
+            rows = self._db.execute("SELECT conversation_id, role, content, tool_calls, created_at FROM turns "
+                                    "WHERE user_id = ? ORDER BY conversation_id, id", (user_id,)).fetchall()
         conversations: dict[str, list[dict]] = {}
-        for conversation_id, role, content, created_at in rows:
-            conversations.setdefault(conversation_id, []).append(
-                {"role": role, "content": content, "created_at": created_at})
+        for conversation_id, role, content, calls, created_at in rows:
+            turn: dict[str, Any] = {"role": role, "content": content, "created_at": created_at}
+            if calls:
+                turn["tool_calls"] = json.loads(calls)
+            conversations.setdefault(conversation_id, []).append(turn)
         return [{"conversation_id": cid, "turns": turns} for cid, turns in conversations.items()]
 
     def close(self) -> None:
@@ -118,6 +127,10 @@ class ConversationStore:
     def ping(self) -> None:
         with self._lock:
             self._db.execute("SELECT 1").fetchone()
+
+
+def _tool_uses(stored: str | None) -> tuple[ToolUse, ...]:
+    return tuple(ToolUse(**call) for call in json.loads(stored)) if stored else ()
 
 
 def _title(text: str) -> str:

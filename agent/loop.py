@@ -12,7 +12,7 @@ from typing import Any
 
 from agent.cache import TtlLruCache
 from agent.confirmations import CLARIFY, answer_to, resumed
-from agent.context import Briefing, ContextWindow, stated_facts
+from agent.context import Briefing, ContextWindow, stated_facts, turn_messages
 from agent.executor import AgentLimits, Budget, Results, ToolExecutor, record
 from agent.grounding import grounded, numbers_in, said_numbers
 from agent.model import ChatModel, Completion, ToolCallRequest
@@ -23,7 +23,7 @@ from agent.toolcalls import MalformedJson, calls_in_text, may_be_a_call, parse_a
 from agent.tools.base import ConfirmationNeeded, NothingFound, Tool, ToolContext, ToolError
 from agent.tools.clock import TIMEZONE_PREFERENCE, describe_moment, utc_now, zone
 from agent.tools.memory import DELETE_NOTES, delete_confirmed
-from common.types import AgentReply, ModelError, Trace
+from common.types import AgentReply, ModelError, ToolUse, Trace, Turn
 from speech.spoken import without_opening_filler
 
 __all__ = ["Agent", "AgentLimits"]
@@ -89,11 +89,24 @@ class Agent:
         self.default_timezone, self.now, self.clock = default_timezone, now, clock
         self.executor = ToolExecutor(code_runs, clock)
 
-    def route(self, request: str, history: list[dict[str, str]], tools: dict[str, Tool] | None = None) -> Route:
+    def route(self, request: str, history: list[dict[str, Any]], tools: dict[str, Tool] | None = None) -> Route:
         tools = self.tools if tools is None else tools
         previous = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), None)
         offered = select_tools(request, previous, tools)
         return decide(request, RouteContext(frozenset(tools), offered, self.planner, self.model.supports_tools))
+
+    def history_messages(self, turns: list[Turn]) -> list[dict[str, Any]]:
+        """A stored conversation as the model sees it, with the tool calls behind each answer where it has a tool
+        format."""
+        def reads(name: str, arguments: dict[str, Any], result: str) -> str:
+            return self.tools[name].result_for_model(arguments, result) if name in self.tools else result
+
+        return turn_messages(turns, self.model.supports_tools, reads)
+
+    @staticmethod
+    def tools_used(trace: Trace) -> list[ToolUse]:
+        """The calls that ran for an answer, to store with it."""
+        return [ToolUse(call.tool, call.arguments, call.result) for call in trace.tool_calls if call.status == "ok"]
 
     def available_tools(self, context: ToolContext) -> dict[str, Tool]:
         return self.tools if context.private else {n: t for n, t in self.tools.items() if not t.private}
@@ -111,13 +124,13 @@ class Agent:
                 system = {"role": "system", "content": self.system_prompt + "\n" + TOOLS_PROMPT}
                 await self.model.complete([system, greeting], tools=tools, max_tokens=1)
 
-    async def respond(self, request: str, context: ToolContext, history: list[dict[str, str]]) -> AgentReply:
+    async def respond(self, request: str, context: ToolContext, history: list[dict[str, Any]]) -> AgentReply:
         trace = Trace()
         text = "".join([delta async for delta in self.stream(request, context, history, trace)]).strip()
         return AgentReply(text, trace)
 
     async def stream(
-        self, request: str, context: ToolContext, history: list[dict[str, str]], trace: Trace | None = None
+        self, request: str, context: ToolContext, history: list[dict[str, Any]], trace: Trace | None = None
     ) -> AsyncIterator[str]:
         """The answer's text as the model writes it, at every round."""
         trace = trace if trace is not None else Trace()
@@ -129,7 +142,7 @@ class Agent:
             trace.duration_ms = round((self.clock() - started) * 1000, 1)
 
     async def _answer(
-        self, text: str, context: ToolContext, history: list[dict[str, str]], trace: Trace
+        self, text: str, context: ToolContext, history: list[dict[str, Any]], trace: Trace
     ) -> AsyncIterator[str]:
         confirmation, text = self._confirmation(text, context, trace)
         if confirmation is not None:
@@ -150,7 +163,7 @@ class Agent:
             trace.route, trace.route_reasons = route.kind, [*trace.route_reasons, *route.reasons]
         offered = {name: available[name] for name in route.tools}
         schemas = [tool.openai_schema() for tool in offered.values()] if route.kind == "tools" else []
-        said = said_numbers([text, *(turn["content"] for turn in history)])
+        said = said_numbers([text, *(turn.get("content") or "" for turn in history)])
         request = _Request(text, context, self._messages(text, context, history, route, schemas, trace), trace,
                            budget, offered, said)
         if route.kind == "fast":
@@ -191,7 +204,7 @@ class Agent:
         chosen = self.stores.preferences.get(user_id, TIMEZONE_PREFERENCE) if self.stores else None
         return chosen or self.default_timezone
 
-    def _briefing(self, text: str, context: ToolContext, history: list[dict[str, str]], route: Route) -> Briefing:
+    def _briefing(self, text: str, context: ToolContext, history: list[dict[str, Any]], route: Route) -> Briefing:
         """The moment (only for requests that may need the clock), the user's notes and facts bearing on it."""
         now = (describe_moment(self.now(), zone(context.timezone))
                if {"current_time", "convert_time"} & set(route.tools) else None)
@@ -202,7 +215,7 @@ class Agent:
                  if context.conversation_id else [])
         return Briefing(now, notes, stated_facts(older, history))
 
-    def _messages(self, text: str, context: ToolContext, history: list[dict[str, str]], route: Route,
+    def _messages(self, text: str, context: ToolContext, history: list[dict[str, Any]], route: Route,
                   tools: list[dict[str, Any]], trace: Trace) -> list[dict[str, Any]]:
         """What stays the same across turns first, what changes last, so the engine serves the conversation from
         its prefix cache: the system prompt (with the offered tools' schemas), the history that fits, then the
@@ -320,7 +333,8 @@ class Agent:
                 yield self._said(results, request.tools)
                 self._finish(trace)
                 return
-            baseless = [step for step in steps if not grounded(step.arguments, request.said)]
+            baseless = [step for step in steps
+                        if not request.tools[step.tool].runs_code and not grounded(step.arguments, request.said)]
             for step in baseless:
                 record(trace, step, step.arguments, "skipped", "skipped: none of its numbers was said", 0)
             if baseless and len(baseless) == len(steps):
@@ -349,7 +363,9 @@ class Agent:
             failed = [f"{step.tool}: {result}" for step, (status, result) in zip(steps, outcomes) if status != "ok"]
             verdict = f"steps failed ({'; '.join(failed)}); the model sees the errors" if failed else "every step succeeded"
             trace.reflections.append(f"round {round_number}: {verdict}")
-            messages += _tool_messages(completion, steps, [self.window.clip(result) for _, result in outcomes])
+            messages += _tool_messages(completion, steps, [
+                self.window.clip(request.tools[step.tool].result_for_model(step.arguments, result) if status == "ok"
+                                 else result) for step, (status, result) in zip(steps, outcomes)])
         async for delta in self._said_once(results, request) if results else self._plain(request):
             yield delta
 

@@ -34,6 +34,9 @@ CONVERSATIONS = Schema("conversations", (
     CREATE INDEX IF NOT EXISTS turns_by_conversation ON turns (user_id, conversation_id, id);
     """,
     _owned_by_owner("turns"),
+    # The tools June ran for an answer, with their results (JSON, on the assistant's row), so a follow-up sees
+    # them as the model first did: "divide that by four" after "48 + 76 = 124".
+    "ALTER TABLE turns ADD COLUMN tool_calls TEXT;",
 ))
 
 NOTES = Schema("notes", (

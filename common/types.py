@@ -95,9 +95,19 @@ class AgentReply:
 
 
 @dataclass(frozen=True)
+class ToolUse:
+    """A tool call June ran for an answer, and what it returned."""
+
+    tool: str
+    arguments: dict[str, Any]
+    result: str
+
+
+@dataclass(frozen=True)
 class Turn:
     role: str
     content: str
+    tool_calls: tuple[ToolUse, ...] = ()  # an assistant turn's: what June ran before it answered
 
 
 @dataclass(frozen=True)

@@ -129,18 +129,19 @@ class Agent:
         if utterance.history is not None:
             return context, list(utterance.history)
         turns = self.history(utterance.user_id, utterance.conversation_id) if utterance.conversation_id else []
-        return context, [{"role": turn.role, "content": turn.content} for turn in turns]
+        return context, self.agent.history_messages(turns)
 
-    def _remember(self, utterance: Utterance, reply: str) -> None:
+    def _remember(self, utterance: Utterance, reply: str, trace: Trace) -> None:
         if utterance.conversation_id and reply:
-            self.stores.history.append(utterance.user_id or OWNER, utterance.conversation_id, utterance.text, reply)
+            self.stores.history.append(utterance.user_id or OWNER, utterance.conversation_id, utterance.text, reply,
+                                       self.agent.tools_used(trace))
 
     async def reply(self, utterance: Utterance) -> AgentReply:
         context, history = self._context(utterance)
         reply = await self.agent.respond(utterance.text, context, history)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("agent trace %s", json.dumps(reply.trace.to_dict(), default=str))
-        self._remember(utterance, reply.text)
+        self._remember(utterance, reply.text, reply.trace)
         return reply
 
     async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict[str, Any]]:
@@ -152,7 +153,7 @@ class Agent:
         async for delta in self.agent.stream(utterance.text, context, history, trace):
             parts.append(delta)
             yield delta
-        self._remember(utterance, "".join(parts).strip())
+        self._remember(utterance, "".join(parts).strip(), trace)
         if utterance.trace:
             yield trace.to_dict()
 

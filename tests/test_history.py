@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.history import ConversationStore
-from common.types import Turn
+from common.types import ToolUse, Turn
 
 
 def test_turns_come_back_in_order_and_survive_reopening(tmp_path: Path) -> None:
@@ -14,6 +14,22 @@ def test_turns_come_back_in_order_and_survive_reopening(tmp_path: Path) -> None:
     reopened = ConversationStore(tmp_path / "h.sqlite3")
     assert reopened.recent("u", "c", 10, 10_000) == [
         Turn("user", "hi"), Turn("assistant", "hello"), Turn("user", "how are you?"), Turn("assistant", "fine")]
+
+
+def test_an_answer_keeps_the_tool_calls_behind_it(tmp_path: Path) -> None:
+    store = ConversationStore(tmp_path / "h.sqlite3")
+    used = (ToolUse("calculator", {"expression": "48 + 76"}, "124"),)
+    store.append("u", "c", "What's 48 plus 76?", "48 + 76 = 124.", used)
+    store.append("u", "c", "thanks", "You're welcome.")
+    store.close()
+    reopened = ConversationStore(tmp_path / "h.sqlite3")
+    assert reopened.recent("u", "c", 10, 10_000) == [
+        Turn("user", "What's 48 plus 76?"), Turn("assistant", "48 + 76 = 124.", used),
+        Turn("user", "thanks"), Turn("assistant", "You're welcome.")]
+    assert reopened.turns("u", "c")[1].tool_calls == used
+    exported = reopened.export("u")[0]["turns"]
+    assert exported[1]["tool_calls"] == [{"tool": "calculator", "arguments": {"expression": "48 + 76"}, "result": "124"}]
+    assert "tool_calls" not in exported[3]
 
 
 def test_users_and_conversations_are_isolated(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import errno
@@ -11,15 +12,20 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from agent import sandbox
+from agent.executor import AgentLimits, Budget, ToolExecutor
+from agent.plan import Step
 from agent.sandbox import SandboxLimits, SandboxUnavailable, run_python
 from agent.tools.base import ToolContext, ToolError
 from agent.tools.python import make_python_tool
+from common.types import Trace
 from tests.sandbox_runner import SLEEPER, left_after_killing
 
 QUICK = SandboxLimits(timeout_s=3)  # for the tests that wait for the wall clock
@@ -260,6 +266,30 @@ def test_the_python_tool_with_bubblewrap() -> None:
     assert tool.run({"code": "import numpy\nprint(numpy.arange(4).sum())"}, ToolContext("alice")) == "6"
     with pytest.raises(ToolError, match="error.*ZeroDivisionError"):
         tool.run({"code": "1 / 0"}, ToolContext("alice"))
+
+
+def test_a_program_stops_when_its_request_is_cancelled() -> None:
+    """A barge-in cancels the agent's task: the program it was running is killed, not left to run to its limit,
+    so the next program (one code thread here) starts at once."""
+    executor = ToolExecutor(1, time.monotonic)
+    tool = replace(make_python_tool(), runs_code=True)
+
+    def run(code: str):
+        step = Step("s1", "run_python", {"code": code})
+        budget = Budget(AgentLimits(max_seconds=120), time.monotonic)
+        return executor.run(step, step.arguments, tool, ToolContext("alice"), budget, Trace())
+
+    async def barge_in() -> tuple[tuple[str, str], float]:
+        sleeper = asyncio.create_task(run("import time\ntime.sleep(60)"))
+        await asyncio.sleep(1)  # the program is running
+        sleeper.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeper
+        started = time.monotonic()
+        return await run("print('next')"), time.monotonic() - started
+
+    (status, output), waited_s = asyncio.run(barge_in())
+    assert (status, output) == ("ok", "next") and waited_s < 10
 
 
 def test_a_program_ending_in_an_expression_shows_its_value_as_a_python_prompt_does() -> None:

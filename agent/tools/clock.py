@@ -16,7 +16,7 @@ from common import timezones
 TIMEZONE_PREFERENCE = "timezone"
 
 CLOCK_SIGNALS = words(r"time|times|clock|date|dates|weekday|day of the week|what day|which day|o'clock|"
-                      r"\d{1,2}(?::\d\d)?\s*[ap]\.?m\.?|time ?zones?|utc|gmt|what year|"
+                      r"\d{1,2}(?::\d\d)?\s*[ap]\.?m\.?|time ?zones?|utc|gmt|what year is it|"
                       r"(?:days?|weeks?|months?) (?:until|till|from now|ago|since)")
 
 

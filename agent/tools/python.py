@@ -15,9 +15,9 @@ WEAKER = f"[ran with resource limits only ({ISOLATION_ENV}=rlimits): not isolate
 
 
 def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
-    def run(arguments: dict[str, Any], _: ToolContext) -> str:
+    def run(arguments: dict[str, Any], context: ToolContext) -> str:
         try:
-            result = run_python(showing_last_value(arguments["code"]), limits=limits)
+            result = run_python(showing_last_value(arguments["code"]), limits=limits, cancelled=context.cancelled)
         except SandboxUnavailable as error:
             raise ToolError(str(error)) from None
         if result.status == "ok":
@@ -32,7 +32,8 @@ def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
                     "Print the result.",
         parameters=object_schema({"code": {"type": "string", "minLength": 1, "maxLength": MAX_CODE_CHARS}}, ["code"]),
         run=run,
-        signals=re.compile(r"\bpython\b|\b(?:run|execute|write)\b.{0,40}\b(?:code|program|script)\b|```", re.I),
+        signals=re.compile(r"\bpython\b|\b(?:run|execute|write)\b.{0,40}\b(?:code|program|script)\b|\bcode (?:up|that|which)\b|"
+                           r"```", re.I),
     )
 
 
