@@ -100,12 +100,10 @@ class Briefing:
         return "\n\n[" + "\n".join(lines) + "\nUse these only when they help answer the request above.]"
 
 
-def turn_messages(turns: list[Turn], with_tool_calls: bool,
-                  reads: Callable[[str, dict[str, Any], str], str] = lambda tool, arguments, result: result
-                  ) -> list[dict[str, Any]]:
+def turn_messages(turns: list[Turn], with_tool_calls: bool) -> list[dict[str, Any]]:
     """The conversation as chat messages: an answer June gave after running tools follows its calls and their
-    results, as the model saw them then (`reads` words a result for the model); without `with_tool_calls` (a
-    model with no tool format) only what was said."""
+    results, as the model saw them then; without `with_tool_calls` (a model with no tool format) only what was
+    said."""
     messages: list[dict[str, Any]] = []
     for number, turn in enumerate(turns):
         if with_tool_calls and turn.tool_calls:
@@ -113,7 +111,7 @@ def turn_messages(turns: list[Turn], with_tool_calls: bool,
             messages.append({"role": "assistant", "content": None, "tool_calls": [
                 {"id": id_, "type": "function", "function": {"name": call.tool, "arguments": json.dumps(call.arguments)}}
                 for id_, call in zip(ids, turn.tool_calls)]})
-            messages += [{"role": "tool", "tool_call_id": id_, "content": reads(call.tool, call.arguments, call.result)}
+            messages += [{"role": "tool", "tool_call_id": id_, "content": call.result}
                          for id_, call in zip(ids, turn.tool_calls)]
         messages.append({"role": turn.role, "content": turn.content})
     return messages

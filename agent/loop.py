@@ -98,10 +98,7 @@ class Agent:
     def history_messages(self, turns: list[Turn]) -> list[dict[str, Any]]:
         """A stored conversation as the model sees it, with the tool calls behind each answer where it has a tool
         format."""
-        def reads(name: str, arguments: dict[str, Any], result: str) -> str:
-            return self.tools[name].result_for_model(arguments, result) if name in self.tools else result
-
-        return turn_messages(turns, self.model.supports_tools, reads)
+        return turn_messages(turns, self.model.supports_tools)
 
     @staticmethod
     def tools_used(trace: Trace) -> list[ToolUse]:
@@ -363,9 +360,7 @@ class Agent:
             failed = [f"{step.tool}: {result}" for step, (status, result) in zip(steps, outcomes) if status != "ok"]
             verdict = f"steps failed ({'; '.join(failed)}); the model sees the errors" if failed else "every step succeeded"
             trace.reflections.append(f"round {round_number}: {verdict}")
-            messages += _tool_messages(completion, steps, [
-                self.window.clip(request.tools[step.tool].result_for_model(step.arguments, result) if status == "ok"
-                                 else result) for step, (status, result) in zip(steps, outcomes)])
+            messages += _tool_messages(completion, steps, [self.window.clip(result) for _, result in outcomes])
         async for delta in self._said_once(results, request) if results else self._plain(request):
             yield delta
 

@@ -60,17 +60,11 @@ class Tool:
     runs_code: bool = False  # slow and heavy: runs in the code pool
     signals: re.Pattern[str] | None = field(default=None, compare=False)
     say: Callable[[dict[str, Any], str], str] | None = field(default=None, compare=False)
-    # The model reads the result as `say` words it ("8 * 12 = 96"): a bare "96" after "multiply your answer by 12"
-    # left the 1.5B repeating its earlier answer.
-    said_to_model: bool = False
 
     def spoken_result(self, arguments: dict[str, Any], result: str) -> str:
         """The result as a sentence of an answer."""
         text = self.say(arguments, result) if self.say else result
         return text if text.endswith((".", "!", "?")) else text + "."
-
-    def result_for_model(self, arguments: dict[str, Any], result: str) -> str:
-        return self.spoken_result(arguments, result) if self.said_to_model else result
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         """The arguments if they satisfy the schema; a ToolError naming the problem otherwise."""

@@ -113,6 +113,5 @@ calculator = Tool(
                         r"add|adding|subtract\w*|take away|squared|cubed|square root|power|average|mean|sum|total|"
                         r"altogether|double|triple|twice|"
                         r"each|per|split|left|remain\w*|how (?:much|many))\b"),
-    said_to_model=True,
     say=lambda arguments, result: f"{arguments['expression'].replace('**', '^')} = {result}",
 )

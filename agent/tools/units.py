@@ -83,6 +83,5 @@ unit_converter = Tool(
                               "to_unit": {"type": "string"}}, ["value", "from_unit", "to_unit"]),
     run=_run,
     signals=with_number(rf"\b(?:{_SPOKEN_UNITS})\b|\d\s*(?:km|kg|cm|mm|mi|lbs?|oz|ft|ml|mph|°[cf]?)\b"),
-    said_to_model=True,
     say=lambda arguments, result: f"{format_number(float(arguments['value']))} {arguments['from_unit']} is {result}",
 )
