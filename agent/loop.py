@@ -93,7 +93,8 @@ class Agent:
         tools = self.tools if tools is None else tools
         previous = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), None)
         offered = select_tools(request, previous, tools)
-        return decide(request, RouteContext(frozenset(tools), offered, self.planner, self.model.supports_tools))
+        return decide(request, RouteContext(frozenset(tools), offered, self.planner, self.model.supports_tools,
+                                            registry=tuple(self.tools.values())))
 
     def history_messages(self, turns: list[Turn]) -> list[dict[str, Any]]:
         """A stored conversation as the model sees it, with the tool calls behind each answer where it has a tool

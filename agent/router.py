@@ -24,10 +24,13 @@ Planner = Literal["hybrid", "model"]
 class RouteContext:
     """What the router may look at besides the request itself."""
 
-    tool_names: frozenset[str] = frozenset()
+    tool_names: frozenset[str] = frozenset()  # the tools this request may use
     offered: tuple[str, ...] = ()  # the tools whose signals the request matches (`select_tools`)
     planner: Planner = "hybrid"
     model_calls_tools: bool = False  # the engine turns the model's output into OpenAI tool calls
+    # Every tool June has, private ones too: the first pattern that recognises the request claims it, and answers it
+    # only where its tools are among `tool_names` (a note to remember in a group chat is not then read as arithmetic).
+    registry: tuple[Tool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ def decide(request: str, context: RouteContext) -> Route:
     if not context.tool_names:
         return Route("fast", ("no tools are available",))
     if context.planner == "hybrid":
-        intent = detect(request)
+        intent = detect(request, context.registry)
         if intent and all(step.tool in context.tool_names for step in intent.steps):
             return Route("rules", (intent.reason,), intent, tuple(dict.fromkeys(s.tool for s in intent.steps)))
     if not context.offered:

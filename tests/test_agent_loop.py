@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 
 from agent.cache import TtlLruCache
+from agent.intents import rules_in_order
 from agent.loop import Agent, AgentLimits
 from agent.model import Completion, ToolCallRequest
 from agent.router import Route, RouteContext, decide, select_tools
 from agent.stores import Stores
-from agent.tools.base import Tool, ToolContext, ToolError
+from agent.toolbox import build_tools
+from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError
 from agent.tools.base import object_schema
 from agent.tools.calculator import calculator
 from agent.tools.clock import make_clock_tools
@@ -72,7 +74,8 @@ def test_decide_explains_itself(tools) -> None:
     available = {tool.name: tool for tool in tools}
 
     def route(text: str, **options) -> Route:
-        return decide(text, RouteContext(frozenset(available), select_tools(text, None, available), **options))
+        return decide(text, RouteContext(frozenset(available), select_tools(text, None, available),
+                                         registry=tuple(tools), **options))
 
     assert route("What is 12 times 7?").reasons == ("contains arithmetic (12 * 7)",)
     assert route("Who wrote Hamlet?", model_calls_tools=True).kind == "fast"
@@ -82,6 +85,18 @@ def test_decide_explains_itself(tools) -> None:
     assert route("What notes do I have?", model_calls_tools=True).kind == "rules"
     assert route("What is 12 times 7?", planner="model").kind == "plan"
     assert decide("What is 2 + 2?", RouteContext(frozenset())).reasons == ("no tools are available",)
+    # A pattern whose tool this request may not use (notes, in a group chat) still claims it: no arithmetic by rules.
+    assert decide("Remember that 2 + 2 is 4", RouteContext(frozenset({"calculator"}), ("calculator",),
+                                                           registry=tuple(tools))).kind == "plan"
+
+
+def test_patterns_are_tried_commands_first_then_quantities_by_rank(stores) -> None:
+    registry = build_tools(stores)
+    assert [tool.name for tool, _ in rules_in_order(registry, "command")] == [
+        "run_python", "cancel_reminder", "set_reminder", "list_reminders", "remember_note", "forget_notes",
+        "set_timezone", "recall_notes", "search_conversations"]
+    assert [tool.name for tool, _ in rules_in_order(registry, "quantity")] == [
+        "convert_units", "current_time", "calculator"]
 
 
 def test_a_short_follow_up_gets_the_tools_of_the_request_before_it(tools) -> None:
@@ -143,10 +158,24 @@ def test_a_call_whose_only_number_is_zero_is_run(tools) -> None:
 
 
 def test_a_tool_is_one_module_selected_by_its_signals_run_and_answered(tools) -> None:
-    """A tool defined here alone, not in June's registry: its signals offer it, the model calls it, the result
-    goes back and the model answers."""
+    """A tool defined here alone, not in June's registry: its pattern answers the request it covers with no model
+    call; for one it does not cover, its signals offer it, the model calls it, the result goes back and the model
+    answers."""
+    def one_die(text: str) -> Recognised | None:
+        if re.fullmatch(r"\s*roll (?:a|one) (?:dice|die)[.!]*", text, re.I):
+            return Recognised("asks for a dice roll", ({},))
+        return None
+
     dice = Tool("roll_dice", "Roll dice.", object_schema({"sides": {"type": "integer"}}, []),
-                lambda arguments, _: "4", signals=re.compile(r"\bdice\b|\broll\b", re.I))
+                lambda arguments, _: "4", signals=re.compile(r"\bdice\b|\broll\b", re.I),
+                rule=Rule(one_die, "command", rank=100), say=lambda arguments, result: f"You rolled {result}")
+    unused = ScriptedModel(supports_tools=True)
+    by_pattern = respond(agent(unused, [*tools, dice]), "Roll a die.")
+    assert (by_pattern.text, by_pattern.trace.route, by_pattern.trace.route_reasons) == (
+        "You rolled 4.", "rules", ["asks for a dice roll"])
+    assert [(c.tool, c.arguments) for c in by_pattern.trace.tool_calls] == [("roll_dice", {})]
+    assert by_pattern.trace.llm_calls == 0 and unused.calls == []
+
     call = Completion("", [ToolCallRequest("roll_dice", '{"sides": 6}')])
     model = ScriptedModel(call, "You rolled a 4.", supports_tools=True)
     reply = respond(agent(model, [*tools, dice]), "Roll a 6 sided dice for me")

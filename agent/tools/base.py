@@ -6,7 +6,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 
@@ -47,18 +47,41 @@ class ToolContext:
 
 
 @dataclass(frozen=True)
+class Recognised:
+    """What a tool's pattern found in a request: why it serves the request, and the arguments of each call of the
+    tool that answers it (the time in two places is two calls)."""
+
+    reason: str
+    calls: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A tool's exact pattern: a request it recognises is answered by its calls alone, with no model (the `rules`
+    route). A `command` ("remember that…", "cancel my timer") is tried on the request as said; a `quantity` (units,
+    dates, the time, arithmetic) only on a request of one step, with its spoken numbers in digits, since a second
+    step ("then double it") needs the model. Commands come first, each kind by `rank`, and the first that
+    recognises the request wins (`agent.intents.detect`)."""
+
+    recognise: Callable[[str], Recognised | None]
+    kind: Literal["command", "quantity"]
+    rank: int
+
+
+@dataclass(frozen=True)
 class Tool:
     """A tool is offered to the model only for requests its `signals` match (see `agent.router.select_tools`);
-    `say` words its result as an answer where no model words it (a pattern served the request whole)."""
+    its `rule` answers the requests it covers whole without a model; `say` words its result as an answer where no
+    model words it."""
 
     name: str
     description: str
     parameters: dict[str, Any]
     run: Callable[[dict[str, Any], ToolContext], str]
-    examples: tuple[str, ...] = field(default=())
     private: bool = False  # reads or reveals the user's own data (notes, history, program output)
     runs_code: bool = False  # slow and heavy: runs in the code pool
     signals: re.Pattern[str] | None = field(default=None, compare=False)
+    rule: Rule | None = field(default=None, compare=False)
     say: Callable[[dict[str, Any], str], str] | None = field(default=None, compare=False)
 
     def spoken_result(self, arguments: dict[str, Any], result: str) -> str:

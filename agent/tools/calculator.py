@@ -12,8 +12,8 @@ import operator
 import re
 from typing import Any
 
-from agent.tools.base import Tool, ToolContext, ToolError, object_schema
-from agent.tools.signals import with_number
+from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError, object_schema
+from agent.tools.signals import NUMERAL, with_number
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
@@ -103,6 +103,37 @@ def _run(arguments: dict[str, Any], _: ToolContext) -> str:
     return format_number(evaluate(arguments["expression"]))
 
 
+_SPOKEN_OPERATORS = [
+    (r"\bsquare root of\s+(" + NUMERAL + ")", r"sqrt(\1)"),
+    (r"(" + NUMERAL + r")\s*(?:%|percent)\s+of\s+(" + NUMERAL + ")", r"(\1/100*\2)"),
+    (r"(" + NUMERAL + r")\s+squared\b", r"(\1**2)"),
+    (r"(" + NUMERAL + r")\s+cubed\b", r"(\1**3)"),
+    (r"\bto the power of\b", "**"),
+    (r"\bmultiplied by\b|\btimes\b|\bx\b", "*"),
+    (r"\bdivided by\b|\bover\b", "/"),
+    (r"\bplus\b|\badded to\b", "+"),
+    (r"\bminus\b|\bless\b", "-"),
+    (r"\bmodulo\b|\bmod\b", "%"),
+]
+_EXPRESSION = re.compile(r"(?<![-(])(?:sqrt\()?[-(]*(?<![\d.,])\d[\d.,]*(?:\s*(?:\*\*|[-+*/%^])\s*[-(]*(?:sqrt\()?\d[\d.,]*\)*)+\)*")
+_FUNCTION_CALL = re.compile(r"sqrt\(\d[\d.]*\)")
+
+
+def arithmetic_expression(text: str) -> str | None:
+    """The arithmetic a request says ("7 times 8" is "7 * 8"), as an expression the calculator evaluates."""
+    spoken = text.lower()
+    for pattern, replacement in _SPOKEN_OPERATORS:
+        spoken = re.sub(pattern, replacement, spoken)
+    match = _EXPRESSION.search(spoken.replace("^", "**")) or _FUNCTION_CALL.search(spoken)
+    return match[0].replace(",", "") if match else None
+
+
+def _recognise(text: str) -> Recognised | None:
+    if expression := arithmetic_expression(text):
+        return Recognised(f"contains arithmetic ({expression})", ({"expression": expression},))
+    return None
+
+
 calculator = Tool(
     name="calculator",
     description="Evaluate an arithmetic expression written with numbers, + - * / ** % and sqrt(); the whole "
@@ -113,5 +144,6 @@ calculator = Tool(
                         r"add|adding|subtract\w*|take away|squared|cubed|square root|power|average|mean|sum|total|"
                         r"altogether|double|triple|twice|"
                         r"each|per|split|left|remain\w*|how (?:much|many))\b"),
+    rule=Rule(_recognise, "quantity", rank=30),  # the last: a conversion or a date holds numbers too
     say=lambda arguments, result: f"{arguments['expression'].replace('**', '^')} = {result}",
 )

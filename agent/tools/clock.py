@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.preferences import UserPreferences
-from agent.tools.base import Tool, ToolContext, ToolError, object_schema
+from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError, object_schema
 from agent.tools.signals import words
 from common import timezones
 
@@ -42,6 +42,58 @@ def zones_named_in(text: str) -> list[str]:
         except ToolError:
             continue
     return list(dict.fromkeys(key for _, key in sorted(found)))
+
+
+_TIME = re.compile(r"\b(what(?:'s|s| is)? the (?:time|date)|what time|current time|time is it|today'?s date|"
+                   r"what day is it|what(?:'s| is) the day)\b", re.I)
+_DAY_QUESTION = re.compile(r"\b(?:what|which) (?:day|date)\b|\bday of the week\b|\bweekday\b|"
+                           r"\bwhat(?:'s| is| will be) the date\b", re.I)
+_DAY_OFFSETS = ((re.compile(r"\bday after tomorrow\b", re.I), 2), (re.compile(r"\bday before yesterday\b", re.I), -2),
+                (re.compile(r"\btomorrow\b", re.I), 1), (re.compile(r"\byesterday\b", re.I), -1))
+_DAYS_AWAY = re.compile(r"\bin (\d+) days\b|\b(\d+) days from (?:now|today)\b|\b(\d+) days (ago)\b", re.I)
+
+
+def _days_from_now(text: str) -> int | None:
+    """How many days away the day a date question asks about is ("the day after tomorrow": 2), if it names one."""
+    if not _DAY_QUESTION.search(text):
+        return None
+    for pattern, days in _DAY_OFFSETS:
+        if pattern.search(text):
+            return days
+    if match := _DAYS_AWAY.search(text):
+        return -int(match[3]) if match[4] else int(match[1] or match[2])
+    return None
+
+
+def _recognise_time(text: str) -> Recognised | None:
+    """A date some days away, or the time now: in the user's zone, or in each place the request names."""
+    if (days := _days_from_now(text)) is not None:
+        return Recognised("asks for the date or weekday some days away", ({"days_from_now": days},))
+    if _TIME.search(text):
+        calls = tuple({"timezone": key} for key in zones_named_in(text))
+        return Recognised("asks for the time or date", calls or ({},))
+    return None
+
+
+_TIMEZONE = re.compile(r"\b(?:my time ?zone is|set my time ?zone to|change my time ?zone to|i live in|i'm in|i am in|"
+                       r"i'm based in|i(?:'ve| have)? (?:just |recently )?moved to|use)\s+(?:the\s+)?"
+                       r"([A-Za-z][\w/ _-]*?)(?:\s+time)?(?:,?\s+(?:for me|now|these days|from now on|by the way))*"
+                       r"[.!?,]*$", re.I)
+
+
+def _is_zone(text: str) -> bool:
+    try:
+        zone(text)
+        return True
+    except ToolError:
+        return False
+
+
+def _recognise_own_zone(text: str) -> Recognised | None:
+    """"I live in Lisbon", "set my time zone to UTC": a place the clock knows as a zone."""
+    if (match := _TIMEZONE.search(text)) and _is_zone(match[1]):
+        return Recognised("says which time zone the user is in", ({"timezone": match[1]},))
+    return None
 
 
 def describe_moment(moment: datetime, tz: ZoneInfo) -> str:
@@ -99,6 +151,7 @@ def make_clock_tools(preferences: UserPreferences | None = None, now: Callable[[
                                   "days_from_now": {"type": "integer", "minimum": -3660, "maximum": 3660}}, []),
         run=lambda arguments, context: _now_in(arguments, context, now),
         signals=CLOCK_SIGNALS,
+        rule=Rule(_recognise_time, "quantity", rank=20),
         say=_said_time,
     )
     convert_time = Tool(
@@ -123,6 +176,7 @@ def make_clock_tools(preferences: UserPreferences | None = None, now: Callable[[
             parameters=object_schema({"timezone": {"type": "string", "minLength": 1}}, ["timezone"]),
             run=set_timezone,
             signals=words(r"time ?zones?|i live in|i(?:'m| am) (?:in|based in)|moved to"),
+            rule=Rule(_recognise_own_zone, "command", rank=70),
         ))
     return tools
 

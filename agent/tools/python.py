@@ -7,10 +7,11 @@ import re
 from typing import Any
 
 from agent.sandbox import ISOLATION_ENV, SandboxLimits, SandboxResult, SandboxUnavailable, run_python
-from agent.tools.base import Tool, ToolContext, ToolError, object_schema
+from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError, object_schema
 
 MAX_CODE_CHARS = 20_000
 RESULT_CHARS = 2000
+_CODE = re.compile(r"\b(?:run|execute|evaluate)\b.*?```(?:python|py)?[ \t]*\n(.*?)```", re.I | re.S)
 WEAKER = f"[ran with resource limits only ({ISOLATION_ENV}=rlimits): not isolated from June's files]"
 
 
@@ -34,7 +35,15 @@ def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
         run=run,
         signals=re.compile(r"\bpython\b|\b(?:run|execute|write)\b.{0,40}\b(?:code|program|script)\b|\bcode (?:up|that|which)\b|"
                            r"```", re.I),
+        rule=Rule(_recognise, "command", rank=10),  # the first: a program's text may read as any other request
     )
+
+
+def _recognise(text: str) -> Recognised | None:
+    """"Run this: ```…```": a program given whole, in a code block, and asked to be run."""
+    if match := _CODE.search(text):
+        return Recognised("asks to run a Python program", ({"code": match[1]},))
+    return None
 
 
 def showing_last_value(code: str) -> str:

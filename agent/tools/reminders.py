@@ -6,6 +6,7 @@ user's answer completes the request (the question is kept per conversation, see 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -14,8 +15,8 @@ from zoneinfo import ZoneInfo
 from agent.confirmations import PendingActions, ask_back
 from agent.notes import content_words
 from agent.reminders import ReminderStore
-from agent.schedule import ScheduleError, parse_when
-from agent.tools.base import NothingFound, Tool, ToolContext, object_schema
+from agent.schedule import ScheduleError, parse_when, read_reminder
+from agent.tools.base import NothingFound, Recognised, Rule, Tool, ToolContext, object_schema
 from agent.tools.clock import zone
 from agent.tools.signals import words
 from common.types import Reminder
@@ -23,6 +24,39 @@ from common.types import Reminder
 REMINDER_SIGNALS = words(r"remind\w*|timers?|alarms?|wake me")
 
 MAX_LISTED = 10
+
+_REMINDER_WORDS = r"(?:reminders?|timers?|alarms?)"
+_CANCEL_REMINDER = re.compile(r"\b(?:cancel|delete|remove|clear|stop|drop|turn off|get rid of)\s+(?:(all)\s+(?:of\s+)?)?"
+                              r"(?:my\s+|the\s+|that\s+|this\s+|those\s+)?(.*?)\s*" + _REMINDER_WORDS +
+                              r"\b(?:\s+(?:about|for|to|of|that|called)\s+(.+?))?[.!?]*$", re.I)
+_LIST_REMINDERS = re.compile(r"\b(?:what|which|list|show|read|tell me|any|do i have|how many)\b.*\b" +
+                             _REMINDER_WORDS + r"\b", re.I)
+
+
+def _recognise_cancel(text: str) -> Recognised | None:
+    """"cancel my pizza timer", "delete all reminders about the dentist": the words that name them, or all."""
+    if not (match := _CANCEL_REMINDER.search(text)):
+        return None
+    query = " ".join(part for part in (match[2], match[3]) if part and part.lower() not in ("all", "all my")).strip()
+    arguments: dict[str, Any] = {"query": query} if query else {}
+    if match[1]:
+        arguments["all"] = True
+    return Recognised("asks to cancel a reminder", (arguments,))
+
+
+def _recognise_set(text: str) -> Recognised | None:
+    if (request := read_reminder(text)) is None:
+        return None
+    arguments: dict[str, Any] = {key: value for key, value in (("when", request.when), ("text", request.what)) if value}
+    if request.timer:
+        arguments["timer"] = True
+    return Recognised("asks for a timer" if request.timer else "asks to be reminded", (arguments,))
+
+
+def _recognise_list(text: str) -> Recognised | None:
+    if _LIST_REMINDERS.search(text):
+        return Recognised("asks which reminders are set", ({},))
+    return None
 
 
 def local_moment(unix_time: float, tz: ZoneInfo, now: datetime) -> str:
@@ -97,11 +131,10 @@ def make_reminder_tools(store: ReminderStore, pending: PendingActions,
              "or set a timer.",
              object_schema({"when": {"type": "string", "maxLength": 200}, "text": text, "timer": {"type": "boolean"}},
                            []), set_reminder,
-             examples=("remind me in 20 minutes to take the pizza out", "set a timer for 10 minutes"),
-             signals=REMINDER_SIGNALS),
+             signals=REMINDER_SIGNALS, rule=Rule(_recognise_set, "command", rank=30)),
         Tool("list_reminders", "List the user's reminders and timers.", object_schema({}, []), list_reminders,
-             signals=REMINDER_SIGNALS),
+             signals=REMINDER_SIGNALS, rule=Rule(_recognise_list, "command", rank=40)),
         Tool("cancel_reminder", "Cancel the user's reminders matching `query` (or `all`).",
              object_schema({"query": {"type": "string", "maxLength": 200}, "all": {"type": "boolean"}}, []),
-             cancel_reminder, signals=REMINDER_SIGNALS),
+             cancel_reminder, signals=REMINDER_SIGNALS, rule=Rule(_recognise_cancel, "command", rank=20)),
     ]

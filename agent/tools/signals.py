@@ -1,4 +1,4 @@
-"""Words that show a request may need a tool, shared by the tools' own `signals` patterns.
+"""Words that show a request may need a tool, shared by the tools' own `signals` and exact patterns.
 
 A tool is offered only when its signals match the request (or, for a short follow-up, the request
 before it); anything else reaches the model as a plain question."""
@@ -11,6 +11,8 @@ NUMBER_WORDS = (r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|t
                 r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
                 r"hundred|thousand|million|billion|half|dozen|couple")
 NUMBER = rf"(?:\d|\b(?:{NUMBER_WORDS})\b)"
+# A number in digits ("1,250.5"), read from its first digit: a start mid-run would rescan the run.
+NUMERAL = r"-?(?<![\d.,])\d+(?:[.,]\d+)*"
 
 
 def with_number(words: str) -> re.Pattern[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.tools.base import Tool, ToolContext, ToolError, object_schema
+from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError, object_schema
 from agent.tools.calculator import format_number
-from agent.tools.signals import with_number
+from agent.tools.signals import NUMERAL, with_number
 
 # unit -> (dimension, factor to the dimension's base unit)
 _FACTORS: dict[str, tuple[str, float]] = {
@@ -73,6 +73,31 @@ def _run(arguments: dict[str, Any], _: ToolContext) -> str:
     return f"{format_number(round(result, 6))} {arguments['to_unit']}"
 
 
+_CONVERSION = re.compile(
+    r"(" + NUMERAL + r")\s*([a-zA-Z°/²³]+(?: [a-zA-Z]+)?)\s+(?:to|in|into|in to|as)\s+([a-zA-Z°/²³]+)", re.I)
+_HOW_MANY = re.compile(r"how many ([a-zA-Z°/²³]+) (?:is|are|in|are in|are there in|make) (" + NUMERAL + r"|an?)\s*"
+                       r"([a-zA-Z°/²³]+)", re.I)
+
+
+def _is_unit(text: str) -> bool:
+    try:
+        canonical(text)
+        return True
+    except ToolError:
+        return False
+
+
+def _recognise(text: str) -> Recognised | None:
+    """"5 km to miles", "how many grams are in a pound": an amount and two units the converter knows."""
+    for pattern, (amount, source, target) in ((_CONVERSION, (1, 2, 3)), (_HOW_MANY, (2, 3, 1))):
+        if (match := pattern.search(text)) and _is_unit(match[source]) and _is_unit(match[target]):
+            said = match[amount].replace(",", "")
+            value = 1.0 if said.lower() in ("a", "an") else float(said)
+            return Recognised("asks for a unit conversion",
+                              ({"value": value, "from_unit": match[source], "to_unit": match[target]},))
+    return None
+
+
 _SPOKEN_UNITS = "|".join(sorted((re.escape(name) for name in _NAMES if name.isalpha() and len(name) > 2),
                                 key=len, reverse=True))
 
@@ -83,5 +108,6 @@ unit_converter = Tool(
                               "to_unit": {"type": "string"}}, ["value", "from_unit", "to_unit"]),
     run=_run,
     signals=with_number(rf"\b(?:{_SPOKEN_UNITS})\b|\d\s*(?:km|kg|cm|mm|mi|lbs?|oz|ft|ml|mph|°[cf]?)\b"),
+    rule=Rule(_recognise, "quantity", rank=10),
     say=lambda arguments, result: f"{format_number(float(arguments['value']))} {arguments['from_unit']} is {result}",
 )
