@@ -21,7 +21,7 @@ from agent.router import Planner, Route, RouteContext, decide, select_tools
 from agent.stores import Stores
 from agent.toolcalls import MalformedJson, calls_in_text, may_be_a_call, parse_arguments
 from agent.tools.base import ConfirmationNeeded, NothingFound, Tool, ToolContext, ToolError
-from agent.tools.clock import TIMEZONE_PREFERENCE, describe_moment, utc_now, zone
+from agent.tools.clock import TIMEZONE_PREFERENCE, describe_moment, placed, utc_now, zone
 from agent.tools.memory import DELETE_NOTES, delete_confirmed
 from common.types import AgentReply, ModelError, ToolUse, Trace, Turn
 from speech.spoken import without_opening_filler
@@ -33,7 +33,8 @@ PLAN_MAX_TOKENS = 320  # a plan of four steps, written without whitespace
 TOOLS_PROMPT = ("Call a tool only when the answer needs it: exact arithmetic on the user's numbers (the whole "
                 "calculation as one expression), a unit or time conversion, today's date or the time, the user's notes "
                 "or reminders, or running code (that prints its result). Otherwise answer directly from what you know. "
-                "Answer in plain words, without mentioning tools or functions.")
+                "When a tool has returned its result, answer the user's question with it in plain words, without "
+                "mentioning tools or functions.")
 PLANNING_PROMPT = """You plan tool calls for a voice assistant. Tools:
 {tools}
 Reply with JSON: {{"thoughts": "<what is asked and what is missing>", "steps": [{{"id": "s1", "tool": "<tool name>", \
@@ -93,7 +94,10 @@ class Agent:
         tools = self.tools if tools is None else tools
         previous = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), None)
         offered = select_tools(request, previous, tools)
-        return decide(request, RouteContext(frozenset(tools), offered, self.planner, self.model.supports_tools,
+        answered = next((turn["content"] for turn in reversed(history)
+                         if turn["role"] == "assistant" and turn.get("content")), None)
+        said = [text for text in (answered, previous) if text]  # the last exchange, the newest first
+        return decide(placed(request, said), RouteContext(frozenset(tools), offered, self.planner, self.model.supports_tools,
                                             registry=tuple(self.tools.values())))
 
     def history_messages(self, turns: list[Turn]) -> list[dict[str, Any]]:

@@ -219,11 +219,17 @@ def run_task(client: httpx.Client, url: str, config: Config, index: int, task: T
     )
 
 
-def bare_reply(client: httpx.Client, url: str, engine: str, messages: list[dict[str, str]]
+def sampling(settings: JuneSettings) -> dict[str, Any]:
+    """How June's agent samples its engine: the model alone samples the same way, so only the loop differs."""
+    return {"max_tokens": settings.llm_max_tokens, "temperature": settings.llm_temperature,
+            "top_p": settings.llm_top_p, "repetition_penalty": settings.llm_repetition_penalty,
+            "seed": settings.llm_seed}
+
+
+def bare_reply(client: httpx.Client, url: str, engine: str, messages: list[dict[str, str]], sampled: dict[str, Any]
                ) -> tuple[str, float | None, datetime, datetime]:
     """The bare engine's streamed reply to the messages, its time to first text, and when it was asked and done."""
-    body = {"model": engine, "messages": messages, "stream": True, "max_tokens": 160, "temperature": 0.3,
-            "top_p": 0.9, "seed": SEED}
+    body = {"model": engine, "messages": messages, "stream": True, **sampled}
     asked_at, started, first, parts = now(), time.perf_counter(), None, []
     with connect_sse(client, "POST", f"{url}/v1/chat/completions", json=body) as events:
         if events.response.status_code != 200:
@@ -239,16 +245,16 @@ def bare_reply(client: httpx.Client, url: str, engine: str, messages: list[dict[
     return "".join(parts).strip(), first, asked_at, now()
 
 
-def run_bare_task(client: httpx.Client, url: str, engine: str, task: Task) -> BareOutcome:
+def run_bare_task(client: httpx.Client, url: str, engine: str, task: Task, sampled: dict[str, Any]) -> BareOutcome:
     """The model alone, shown the turns of the scored turn's own conversation (it has no memory across them)."""
     messages = [{"role": "system", "content": BARE_SYSTEM_PROMPT}]
     try:
         for turn in task.setup:
             if (turn.user, turn.conversation) == (task.ask.user, task.ask.conversation):
                 messages.append({"role": "user", "content": turn.text})
-                messages.append({"role": "assistant", "content": bare_reply(client, url, engine, messages)[0]})
+                messages.append({"role": "assistant", "content": bare_reply(client, url, engine, messages, sampled)[0]})
         messages.append({"role": "user", "content": task.ask.text})
-        reply, first, asked_at, answered_at = bare_reply(client, url, engine, messages)
+        reply, first, asked_at, answered_at = bare_reply(client, url, engine, messages, sampled)
     except (httpx.HTTPError, RuntimeError) as error:
         return BareOutcome(task.category, task.ask.text, "", False, None, f"{type(error).__name__}: {error}")
     success = task.check(Answer(task.ask.text, reply, asked_at, answered_at))
@@ -298,7 +304,7 @@ def run_config(run: ConfigRun, tasks: list[Task], port: int) -> None:
                     outcome = run_task(client, url, run.config, index, task)
                     run.outcomes.append(outcome)
                     print_outcome(outcome)
-                    bare = run_bare_task(client, url, engine, task)
+                    bare = run_bare_task(client, url, engine, task, sampling(settings))
                     run.bare.append(bare)
                     print(f"[{engine} alone] {'ok  ' if bare.success else 'FAIL'} {bare.reply[:80]!r}", flush=True)
                 run.engine = engine_speed(client, url, engine)

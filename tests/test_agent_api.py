@@ -25,6 +25,17 @@ def test_arithmetic_is_computed_by_the_calculator(client: httpx.Client) -> None:
     assert trace["verdict"] == "answered" and trace["reflections"]
 
 
+def test_an_answer_is_stored_with_the_tool_calls_behind_it(client: httpx.Client) -> None:
+    """The conversation keeps the calculator's call and result for the next turn; the conversation route shows
+    what was said, and the user's export holds both."""
+    chat(client, "What is 48 plus 76?", conversation_id="tools-kept", user_id="tools-kept-user")
+    turns = client.get("/v1/conversations/tools-kept", params={"user_id": "tools-kept-user"}).json()["turns"]
+    assert [turn["role"] for turn in turns] == ["user", "assistant"] and set(turns[1]) == {"role", "content"}
+    exported = client.get("/v1/users/tools-kept-user/export").json()["conversations"]
+    [answer] = [turn for turn in exported[0]["turns"] if turn["role"] == "assistant"]
+    assert answer["tool_calls"] == [{"tool": "calculator", "arguments": {"expression": "48 + 76"}, "result": "124"}]
+
+
 def test_time_question_uses_the_clock(client: httpx.Client) -> None:
     trace = chat(client, "What time is it in Tokyo?")["trace"]
     [call] = trace["tool_calls"]

@@ -149,12 +149,24 @@ def test_an_opening_filler_is_neither_the_first_text_nor_said(tools) -> None:
 
 
 def test_a_call_whose_only_number_is_zero_is_run(tools) -> None:
-    history = [{"role": "user", "content": "What's the capital of Japan?"},
-               {"role": "assistant", "content": "Tokyo."}]
-    call = Completion("", [ToolCallRequest("current_time", '{"timezone": "Asia/Tokyo", "days_from_now": 0}')])
+    history = [{"role": "user", "content": "Where is the tallest building in the world?"},
+               {"role": "assistant", "content": "The Burj Khalifa, in the United Arab Emirates."}]
+    call = Completion("", [ToolCallRequest("current_time", '{"timezone": "Asia/Dubai", "days_from_now": 0}')])
     model = ScriptedModel(call, "It's evening there.", supports_tools=True)
     reply = respond(agent(model, tools), "And what time is it there right now?", history=history)
     assert reply.trace.tool_calls[0].status == "ok" and reply.text == "It's evening there."
+
+
+def test_there_is_the_place_the_conversation_last_named(tools) -> None:
+    history = [{"role": "user", "content": "What's the capital of Japan?"},
+               {"role": "assistant", "content": "The capital of Japan is Tokyo."}]
+    model = ScriptedModel()
+    reply = respond(agent(model, tools), "And what time is it there right now?", history=history)
+    assert reply.trace.route == "rules" and model.calls == []
+    assert reply.trace.tool_calls[0].arguments == {"timezone": "Asia/Tokyo"} and "(Asia/Tokyo)" in reply.text
+    two_places = [{"role": "user", "content": "Is Paris bigger than London?"},
+                  {"role": "assistant", "content": "London is bigger than Paris."}]
+    assert agent(model, tools).route("What time is it there?", two_places).kind != "rules"
 
 
 def test_a_tool_is_one_module_selected_by_its_signals_run_and_answered(tools) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agent.stores import Stores
-from common.store_files import ALL_FILES
+from common.store_files import ALL_FILES, CONVERSATIONS
 from graphs.backup import MANIFEST, BackupError, backup, restore
 from graphs.cli import main as june
 from messaging.ledger import Ledger, MessageFilter
@@ -159,7 +159,7 @@ def test_the_cli_backs_up_and_restores_and_says_what_went_wrong(tmp_path: Path, 
                                                                 capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setenv("JUNE_DATA_DIR", str(data_dir))
     assert june(["backup", str(tmp_path / "saved")]) == 0
-    assert "conversations.sqlite3 (v2)" in capsys.readouterr().out
+    assert f"conversations.sqlite3 (v{CONVERSATIONS.version})" in capsys.readouterr().out
     assert june(["backup", str(tmp_path / "saved")]) == 1
     assert "not an empty folder" in capsys.readouterr().err
     assert june(["restore", str(tmp_path / "nowhere")]) == 1

@@ -44,6 +44,21 @@ def zones_named_in(text: str) -> list[str]:
     return list(dict.fromkeys(key for _, key in sorted(found)))
 
 
+_THERE = re.compile(r"\bthere\b", re.I)
+
+
+def placed(request: str, earlier: list[str]) -> str:
+    """The request with "there" read as the one place the conversation last named ("What's the capital of
+    Japan?" "Tokyo." "And what time is it there?": "… in Asia/Tokyo?"), for the exact patterns; as it is when
+    `earlier` (the newest first) names no place or several at once."""
+    if not _THERE.search(request):
+        return request
+    for text in earlier:
+        if zones := zones_named_in(text):
+            return _THERE.sub(f"in {zones[0]}", request) if len(zones) == 1 else request
+    return request
+
+
 _TIME = re.compile(r"\b(what(?:'s|s| is)? the (?:time|date)|what time|current time|time is it|today'?s date|"
                    r"what day is it|what(?:'s| is) the day)\b", re.I)
 _DAY_QUESTION = re.compile(r"\b(?:what|which) (?:day|date)\b|\bday of the week\b|\bweekday\b|"
