@@ -20,7 +20,6 @@ from agent.tools.base import ToolContext
 from common.llm_client import LanguageModelClient
 from common.settings import JuneSettings
 from common.types import OWNER, ModelFacts
-from deployments.agent import build_reasoning_agent
 from llm.server import LlamaServer, server_for
 from llm.tool_text import with_text_tool_calls
 from models.language_model import engine_on_gpu, resolve_language_model
@@ -92,6 +91,8 @@ class DirectPipeline:
 
             self.engine = vllm = self.loop.run_until_complete(DirectEngine.start(settings, facts))
             client = LanguageModelClient(lambda body: with_text_tool_calls(body, openai_chat_items(vllm.chat, body)))
+        from deployments.agent import build_reasoning_agent  # here: Ray Serve is not needed for --help
+
         stores = Stores.open(data_dir / "history.db", data_dir / "notes.db")
         self.agent = build_reasoning_agent(settings, facts, client, stores)
 

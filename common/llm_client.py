@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
-
-from ray.serve.handle import DeploymentHandle
+from typing import TYPE_CHECKING, Any
 
 from common.types import ModelError
+
+if TYPE_CHECKING:  # Ray Serve is not imported for a type: the CLIs' --help and the bots stay quick to start
+    from ray.serve.handle import DeploymentHandle
 
 LANGUAGE_MODEL = "LanguageModel"
 

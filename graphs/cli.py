@@ -18,7 +18,6 @@ from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
 
-from api.callers import Keys
 from api.schemas import ID_PATTERN
 from common.owner_key import page_url, read_owner_key
 from common.private_files import private_dir
@@ -138,6 +137,8 @@ def page_address(settings: JuneSettings) -> str:
 
 
 def serve_forever(settings: JuneSettings) -> None:
+    from api.callers import Keys  # here: it imports Ray, which the other commands and --help do not need
+
     private_dir(settings.data_dir)
     keys = Keys.from_settings(settings)  # a broken or readable keys file stops us here, not in a replica
     if keys.owner_key is not None and keys.owner_key.created:

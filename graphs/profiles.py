@@ -8,13 +8,15 @@ placed the same way whichever way it is started.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
-from ray.serve.schema import ServeDeploySchema
 
 from common.llm_client import LANGUAGE_MODEL
+
+if TYPE_CHECKING:
+    from ray.serve.schema import ServeDeploySchema
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 PROFILE_NAMES = ("cpu", "gpu", "cluster")
@@ -37,6 +39,8 @@ def profile_path(profile: str) -> Path:
 
 
 def load_profile(profile: str) -> ServeDeploySchema:
+    from ray.serve.schema import ServeDeploySchema  # here: a CLI's --help does not wait for Ray Serve
+
     path = profile_path(profile)
     try:
         config = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text()))

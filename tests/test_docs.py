@@ -241,6 +241,21 @@ def test_a_documented_command_runs(command: Command, helps) -> None:
     assert not unknown, f"{command}: its help does not name {', '.join(unknown)}"
 
 
+def test_a_programs_help_does_not_load_ray_serve() -> None:
+    """`--help` answers in well under a second: the programs import Ray Serve (about 2 s) only in the commands that
+    start or call the graph."""
+    modules = sorted({run[2] for run in {c.invocation for c in COMMANDS if c.invocation} if run[1] == "-m"})
+    modules += sorted({target.split(":")[0] for target in _scripts().values()})
+    code = ("import importlib, sys\n"
+            f"for name in {modules!r}:\n"
+            "    importlib.import_module(name)\n"
+            "print(sorted(name for name in sys.modules if name.startswith('ray.serve')))")
+    done = subprocess.run((sys.executable, "-c", code), cwd=ROOT, capture_output=True, text=True,
+                          timeout=HELP_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]", f"importing {modules} loads Ray Serve: {done.stdout}"
+
+
 def test_the_readme_shows_how_to_run_and_test_june() -> None:
     """The parser found the README's commands: an empty list would pass every check above."""
     readme = {command.text.split("#")[0].strip() for command in COMMANDS if command.page.name == "README.md"}

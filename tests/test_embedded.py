@@ -15,6 +15,8 @@ from models.embedded import (
     ModelTooLargeForCpu,
     SplitGguf,
     ensure_fits_cpu,
+    gguf_chat_template,
+    gguf_metadata_string,
     join_parts,
     package_dir,
     resolve_llm,
@@ -138,3 +140,31 @@ def test_large_model_is_refused_on_cpu(tmp_path: Path) -> None:
     with pytest.raises(ModelTooLargeForCpu, match="5.0 GiB.*JUNE_LLM_MAX_CPU_MODEL_GIB"):
         ensure_fits_cpu(tmp_path, limit)
     ensure_fits_cpu(resolve_llm("qwen2.5-1.5b", JuneSettings().models_dir), limit)
+
+
+def test_a_gguf_metadata_string_is_read_past_every_other_kind_of_value(tmp_path: Path) -> None:
+    """The header walk skips what `gguf`'s own reader parses (string and number arrays, scalars of each size) and
+    finds the same value."""
+    from gguf import GGUFReader, GGUFWriter
+
+    path = tmp_path / "tiny.gguf"
+    writer = GGUFWriter(path, "llama")
+    writer.add_uint8("a.u8", 7)
+    writer.add_float64("a.f64", 0.5)
+    writer.add_bool("a.flag", True)
+    writer.add_token_list(["<s>", "hello", "wörld", ""] * 50)
+    writer.add_token_scores([0.1] * 200)
+    writer.add_array("a.nested", [[1, 2], [3]])
+    writer.add_chat_template("{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}")
+    writer.add_uint32("a.after", 1)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+
+    template = GGUFReader(path).get_field("tokenizer.chat_template").contents()
+    assert gguf_chat_template(path) == template and "<|im_start|>" in template
+    assert gguf_metadata_string(path, "general.architecture") == "llama"
+    assert gguf_metadata_string(path, "a.u8") is None and gguf_metadata_string(path, "no.such.key") is None
+    (tmp_path / "not.gguf").write_bytes(b"GGML" + bytes(20))
+    with pytest.raises(ModelCorrupt, match="not a GGUF"):
+        gguf_chat_template(tmp_path / "not.gguf")
