@@ -505,7 +505,10 @@ async function loadConversations() {
     open.className = "open";
     open.textContent = conversation.title || conversation.conversation_id;
     open.title = `${conversation.turns} turns, ${new Date(conversation.updated_at * 1000).toLocaleString()}`;
-    open.onclick = () => openConversation(conversation.conversation_id);
+    open.onclick = () => {
+      $("conversations-panel").classList.remove("open");  // on a phone the list covers the talk button
+      openConversation(conversation.conversation_id);
+    };
     const remove = document.createElement("button");
     remove.className = "delete";
     remove.textContent = "×";
@@ -526,7 +529,6 @@ async function openConversation(id) {
   if (response.ok) {
     for (const turn of (await response.json()).turns) bubble(turn.role === "user" ? "you" : "june", turn.content);
   }
-  $("conversations-panel").classList.remove("open");
   loadConversations();
 }
 
