@@ -44,8 +44,7 @@ class ContextWindow:
     tool_result_tokens: int = 300
 
     def tokens(self, messages: list[dict[str, Any]]) -> int:
-        return sum(self.count(str(m.get("content") or "") + json.dumps(m.get("tool_calls") or ""))
-                   + MESSAGE_OVERHEAD_TOKENS for m in messages)
+        return sum(self.count(_prompt_text(m)) + MESSAGE_OVERHEAD_TOKENS for m in messages)
 
     def tools_tokens(self, tools: list[dict[str, Any]]) -> int:
         return self.count(json.dumps(tools)) + TOOLS_TEMPLATE_TOKENS if tools else 0
@@ -100,6 +99,12 @@ class Briefing:
         return "\n\n[" + "\n".join(lines) + "\nUse these only when they help answer the request above.]"
 
 
+def _prompt_text(message: dict[str, Any]) -> str:
+    """What a message puts in the prompt besides its role: its content and any tool calls."""
+    calls = message.get("tool_calls")
+    return str(message.get("content") or "") + (json.dumps(calls) if calls else "")
+
+
 def turn_messages(turns: list[Turn], with_tool_calls: bool) -> list[dict[str, Any]]:
     """The conversation as chat messages: an answer June gave after running tools follows its calls and their
     results, as the model saw them then; without `with_tool_calls` (a model with no tool format) only what was
@@ -108,9 +113,10 @@ def turn_messages(turns: list[Turn], with_tool_calls: bool) -> list[dict[str, An
     for number, turn in enumerate(turns):
         if with_tool_calls and turn.tool_calls:
             ids = [f"call_h{number}_{index}" for index in range(len(turn.tool_calls))]
-            messages.append({"role": "assistant", "content": None, "tool_calls": [
-                {"id": id_, "type": "function", "function": {"name": call.tool, "arguments": json.dumps(call.arguments)}}
-                for id_, call in zip(ids, turn.tool_calls)]})
+            calls = [{"id": id_, "type": "function",
+                      "function": {"name": call.tool, "arguments": json.dumps(call.arguments)}}
+                     for id_, call in zip(ids, turn.tool_calls)]
+            messages.append({"role": "assistant", "content": None, "tool_calls": calls})
             messages += [{"role": "tool", "tool_call_id": id_, "content": call.result}
                          for id_, call in zip(ids, turn.tool_calls)]
         messages.append({"role": turn.role, "content": turn.content})

@@ -97,8 +97,9 @@ class Agent:
         answered = next((turn["content"] for turn in reversed(history)
                          if turn["role"] == "assistant" and turn.get("content")), None)
         said = [text for text in (answered, previous) if text]  # the last exchange, the newest first
-        return decide(placed(request, said), RouteContext(frozenset(tools), offered, self.planner, self.model.supports_tools,
-                                            registry=tuple(self.tools.values())))
+        context = RouteContext(frozenset(tools), offered, self.planner, self.model.supports_tools,
+                               registry=tuple(self.tools.values()))
+        return decide(placed(request, said), context)
 
     def history_messages(self, turns: list[Turn]) -> list[dict[str, Any]]:
         """A stored conversation as the model sees it, with the tool calls behind each answer where it has a tool
@@ -335,8 +336,7 @@ class Agent:
                 yield self._said(results, request.tools)
                 self._finish(trace)
                 return
-            baseless = [step for step in steps
-                        if not request.tools[step.tool].runs_code and not grounded(step.arguments, request.said)]
+            baseless = [step for step in steps if not _has_ground(step, request)]
             for step in baseless:
                 record(trace, step, step.arguments, "skipped", "skipped: none of its numbers was said", 0)
             if baseless and len(baseless) == len(steps):
@@ -420,7 +420,7 @@ class Agent:
             if not plan.steps:
                 trace.reflections.append("the plan needs no tool")
                 break
-            baseless = [s for s in plan.steps if not s.depends_on and not grounded(s.arguments, request.said)]
+            baseless = [s for s in plan.steps if not s.depends_on and not _has_ground(s, request)]
             if baseless:
                 trace.reflections.append(f"the plan called {', '.join(s.tool for s in baseless)} with numbers "
                                          "nobody said; answering without tools")
@@ -520,6 +520,11 @@ def _tool_messages(completion: Completion, steps: list[Step], results: list[str]
     return [{"role": "assistant", "content": completion.text or None, "tool_calls": calls},
             *({"role": "tool", "tool_call_id": f"call_{step.id}", "content": result}
               for step, result in zip(steps, results))]
+
+
+def _has_ground(step: Step, request: _Request) -> bool:
+    """A program's numbers are its own (`range(2, 100)`); any other call's must have been said."""
+    return request.tools[step.tool].runs_code or grounded(step.arguments, request.said)
 
 
 def _shape(step: Step) -> tuple[Any, ...]:

@@ -137,6 +137,18 @@ def test_a_tool_call_with_numbers_nobody_said_is_not_run(tools) -> None:
     assert model.calls[1]["tools"] is None and reply.trace.verdict == "plain-answer"
 
 
+def test_a_programs_own_numbers_need_not_have_been_said(tools) -> None:
+    """Grounding is for quantities the user gives; the 1 of a program's `sum(1 for …)` is its own."""
+    program = Tool("run_python", "Run a program.", object_schema({"code": {"type": "string"}}, ["code"]),
+                   lambda arguments, _: "3", runs_code=True, signals=re.compile(r"\bprogram\b", re.I))
+    code = json.dumps({"code": "print(sum(1 for letter in 'banana' if letter in 'aeiou'))"})
+    model = ScriptedModel(Completion("", [ToolCallRequest("run_python", code)]), "Banana has 3 vowels.",
+                          supports_tools=True)
+    reply = respond(agent(model, [*tools, program]), "Write a program that counts the vowels in banana")
+    assert [(c.tool, c.status) for c in reply.trace.tool_calls] == [("run_python", "ok")]
+    assert reply.text == "Banana has 3 vowels."
+
+
 def test_an_opening_filler_is_neither_the_first_text_nor_said(tools) -> None:
     async def collect(bot: Agent, text: str) -> list[str]:
         return [delta async for delta in bot.stream(text, ALICE, [])]
@@ -227,9 +239,9 @@ def test_a_follow_up_sees_the_tool_calls_behind_the_answer_before_it(tools, stor
                                              "tool"]
     assert messages[2]["tool_calls"][0]["function"] == {"name": "calculator", "arguments": '{"expression": "48 + 76"}'}
     assert messages[3]["content"] == "124" and messages[4]["content"] == first.text
-    without_tool_format = agent(ScriptedModel(), tools).history_messages(stores.history.recent("alice", "c1", 10, 10_000))
-    assert without_tool_format == [{"role": "user", "content": "What's 48 plus 76?"},
-                                   {"role": "assistant", "content": first.text}]
+    turns = stores.history.recent("alice", "c1", 10, 10_000)
+    assert agent(ScriptedModel(), tools).history_messages(turns) == [
+        {"role": "user", "content": "What's 48 plus 76?"}, {"role": "assistant", "content": first.text}]
 
 
 def test_model_plan_with_dependencies(tools) -> None:

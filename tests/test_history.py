@@ -28,7 +28,8 @@ def test_an_answer_keeps_the_tool_calls_behind_it(tmp_path: Path) -> None:
         Turn("user", "thanks"), Turn("assistant", "You're welcome.")]
     assert reopened.turns("u", "c")[1].tool_calls == used
     exported = reopened.export("u")[0]["turns"]
-    assert exported[1]["tool_calls"] == [{"tool": "calculator", "arguments": {"expression": "48 + 76"}, "result": "124"}]
+    assert exported[1]["tool_calls"] == [
+        {"tool": "calculator", "arguments": {"expression": "48 + 76"}, "result": "124"}]
     assert "tool_calls" not in exported[3]
 
 

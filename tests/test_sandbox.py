@@ -289,7 +289,8 @@ def test_a_program_stops_when_its_request_is_cancelled() -> None:
         return await run("print('next')"), time.monotonic() - started
 
     (status, output), waited_s = asyncio.run(barge_in())
-    assert (status, output) == ("ok", "next") and waited_s < 10
+    # Left to its own 10 s wall-clock limit, the sleeper would have held the one thread about 9 s more.
+    assert (status, output) == ("ok", "next") and waited_s < 5
 
 
 def test_a_program_ending_in_an_expression_shows_its_value_as_a_python_prompt_does() -> None:

@@ -105,5 +105,15 @@ class Tool:
                 "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
 
 
+def accepts(read: Callable[[str], Any], text: str) -> bool:
+    """Whether a tool's reader takes `text` (a unit, a zone) without a ToolError: a pattern's words are only a
+    match when the tool knows what they name."""
+    try:
+        read(text)
+        return True
+    except ToolError:
+        return False
+
+
 def object_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}

@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.preferences import UserPreferences
-from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError, object_schema
+from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError, accepts, object_schema
 from agent.tools.signals import words
 from common import timezones
 
@@ -96,17 +96,9 @@ _TIMEZONE = re.compile(r"\b(?:my time ?zone is|set my time ?zone to|change my ti
                        r"[.!?,]*$", re.I)
 
 
-def _is_zone(text: str) -> bool:
-    try:
-        zone(text)
-        return True
-    except ToolError:
-        return False
-
-
 def _recognise_own_zone(text: str) -> Recognised | None:
     """"I live in Lisbon", "set my time zone to UTC": a place the clock knows as a zone."""
-    if (match := _TIMEZONE.search(text)) and _is_zone(match[1]):
+    if (match := _TIMEZONE.search(text)) and accepts(zone, match[1]):
         return Recognised("says which time zone the user is in", ({"timezone": match[1]},))
     return None
 

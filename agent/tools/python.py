@@ -33,8 +33,8 @@ def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
                     "Print the result.",
         parameters=object_schema({"code": {"type": "string", "minLength": 1, "maxLength": MAX_CODE_CHARS}}, ["code"]),
         run=run,
-        signals=re.compile(r"\bpython\b|\b(?:run|execute|write)\b.{0,40}\b(?:code|program|script)\b|\bcode (?:up|that|which)\b|"
-                           r"```", re.I),
+        signals=re.compile(r"\bpython\b|\b(?:run|execute|write)\b.{0,40}\b(?:code|program|script)\b|"
+                           r"\bcode (?:up|that|which)\b|```", re.I),
         rule=Rule(_recognise, "command", rank=10),  # the first: a program's text may read as any other request
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError, object_schema
+from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError, accepts, object_schema
 from agent.tools.calculator import format_number
 from agent.tools.signals import NUMERAL, with_number
 
@@ -79,18 +79,10 @@ _HOW_MANY = re.compile(r"how many ([a-zA-Z°/²³]+) (?:is|are|in|are in|are the
                        r"([a-zA-Z°/²³]+)", re.I)
 
 
-def _is_unit(text: str) -> bool:
-    try:
-        canonical(text)
-        return True
-    except ToolError:
-        return False
-
-
 def _recognise(text: str) -> Recognised | None:
     """"5 km to miles", "how many grams are in a pound": an amount and two units the converter knows."""
     for pattern, (amount, source, target) in ((_CONVERSION, (1, 2, 3)), (_HOW_MANY, (2, 3, 1))):
-        if (match := pattern.search(text)) and _is_unit(match[source]) and _is_unit(match[target]):
+        if (match := pattern.search(text)) and accepts(canonical, match[source]) and accepts(canonical, match[target]):
             said = match[amount].replace(",", "")
             value = 1.0 if said.lower() in ("a", "an") else float(said)
             return Recognised("asks for a unit conversion",

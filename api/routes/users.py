@@ -35,7 +35,8 @@ def router(shared: Shared) -> APIRouter:
         turns = await shared.pipeline.conversation(user, conversation_id)
         if not turns:
             raise not_found(f"no conversation {conversation_id!r} for user {user!r}", "conversation_not_found")
-        return ConversationTurns(conversation_id=conversation_id, user_id=user, turns=[{"role": t.role, "content": t.content} for t in turns])
+        said = [{"role": turn.role, "content": turn.content} for turn in turns]  # the tool calls are in the export
+        return ConversationTurns(conversation_id=conversation_id, user_id=user, turns=said)
 
     @router.delete("/v1/conversations/{conversation_id}", response_model=ConversationDeleted)
     async def delete_conversation(conversation_id: Annotated[str, PathParam(pattern=ID_PATTERN)],
