@@ -12,6 +12,7 @@ from text_to_num import alpha2digit
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _AND_A_HALF = re.compile(r"(?<!\d)(\d+) and a half\b", re.I)
+ROUNDING = 0.01  # "about 154 pounds" states 154.32
 
 
 def numbers_in(text: str) -> set[float]:
@@ -39,10 +40,19 @@ def said_numbers(texts: Iterable[str]) -> set[float]:
 
 
 def grounded(arguments: dict[str, Any], known: set[float]) -> bool:
-    """True when the arguments hold no number but 0 (an offset of none, a default), or at least one of `known`."""
-    wanted = argument_numbers(arguments) - {0.0}
+    """True when the arguments hold no number but 0 and 1 (an offset of none, the one of "in a week"), or at least
+    one of `known`."""
+    wanted = argument_numbers(arguments) - {0.0, 1.0}
     return not wanted or any(_same(number, known) for number in wanted)
 
 
 def _same(number: float, known: set[float]) -> bool:
     return any(abs(number - other) <= 1e-9 * max(1.0, abs(other)) for other in known)
+
+
+def states_a_result(answer: str, results: Iterable[str]) -> bool:
+    """Whether the answer states one of the numbers the tools returned (to within rounding), or they returned
+    none: a small model sometimes answers around its result ("That's how much you make in a year.")."""
+    wanted = said_numbers(results)
+    given = numbers_in(answer)
+    return not wanted or any(abs(number - result) <= ROUNDING * abs(result) for number in given for result in wanted)

@@ -14,7 +14,7 @@ from agent.cache import TtlLruCache
 from agent.confirmations import CLARIFY, answer_to, resumed
 from agent.context import Briefing, ContextWindow, stated_facts, turn_messages
 from agent.executor import AgentLimits, Budget, Results, ToolExecutor, record
-from agent.grounding import grounded, numbers_in, said_numbers
+from agent.grounding import grounded, numbers_in, said_numbers, states_a_result
 from agent.model import ChatModel, Completion, ToolCallRequest
 from agent.plan import InvalidPlan, Plan, Step, parse_plan, plan_schema
 from agent.router import Planner, Route, RouteContext, decide, select_tools
@@ -93,9 +93,9 @@ class Agent:
     def route(self, request: str, history: list[dict[str, Any]], tools: dict[str, Tool] | None = None) -> Route:
         tools = self.tools if tools is None else tools
         previous = next((turn["content"] for turn in reversed(history) if turn["role"] == "user"), None)
-        offered = select_tools(request, previous, tools)
         answered = next((turn["content"] for turn in reversed(history)
                          if turn["role"] == "assistant" and turn.get("content")), None)
+        offered = select_tools(request, previous, answered, tools)
         said = [text for text in (answered, previous) if text]  # the last exchange, the newest first
         context = RouteContext(frozenset(tools), offered, self.planner, self.model.supports_tools,
                                registry=tuple(self.tools.values()))
@@ -305,10 +305,15 @@ class Agent:
             completion = completion or Completion("")
             calls = completion.tool_calls or (calls_in_text(completion.text) if held is not None else [])
             if not calls:
-                if held:
-                    yield "".join(held)
-                elif held is not None and results:  # the model said nothing after the tools: their results speak
+                if held == [] and results:  # the model said nothing after the tools: their results speak
                     yield self._said(results, request.tools)
+                else:
+                    if held:
+                        yield "".join(held)
+                    if results and not states_a_result(completion.text, (str(r) for _, r in results.values())):
+                        trace.reflections.append(f"round {round_number}: the answer did not state the tools' "
+                                                 "result; it follows the answer")
+                        yield " " + self._said(results, request.tools)
                 self._finish(trace)
                 return
             if not completion.tool_calls:  # the calls were the text itself
@@ -363,6 +368,14 @@ class Agent:
                     results[f"{round_number}.{step.id}"] = (step, result)
                     request.said |= numbers_in(result)
             failed = [f"{step.tool}: {result}" for step, (status, result) in zip(steps, outcomes) if status != "ok"]
+            if failed and not results:
+                # Told only of errors, a small model apologises ("I'm sorry, but I can't help with that"); without
+                # the tools it answers as it would have alone.
+                trace.reflections.append(f"round {round_number}: every step failed ({'; '.join(failed)}); "
+                                         "answering without tools")
+                async for delta in self._plain(request):
+                    yield delta
+                return
             verdict = f"steps failed ({'; '.join(failed)}); the model sees the errors" if failed else "every step succeeded"
             trace.reflections.append(f"round {round_number}: {verdict}")
             messages += _tool_messages(completion, steps, [self.window.clip(result) for _, result in outcomes])
@@ -452,9 +465,11 @@ class Agent:
             yield delta
 
     async def _plain(self, request: _Request) -> AsyncIterator[str]:
-        """The model's own answer, without tools."""
+        """The model's own answer, without tools: the plain head (its cache warm) before the same history and
+        request."""
         request.trace.verdict = "plain-answer"
-        async for delta in self._stream_text(request.messages, request.trace):
+        messages = [{"role": "system", "content": self.system_prompt}, *request.messages[1:]]
+        async for delta in self._stream_text(messages, request.trace):
             yield delta
 
     async def _model_plan(self, request: _Request, feedback: str | None,

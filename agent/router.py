@@ -12,11 +12,15 @@ from typing import Literal
 
 from agent.intents import Intent, detect
 from agent.tools.base import Tool
-from agent.tools.signals import NUMBER
+from agent.tools.signals import NUMBER, NUMERAL
 
 # A short request that leans on the one before it: "And in two pounds?", "what about 35?"
 _FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about|now|ok(?:ay)?,?(?: and| now| so)?|so|then|same)\b", re.I)
+_TOLD = re.compile(r"^\s*(?:i(?:'m| am| was|'ve| have| had| got)|my|we(?:'re| are|'ve| have)|our)\b", re.I)
+_ASKS = re.compile(r"\?|\b(?:what|what's|how|when|which|who|why|where|whether|if|can|could|would|should|will|please|"
+                   r"tell|work out|figure out|calculate|convert|compute)\b", re.I)
 _NUMBERED = re.compile(NUMBER, re.I)
+_NUMERALS = re.compile(NUMERAL)
 Planner = Literal["hybrid", "model"]
 
 
@@ -45,13 +49,30 @@ class Route:
     tools: tuple[str, ...] = ()
 
 
-def select_tools(request: str, previous_request: str | None, tools: Mapping[str, Tool]) -> tuple[str, ...]:
-    """The tools whose signals match the request; for a short follow-up with a number in it and no signal of its
-    own ("and in two pounds?"), those of the request before it."""
-    matched = tuple(name for name, tool in tools.items() if tool.signals and tool.signals.search(request))
-    if matched or not previous_request or not (_FOLLOW_UP.match(request) and _NUMBERED.search(request)):
-        return matched
-    return tuple(name for name, tool in tools.items() if tool.signals and tool.signals.search(previous_request))
+def select_tools(request: str, previous_request: str | None, previous_answer: str | None,
+                 tools: Mapping[str, Tool]) -> tuple[str, ...]:
+    """The tools whose signals match the request. A short follow-up with no signal of its own leans on the
+    exchange before it: with a number ("and in two pounds?") it takes the tools of the request before it; without
+    one ("ok, what's that in kelvin?") the answer before it lends its numbers."""
+    matched = _matching(request, tools)
+    if not matched and _FOLLOW_UP.match(request):
+        if _NUMBERED.search(request):
+            matched = _matching(previous_request or "", tools)
+        elif lent := " ".join(_NUMERALS.findall(previous_answer or "")):
+            matched = _matching(f"{request} {lent}", tools)
+    if is_told(request):
+        matched = {name for name in matched if not tools[name].answers_questions}
+    return tuple(name for name in tools if name in matched)
+
+
+def is_told(request: str) -> bool:
+    """Whether the request tells June something about the user and asks nothing ("I've got a 5 kilo bag of rice.",
+    "I'm driving at 60 miles an hour"): the model acknowledges it; no calculator or converter answers it."""
+    return bool(_TOLD.match(request)) and not _ASKS.search(request)
+
+
+def _matching(text: str, tools: Mapping[str, Tool]) -> set[str]:
+    return {name for name, tool in tools.items() if tool.signals and tool.signals.search(text)}
 
 
 def decide(request: str, context: RouteContext) -> Route:

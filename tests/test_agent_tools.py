@@ -69,7 +69,8 @@ def test_clock_uses_time_zones_and_city_names() -> None:
 @pytest.mark.parametrize(("value", "source", "target", "expected"), [
     (5, "miles", "km", 8.04672), (100, "fahrenheit", "celsius", 37.7778), (0, "C", "K", 273.15),
     (10, "kg", "pounds", 22.0462), (1, "GiB", "MB", 1073.741824), (60, "mph", "km/h", 96.5606),
-    (2, "cups", "ml", 473.176),
+    (2, "cups", "ml", 473.176), (32, "degrees_fahrenheit", "Kelvin", 273.15), (20, "Degrees C", "F", 68),
+    (100, "kilometers per hour", "miles_per_hour", 62.1371),
 ])
 def test_unit_conversions(value: float, source: str, target: str, expected: float) -> None:
     assert convert(value, source, target) == pytest.approx(expected, rel=1e-4)
@@ -80,6 +81,8 @@ def test_incompatible_or_unknown_units_are_refused() -> None:
         convert(1, "kg", "km")
     with pytest.raises(ToolError, match="unknown unit"):
         unit_converter.run({"value": 1, "from_unit": "furlongs", "to_unit": "m"}, ALICE)
+    with pytest.raises(ToolError, match="unknown unit"):
+        convert(1, "degrees", "radians")
 
 
 def memory_tools(tmp_path: Path, history: ConversationStore | None = None) -> list:

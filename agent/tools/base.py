@@ -83,6 +83,7 @@ class Tool:
     signals: re.Pattern[str] | None = field(default=None, compare=False)
     rule: Rule | None = field(default=None, compare=False)
     say: Callable[[dict[str, Any], str], str] | None = field(default=None, compare=False)
+    answers_questions: bool = False  # computes an answer (arithmetic, units, the clock): a statement asks for none
 
     def spoken_result(self, arguments: dict[str, Any], result: str) -> str:
         """The result as a sentence of an answer."""

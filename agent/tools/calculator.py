@@ -145,5 +145,6 @@ calculator = Tool(
                         r"altogether|double|triple|twice|"
                         r"each|per|split|left|remain\w*|how (?:much|many))\b"),
     rule=Rule(_recognise, "quantity", rank=30),  # the last: a conversion or a date holds numbers too
+    answers_questions=True,
     say=lambda arguments, result: f"{arguments['expression'].replace('**', '^')} = {result}",
 )

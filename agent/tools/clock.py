@@ -60,7 +60,7 @@ def placed(request: str, earlier: list[str]) -> str:
 
 
 _TIME = re.compile(r"\b(what(?:'s|s| is)? the (?:time|date)|what time|current time|time is it|today'?s date|"
-                   r"what day is it|what(?:'s| is) the day)\b", re.I)
+                   r"what day(?: of the week)? is it|what(?:'s| is) the day)\b", re.I)
 _DAY_QUESTION = re.compile(r"\b(?:what|which) (?:day|date)\b|\bday of the week\b|\bweekday\b|"
                            r"\bwhat(?:'s| is| will be) the date\b", re.I)
 _DAY_OFFSETS = ((re.compile(r"\bday after tomorrow\b", re.I), 2), (re.compile(r"\bday before yesterday\b", re.I), -2),
@@ -160,6 +160,7 @@ def make_clock_tools(preferences: UserPreferences | None = None, now: Callable[[
         signals=CLOCK_SIGNALS,
         rule=Rule(_recognise_time, "quantity", rank=20),
         say=_said_time,
+        answers_questions=True,
     )
     convert_time = Tool(
         name="convert_time",
@@ -168,6 +169,7 @@ def make_clock_tools(preferences: UserPreferences | None = None, now: Callable[[
                                   "to_timezone": {"type": "string"}}, ["time", "from_timezone", "to_timezone"]),
         run=lambda arguments, _: _convert(arguments),
         signals=CLOCK_SIGNALS,
+        answers_questions=True,
     )
     tools = [current_time, convert_time]
     if preferences is not None:

@@ -15,10 +15,12 @@ NUMBER = rf"(?:\d|\b(?:{NUMBER_WORDS})\b)"
 NUMERAL = r"-?(?<![\d.,])\d+(?:[.,]\d+)*"
 
 
-def with_number(words: str) -> re.Pattern[str]:
-    """`words` in a request that also holds a number, in either order. Anchored at the start: unanchored, `search`
-    would scan the rest of the text from every position (a 10,000-character message took 9 s per tool)."""
-    return re.compile(rf"\A(?=.*{NUMBER})(?=.*(?:{words}))", re.I | re.S)
+def with_number(words: str, also: str | None = None) -> re.Pattern[str]:
+    """`words` in a request that also holds a number, in either order, or `also` anywhere. Anchored at the start:
+    unanchored, `search` would scan the rest of the text from every position (a 10,000-character message took 9 s
+    per tool)."""
+    either = f"|(?=.*(?:{also}))" if also else ""
+    return re.compile(rf"\A(?:(?=.*{NUMBER})(?=.*(?:{words})){either})", re.I | re.S)
 
 
 def words(alternatives: str) -> re.Pattern[str]:

@@ -43,12 +43,16 @@ _NAMES = {
     "weeks": "week", "celsius": "c", "fahrenheit": "f", "kelvin": "k", "°c": "c", "°f": "f", "degc": "c",
     "degf": "f", "calories": "kcal", "joules": "j", "joule": "j", "acres": "acre", "hectare": "ha",
     "hectares": "ha", "bytes": "b", "byte": "b", "kilobytes": "kb", "megabytes": "mb", "gigabytes": "gb",
-    "terabytes": "tb",
+    "terabytes": "tb", "milesperhour": "mph", "kilometersperhour": "km/h", "kilometresperhour": "km/h",
+    "meterspersecond": "m/s", "metrespersecond": "m/s",
 }
+_DEGREES = re.compile(r"^degrees? (?=celsius|fahrenheit|kelvin|[cfk]$)")
 
 
 def canonical(unit: str) -> str:
-    key = unit.strip().lower().replace(" ", "").replace("²", "2").replace("³", "3")
+    """The table's name for a unit as people and models write it ("Degrees_Fahrenheit", "miles per hour")."""
+    key = _DEGREES.sub("", unit.strip().lower().replace("_", " "))
+    key = key.replace(" ", "").replace("²", "2").replace("³", "3")
     key = _NAMES.get(key, key)
     if key in _FACTORS or key in _TEMPERATURES:
         return key
@@ -92,6 +96,10 @@ def _recognise(text: str) -> Recognised | None:
 
 _SPOKEN_UNITS = "|".join(sorted((re.escape(name) for name in _NAMES if name.isalpha() and len(name) > 2),
                                 key=len, reverse=True))
+# "How many minutes are there in a week": the number is the "a".
+_ANY_UNIT = "|".join(sorted({re.escape(name) for name in [*_NAMES, *_FACTORS] if name.isalpha() and len(name) > 2},
+                            key=len, reverse=True))
+_ONE_UNIT = rf"\bhow many (?:{_ANY_UNIT})\b.{{0,30}}\b(?:in|per) an? (?:{_ANY_UNIT})\b"
 
 unit_converter = Tool(
     name="convert_units",
@@ -99,7 +107,9 @@ unit_converter = Tool(
     parameters=object_schema({"value": {"type": "number"}, "from_unit": {"type": "string"},
                               "to_unit": {"type": "string"}}, ["value", "from_unit", "to_unit"]),
     run=_run,
-    signals=with_number(rf"\b(?:{_SPOKEN_UNITS})\b|\d\s*(?:km|kg|cm|mm|mi|lbs?|oz|ft|ml|mph|°[cf]?)\b"),
+    signals=with_number(rf"\b(?:{_SPOKEN_UNITS})\b|\d\s*(?:km|kg|cm|mm|mi|lbs?|oz|ft|ml|mph|°[cf]?)\b",
+                        also=_ONE_UNIT),
     rule=Rule(_recognise, "quantity", rank=10),
+    answers_questions=True,
     say=lambda arguments, result: f"{format_number(float(arguments['value']))} {arguments['from_unit']} is {result}",
 )
