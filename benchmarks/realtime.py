@@ -128,9 +128,9 @@ def cancelled_pauses(speech: np.ndarray, rules: TurnRules) -> int:
     return [event.kind for event in TurnDetector(rules).feed(audio)].count("resumed")
 
 
-def median(values: list[float | None]) -> float | None:
+def median(values: list[float | None], digits: int = 1) -> float | None:
     present = [v for v in values if v is not None]
-    return round(float(np.median(present)), 1) if present else None
+    return round(float(np.median(present)), digits) if present else None
 
 
 def summarise(report: Report, speech: list[np.ndarray], rules: TurnRules) -> dict:
@@ -140,9 +140,16 @@ def summarise(report: Report, speech: list[np.ndarray], rules: TurnRules) -> dic
         result[mode] = {"first_audio_median_ms": median([r.first_audio_ms for r in runs]),
                         "first_delta_median_ms": median([r.first_delta_ms for r in runs]),
                         "n": len(runs), "errors": sum(r.error is not None for r in runs)}
-    for metric in ("first_audio_median_ms", "first_delta_median_ms"):
-        off, on = result["off"][metric], result["on"][metric]
-        result[f"{metric.removesuffix('_median_ms')}_ratio_on_to_off"] = round(on / off, 3) if off and on else None
+    pairs = [(off, on) for off in by_mode["off"] for on in by_mode["on"]
+             if (off.question, off.repetition) == (on.question, on.repetition)]
+    for metric in ("first_audio", "first_delta"):
+        off, on = result["off"][f"{metric}_median_ms"], result["on"][f"{metric}_median_ms"]
+        result[f"{metric}_ratio_on_to_off"] = round(on / off, 3) if off and on else None
+        paired = [(getattr(a, f"{metric}_ms"), getattr(b, f"{metric}_ms")) for a, b in pairs]
+        paired = [(a, b) for a, b in paired if a is not None and b is not None]
+        result[f"{metric}_paired"] = {"median_ratio_on_to_off": median([b / a for a, b in paired if a > 0], 3),
+                                      "median_difference_ms": median([b - a for a, b in paired]),
+                                      "on_sooner": sum(b < a for a, b in paired), "pairs": len(paired)}
     on_runs = by_mode["on"]
     result["adopted"] = sum(r.adopted for r in on_runs)
     result["not_adopted"] = len(on_runs) - result["adopted"]
