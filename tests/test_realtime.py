@@ -3,6 +3,7 @@ proxy) or on the real API served in this process where a test needs other settin
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -16,7 +17,7 @@ from websockets.sync.client import ClientConnection, connect
 from api import realtime
 from common.types import PreemptiveEnd, Utterance
 from speech.audio import WHISPER_SAMPLE_RATE, decode
-from tests.live_api import agent_handle, forget_users, live_api
+from tests.live_api import agent_handle, forget_users, live_api, real_pipeline
 from tests.secret_files import private_file
 from tests.speech import say, words
 
@@ -180,6 +181,48 @@ def test_a_preemptive_answer_changes_nothing_until_the_turn_is_final(graph) -> N
     assert len(kept["notes"]) == 1 and "locker" in kept["notes"][0]["text"].lower(), kept["notes"]
     stored = agent_handle().conversation.remote(user, "preempt").result()
     assert [t.role for t in stored] == ["user", "assistant"] * 2
+
+
+class ToolAfterText:
+    """Control flow only, so the preemptive reply is scripted (the final one is the real agent's): it says a few
+    words, and only after the turn was adopted reaches a tool that writes, as a model calling a tool after some text
+    would."""
+
+    def __init__(self):
+        self.real = real_pipeline()
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+    async def stream_reply(self, utterance: Utterance):
+        if not utterance.preemptive:
+            async for item in self.real.stream_reply(utterance):
+                yield item
+            return
+        yield "Let me see"
+        await asyncio.sleep(4.0)
+        yield PreemptiveEnd(deferred="set_reminder")
+
+
+def test_a_preemptive_answer_that_reaches_a_change_after_it_was_sent_starts_again(graph) -> None:
+    user = "web:tool-after-text"
+    forget_users(user)
+    with live_api(graph.settings, pipeline=ToolAfterText()) as url, \
+            connect(ws_url(url), open_timeout=30, max_size=2 ** 24, additional_headers=graph.headers) as socket:
+        socket.send(json.dumps({"type": "start", "user_id": user, "conversation_id": "preempt"}))
+        assert receive(socket)["type"] == "ready"
+        send_audio(socket, pcm(0.35, "Remind me in twenty minutes to check the oven."))
+        assert [m["type"] for m in quiet_for(socket, 2.0)] == ["speech_started"]
+        send_audio(socket, pcm(1.0))
+        messages = until(socket, "done")
+    kinds = [m["type"] for m in messages]
+    assert kinds[:3] == ["speech_stopped", "transcript", "delta"] and messages[2]["text"] == "Let me see", kinds
+    assert kinds.count("interrupted") == 1 and kinds.count("transcript") == 1 and "delta" in kinds[kinds.index(
+        "interrupted"):], kinds
+    kept = agent_handle().export_user.remote(user).result()
+    assert len(kept["reminders"]) == 1, kept["reminders"]
+    stored = agent_handle().conversation.remote(user, "preempt").result()
+    assert [t.content for t in stored] == [messages[1]["text"], messages[-1]["reply"]]
 
 
 @pytest.fixture(scope="module")
