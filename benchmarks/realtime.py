@@ -9,7 +9,8 @@ interleaved per question (the order flips each repetition, so neither mode alway
 `done`'s `head_start` says an answer begun at a pause was adopted; the pauses where one was cancelled are the
 detector's "resumed" events on the same audio (the session's detector sees the same frames). A question said in
 two halves with 0.4 s between them checks that the answer begun at that pause is cancelled and the whole
-sentence answered. Writes `realtime.json` and `realtime.png` to the output folder.
+sentence answered. The pause lengths are compared on the same audio (the detector alone): how often a pause falls
+inside a question, and how much earlier than the turn's end an answer begins. Writes `realtime.json` and `realtime.png` to the output folder.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ TRAILING_SILENCE_S = 1.5
 ANSWER_TIMEOUT_S = 60.0
 SPLIT = ("What is the capital", "of France?")
 SPLIT_GAP_S = 0.4
+PAUSE_SWEEP_MS = (150, 200, 250, 300, 350, 400)
 DEFAULT_SEED = 7
 
 
@@ -128,6 +130,27 @@ def cancelled_pauses(speech: np.ndarray, rules: TurnRules) -> int:
     return [event.kind for event in TurnDetector(rules).feed(audio)].count("resumed")
 
 
+def pause_sweep(speech: list[np.ndarray], end_silence_ms: int) -> dict[int, dict[str, float | int]]:
+    """For each pause length: how often a pause fell inside the questions (an answer begun and cancelled) and how
+    long before the turn's end the last pause came (the head start an adopted answer gets)."""
+    sweep: dict[int, dict[str, float | int]] = {}
+    for pause_ms in PAUSE_SWEEP_MS:
+        rules = TurnRules(end_silence_ms=end_silence_ms, pause_ms=pause_ms)
+        inside, head_starts = 0, []
+        for sample in speech:
+            audio = np.concatenate([sample, np.zeros(int(TRAILING_SILENCE_S * WHISPER_SAMPLE_RATE), np.float32)])
+            step = int(FRAME_S * WHISPER_SAMPLE_RATE)
+            detector, seen = TurnDetector(rules), []
+            for start in range(0, len(audio), step):
+                seen += [(event.kind, start + step) for event in detector.feed(audio[start:start + step])]
+            inside += [kind for kind, _ in seen].count("resumed")
+            last_pause = max(at for kind, at in seen if kind == "paused")
+            ended = next(at for kind, at in seen if kind == "turn_ended")
+            head_starts.append((ended - last_pause) * 1000 / WHISPER_SAMPLE_RATE)
+        sweep[pause_ms] = {"pauses_inside_speech": inside, "head_start_median_ms": median(head_starts)}
+    return sweep
+
+
 def median(values: list[float | None], digits: int = 1) -> float | None:
     present = [v for v in values if v is not None]
     return round(float(np.median(present)), digits) if present else None
@@ -156,6 +179,7 @@ def summarise(report: Report, speech: list[np.ndarray], rules: TurnRules) -> dic
     result["head_start_median_ms"] = median([r.head_start_ms for r in on_runs])
     result["cancelled_pauses_per_question"] = {q: cancelled_pauses(s, rules) for q, s in zip(report.questions, speech)}
     result["cancelled"] = report.repetitions * sum(result["cancelled_pauses_per_question"].values())
+    result["pause_sweep"] = pause_sweep(speech, report.end_silence_ms)
     result["split"] = {"runs": len(report.split),
                        "whole_sentence_answered": sum(r.transcripts == 1 and "france" in r.transcript.lower()
                                                       and "capital" in r.transcript.lower() for r in report.split),
