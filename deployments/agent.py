@@ -147,7 +147,7 @@ class Agent:
         self.remember(utterance, reply.text, self.agent.tools_used(reply.trace))
         return reply
 
-    async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict[str, Any]]:
+    async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict[str, Any] | PreemptiveEnd]:
         """The reply's text deltas, then (if the utterance asks for it) the trace as a dict. A stream left early
         (a barge-in) stores no turn: the answer was not said. A preemptive utterance's stores none either: its text
         is followed by a `PreemptiveEnd`, and it stops before anything that would change what June keeps."""
