@@ -74,6 +74,13 @@ class PendingActions:
         with self._lock, transaction(self._db):
             return self._db.execute(sql, args).rowcount
 
+    def waiting(self, user_id: str, conversation_id: str | None) -> bool:
+        """Whether an action waits for this conversation's next message, without taking it."""
+        with self._lock:
+            row = self._db.execute("SELECT created_at FROM pending_actions WHERE user_id = ? AND conversation_id = ?",
+                                   (user_id, conversation_id or "")).fetchone()
+        return row is not None and self._clock() - row[0] <= MAX_AGE_S
+
     def take(self, user_id: str, conversation_id: str | None) -> PendingAction | None:
         """The pending action, removed: it is answered (or dropped) by the message that reads it."""
         key = (user_id, conversation_id or "")

@@ -10,7 +10,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from agent.plan import Plan, Step, resolve_references
-from agent.tools.base import ConfirmationNeeded, Tool, ToolContext, ToolError
+from agent.tools.base import (
+    ChangeDeferred,
+    ConfirmationNeeded,
+    Tool,
+    ToolContext,
+    ToolError,
+)
 from common.types import ToolCallRecord, Trace
 
 QUICK_TOOL_THREADS = 8
@@ -53,7 +59,9 @@ class ToolExecutor:
     async def run(self, step: Step, arguments: dict[str, Any], tool: Tool, context: ToolContext, budget: Budget,
                   trace: Trace) -> tuple[str, str]:
         """Run one tool within the budget: ("ok" | "error", result). ConfirmationNeeded passes through (it is the
-        turn's answer)."""
+        turn's answer); a tool that changes something, asked for by a preemptive request, is not run: ChangeDeferred."""
+        if tool.changes_state and context.preemptive:
+            raise ChangeDeferred(tool.name)
         budget.tool_calls += 1
         started = self.clock()
         context = replace(context, cancelled=threading.Event())  # this call's own: its thread outlives the await

@@ -12,7 +12,15 @@ from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
 
 from common.llm_client import LanguageModelClient
-from common.types import AgentReply, ConversationSummary, Transcript, Turn, Utterance
+from common.types import (
+    AgentReply,
+    ConversationSummary,
+    PreemptiveEnd,
+    ToolUse,
+    Transcript,
+    Turn,
+    Utterance,
+)
 
 HEALTH_TIMEOUT_S = 5.0
 HEALTH_CACHE_S = 1.0
@@ -42,7 +50,7 @@ class HandlePipeline:
     async def reply(self, utterance: Utterance) -> AgentReply:
         return await self.agent.reply.remote(utterance)
 
-    async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict]:
+    async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict | PreemptiveEnd]:
         """Deltas as the agent writes them. Left early (a barge-in, a client gone), the agent's request is
         cancelled too, and with it its LLM call: nothing more is generated and no turn is stored."""
         deltas = self.agent.options(stream=True).stream_reply.remote(utterance)
@@ -54,6 +62,9 @@ class HandlePipeline:
         finally:
             if not finished:
                 deltas.cancel()
+
+    async def remember(self, utterance: Utterance, reply: str, tool_uses: list[ToolUse]) -> None:
+        await self.agent.remember.remote(utterance, reply, tool_uses)
 
     async def speak(self, text: str, audio_format: str) -> bytes:
         return await self.tts.speak.remote(text, audio_format)

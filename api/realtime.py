@@ -4,6 +4,11 @@ The client sends a `start` message, then the microphone as 16 kHz 16-bit mono PC
 finds where each turn ends (Silero VAD, `speech.turns`), transcribes it and answers with the same
 events as `/v1/voice/stream`, as JSON messages. Speech from the user while June answers or its answer still
 plays (the client says so with `playback`) is a barge-in: the answer is cancelled and `interrupted` sent.
+
+Preemptive answers: at a pause (`JUNE_REALTIME_PREEMPT_MS` of silence, shorter than the silence that ends a turn)
+June starts answering what was said so far and holds the answer's messages. Speech again cancels it; the turn's end
+adopts it, and its messages go out as a final answer's would. Until then it changes nothing June keeps (no such tool
+runs, no turn is stored: `Utterance.preemptive`); one that reaches such a tool is answered again once final.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -23,7 +31,7 @@ from api.errors import ApiError, bad_request, error_body, mid_stream_error, too_
 from api.replies import Pipeline, Stopwatch, reply_events
 from api.schemas import ID_PATTERN, ReplyFormat
 from common.settings import JuneSettings
-from common.types import Utterance
+from common.types import PreemptiveEnd, Utterance
 from speech.audio import WHISPER_SAMPLE_RATE, Pcm, encode_wav
 from speech.turns import TurnDetector, TurnRules
 
@@ -44,6 +52,7 @@ class RealtimeStart(BaseModel):
     conversation_id: str | None = Field(None, pattern=ID_PATTERN)
     reply_format: ReplyFormat = "ogg"
     private: bool = True
+    preempt: bool = True  # June may start answering at a pause (if the server's JUNE_REALTIME_PREEMPT_MS allows)
 
 
 class Closed(Exception):
@@ -118,6 +127,51 @@ def _caller(websocket: WebSocket, keys: Keys, start: RealtimeStart) -> Caller:
     return caller
 
 
+class Outbox:
+    """Where one answer's messages go. A preemptive answer's are held while the user may still go on, and sent in
+    order when the turn ends (`release`); a final answer's go straight out."""
+
+    def __init__(self, send: Callable[[dict], Awaitable[None]], final: bool):
+        self._send = send
+        self._lock = asyncio.Lock()  # a message put while the held ones go out waits behind them
+        self._held: list[dict] | None = None if final else []
+        self.final = asyncio.Event()
+        self.count = 0  # messages put, held or sent
+        self.started = time.perf_counter()
+        self.head_start_ms = 0.0  # how long before the turn's end the answer started
+        if final:
+            self.final.set()
+
+    async def put(self, message: dict) -> None:
+        async with self._lock:
+            self.count += 1
+            if self._held is None:
+                await self._send(message)
+            else:
+                self._held.append(message)
+
+    async def release(self) -> None:
+        """The turn is final: the held messages go out, and the rest as they come."""
+        async with self._lock:
+            self.head_start_ms = round((time.perf_counter() - self.started) * 1000, 1)
+            for message in self._held or ():
+                await self._send(message)
+            self._held = None
+        self.final.set()
+
+    async def withdraw(self, mark: int) -> None:
+        """Take back the messages put after the first `mark`: held ones are dropped, sent ones stopped with
+        `interrupted`."""
+        async with self._lock:
+            if self._held is not None:
+                del self._held[mark:]
+                self.count = mark
+                return
+            withdrawn = self.count > mark
+        if withdrawn:
+            await self.put({"type": "interrupted"})
+
+
 class RealtimeSession:
     def __init__(self, websocket: WebSocket, settings: JuneSettings, pipeline: Pipeline, caller: Caller,
                  start: RealtimeStart):
@@ -127,9 +181,11 @@ class RealtimeSession:
             raise Closed(ApiError(403, f"this API key ({caller.name}) may not act for user {user_id!r}",
                                   "forbidden_user"), POLICY_VIOLATION)
         self.user_id = user_id
-        self.turns = TurnDetector(TurnRules(end_silence_ms=settings.realtime_end_silence_ms,
+        pause_ms = settings.realtime_preempt_ms if start.preempt else 0
+        self.turns = TurnDetector(TurnRules(end_silence_ms=settings.realtime_end_silence_ms, pause_ms=pause_ms,
                                             max_turn_s=settings.max_audio_seconds))
         self.answering: asyncio.Task | None = None
+        self.outbox: Outbox | None = None  # the current answer's
         self.playing = False  # the client still plays an answer's audio
         self._send_lock = asyncio.Lock()
 
@@ -159,10 +215,25 @@ class RealtimeSession:
                     await self.stop_answering()
                     self.playing = False
                     await self.send({"type": "interrupted"})
+            elif event.kind == "paused":
+                await self.stop_answering()
+                self.begin(event.audio, final=False)
+            elif event.kind == "resumed":
+                if self.outbox is not None and not self.outbox.final.is_set():
+                    log.info("preemptive answer cancelled: the user went on")
+                    await self.stop_answering()
             else:
                 await self.send({"type": "speech_stopped", "duration_s": round(event.duration_s, 2)})
-                await self.stop_answering()
-                self.answering = asyncio.create_task(self.answer(event.audio))
+                if self.outbox is not None and not self.outbox.final.is_set():
+                    await self.outbox.release()
+                    log.info("preemptive answer adopted", extra={"head_start_ms": self.outbox.head_start_ms})
+                else:
+                    await self.stop_answering()
+                    self.begin(event.audio, final=True)
+
+    def begin(self, audio: np.ndarray, final: bool) -> None:
+        self.outbox = Outbox(self.send, final)
+        self.answering = asyncio.create_task(self.answer(audio, self.outbox))
 
     async def control(self, text: str) -> None:
         try:
@@ -181,21 +252,46 @@ class RealtimeSession:
                                 '{"type": "interrupt"}', "invalid_message")
             await self.send({"type": "error"} | error_body(error))
 
-    async def answer(self, audio: np.ndarray) -> None:
+    async def answer(self, audio: np.ndarray, outbox: Outbox) -> None:
         clock = Stopwatch(self.pipeline)
         try:
             transcript = await clock.transcribe(self.pipeline.transcribe(encode_wav(Pcm(audio, WHISPER_SAMPLE_RATE))))
-            await self.send({"type": "transcript", "text": transcript.text, "language": transcript.language,
-                             "duration_s": transcript.duration_s})
+            await outbox.put({"type": "transcript", "text": transcript.text, "language": transcript.language,
+                              "duration_s": transcript.duration_s})
             if not transcript.text:  # a noise, not words: hands-free June stays quiet rather than ask again
-                await self.send({"type": "done", "transcript": "", "reply": "", "timings_ms": clock.total()})
+                await outbox.put({"type": "done", "transcript": "", "reply": "", "timings_ms": clock.total()})
                 return
-            utterance = Utterance(transcript.text, self.user_id, self.start.conversation_id, private=self.start.private)
-            async for kind, payload in reply_events(self.pipeline, self.settings, clock, utterance,
-                                                    self.start.reply_format, transcript=transcript.text):
-                await self.send({"type": kind} | payload)
+            utterance = Utterance(transcript.text, self.user_id, self.start.conversation_id, private=self.start.private,
+                                  preemptive=not outbox.final.is_set())
+            if await self.reply(utterance, clock, outbox):
+                return
+            await outbox.final.wait()  # the preemptive reply stopped before a change: answered again once final
+            await self.reply(replace(utterance, preemptive=False), clock, outbox)
         except Exception as error:  # a cancelled answer (a barge-in) is not an Exception: it ends quietly
-            await self.send({"type": "error"} | mid_stream_error(error, self.settings.retry_after_s))
+            await outbox.put({"type": "error"} | mid_stream_error(error, self.settings.retry_after_s))
+
+    async def reply(self, utterance: Utterance, clock: Stopwatch, outbox: Outbox) -> bool:
+        """The reply's messages into the outbox; False when a preemptive reply stopped before a change (its messages
+        are withdrawn). A preemptive reply's turn is stored once the user's turn is final, before its `done`."""
+        ends: list[PreemptiveEnd] = []
+        mark = outbox.count
+        deltas = _until_end(self.pipeline.stream_reply(utterance), ends) if utterance.preemptive else None
+        events = reply_events(self.pipeline, self.settings, clock, utterance, self.start.reply_format,
+                              transcript=utterance.text, deltas=deltas)
+        async with contextlib.aclosing(events):
+            async for kind, payload in events:
+                if ends and ends[0].deferred:
+                    log.info("preemptive answer stopped before a change", extra={"deferred": ends[0].deferred})
+                    await outbox.withdraw(mark)
+                    return False
+                if kind == "done" and utterance.preemptive:
+                    await outbox.final.wait()
+                    if ends:
+                        await self.pipeline.remember(utterance, payload["reply"], list(ends[0].tool_uses))
+                    clock.record("head_start", outbox.head_start_ms)
+                    payload = payload | {"timings_ms": clock.timings}
+                await outbox.put({"type": kind} | payload)
+        return True
 
     @property
     def is_answering(self) -> bool:
@@ -206,9 +302,22 @@ class RealtimeSession:
             self.answering.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.answering
-        self.answering = None
+        self.answering = self.outbox = None
 
     async def send(self, message: dict) -> None:
         async with self._send_lock:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client left mid-answer
                 await self.websocket.send_json(message)
+
+
+async def _until_end(stream: AsyncIterator[str | dict | PreemptiveEnd],
+                     ends: list[PreemptiveEnd]) -> AsyncIterator[str | dict]:
+    """A preemptive reply's stream without its `PreemptiveEnd`, which goes into `ends`; a deferral ends the stream."""
+    async for item in stream:
+        if not isinstance(item, PreemptiveEnd):
+            yield item
+        elif item.deferred:
+            ends.append(item)
+            return
+        else:
+            ends.append(item)

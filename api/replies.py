@@ -13,7 +13,15 @@ from typing import Any, Protocol
 
 from api.errors import as_api_error, mid_stream_error
 from common.settings import JuneSettings
-from common.types import AgentReply, ConversationSummary, Transcript, Turn, Utterance
+from common.types import (
+    AgentReply,
+    ConversationSummary,
+    PreemptiveEnd,
+    ToolUse,
+    Transcript,
+    Turn,
+    Utterance,
+)
 from speech.sentences import SentenceBuffer, ends_a_clause
 from speech.spoken import spoken_sentence_limit
 
@@ -27,7 +35,8 @@ class Pipeline(Protocol):
 
     async def transcribe(self, audio: bytes) -> Transcript: ...
     async def reply(self, utterance: Utterance) -> AgentReply: ...
-    def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict]: ...
+    def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict | PreemptiveEnd]: ...
+    async def remember(self, utterance: Utterance, reply: str, tool_uses: list[ToolUse]) -> None: ...
     async def speak(self, text: str, audio_format: str) -> bytes: ...
     def speak_stream(self, text: str, audio_format: str) -> AsyncIterator[bytes]: ...
     async def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]: ...
@@ -80,10 +89,11 @@ def b64(data: bytes) -> str:
 
 async def reply_events(pipeline: Pipeline, settings: JuneSettings, clock: Stopwatch, utterance: Utterance | None,
                        reply_format: str, *, speak: bool = True, transcript: str | None = None,
-                       ) -> AsyncIterator[tuple[str, dict]]:
+                       deltas: AsyncIterator[str | dict] | None = None) -> AsyncIterator[tuple[str, dict]]:
     """("delta", …) as the LLM writes, ("audio", …) per finished sentence in order (or "audio_error"), then
     ("done", …) (with the agent's trace if the utterance asked for it) or ("error", …). Without an utterance
-    (nothing was heard) the reply asks again."""
+    (nothing was heard) the reply asks again. `deltas`: the agent's stream for the utterance, where the caller reads
+    it through a filter of its own (a preemptive reply's end)."""
     events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     sentences: asyncio.Queue[str | None] = asyncio.Queue()
     think_started = time.perf_counter()
@@ -92,9 +102,9 @@ async def reply_events(pipeline: Pipeline, settings: JuneSettings, clock: Stopwa
 
     async def write() -> None:
         buffer = SentenceBuffer()
-        deltas = pipeline.stream_reply(utterance) if utterance else _once(DIDNT_CATCH_THAT)
+        stream = deltas or (pipeline.stream_reply(utterance) if utterance else _once(DIDNT_CATCH_THAT))
         try:
-            async for delta in deltas:
+            async for delta in stream:
                 if isinstance(delta, dict):  # the trace, after the text
                     trace.update(delta)
                     continue

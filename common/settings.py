@@ -136,6 +136,9 @@ class JuneSettings(BaseSettings):
     realtime_max_sessions: int = Field(8, ge=1, description="Hands-free WebSocket sessions at once per Ingress replica.")
     realtime_end_silence_ms: int = Field(700, ge=200, le=5000,
                                          description="Hands-free: the silence after speech that ends the user's turn.")
+    realtime_preempt_ms: int = Field(300, ge=0, le=5000,
+                                     description="Hands-free: the silence after speech at which June starts answering, "
+                                                 "before the turn ends; 0: only once it ends.")
     reminder_tick_s: float = Field(0.5, gt=0, le=60, description="How often the Messenger looks for due reminders.")
     reminder_late_after_s: float = Field(30.0, ge=0, description="A reminder fired later than this says it is late.")
     outbox_max_wait_s: float = Field(30.0, gt=0, le=120, description="The longest a bot's outbox long-poll waits.")

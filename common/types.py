@@ -40,6 +40,9 @@ class Utterance:
     private: bool = True
     chat_id: str | None = None  # the platform chat it came from (reminders are delivered there)
     trace: bool = False  # a stream of the reply ends with the agent's trace (a dict) after the text
+    # Said before the user's turn ended (hands-free June answers at a pause): the reply runs no tool that changes
+    # something, stores no turn, and its stream ends with a `PreemptiveEnd`; the caller stores the turn once final.
+    preemptive: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,16 @@ class ToolUse:
     tool: str
     arguments: dict[str, Any]
     result: str
+
+
+@dataclass(frozen=True)
+class PreemptiveEnd:
+    """How the stream of a preemptive reply ends (after its text, before a trace): `deferred` names what it stopped
+    before (a tool that changes something, or an answer to a question June asked back), and then its text is no
+    answer; otherwise `tool_uses` are the calls that ran, to store with the turn when it is final."""
+
+    tool_uses: tuple[ToolUse, ...] = ()
+    deferred: str | None = None
 
 
 @dataclass(frozen=True)

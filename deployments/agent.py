@@ -18,10 +18,11 @@ from agent.loop import AgentLimits
 from agent.model import Completion, ToolCallRequest
 from agent.stores import Stores
 from agent.toolbox import build_tools
-from agent.tools.base import ToolContext
+from agent.tools.base import ChangeDeferred, ToolContext
 from common.llm_client import LanguageModelClient
 from common.settings import JuneSettings
-from common.types import OWNER, AgentReply, ConversationSummary, ModelFacts, Trace, Turn, Utterance
+from common.types import (OWNER, AgentReply, ConversationSummary, ModelFacts, PreemptiveEnd, ToolUse, Trace, Turn,
+                          Utterance)
 
 log = logging.getLogger(__name__)
 
@@ -125,35 +126,52 @@ class Agent:
 
     def _context(self, utterance: Utterance) -> tuple[ToolContext, list[dict[str, str]]]:
         context = ToolContext(utterance.user_id or OWNER, utterance.conversation_id, private=utterance.private,
-                              chat_id=utterance.chat_id)
+                              chat_id=utterance.chat_id, preemptive=utterance.preemptive)
         if utterance.history is not None:
             return context, list(utterance.history)
         turns = self.history(utterance.user_id, utterance.conversation_id) if utterance.conversation_id else []
         return context, self.agent.history_messages(turns)
 
-    def _remember(self, utterance: Utterance, reply: str, trace: Trace) -> None:
+    def remember(self, utterance: Utterance, reply: str, tool_uses: list[ToolUse]) -> None:
+        """Store a finished turn: the reply as said and the tool calls that ran for it (a preemptive reply's, once
+        the user's turn is final)."""
         if utterance.conversation_id and reply:
             self.stores.history.append(utterance.user_id or OWNER, utterance.conversation_id, utterance.text, reply,
-                                       self.agent.tools_used(trace))
+                                       tool_uses)
 
     async def reply(self, utterance: Utterance) -> AgentReply:
         context, history = self._context(utterance)
         reply = await self.agent.respond(utterance.text, context, history)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("agent trace %s", json.dumps(reply.trace.to_dict(), default=str))
-        self._remember(utterance, reply.text, reply.trace)
+        self.remember(utterance, reply.text, self.agent.tools_used(reply.trace))
         return reply
 
-    async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict[str, Any]]:
+    async def stream_reply(self, utterance: Utterance) -> AsyncIterator[str | dict[str, Any] | PreemptiveEnd]:
         """The reply's text deltas, then (if the utterance asks for it) the trace as a dict. A stream left early
-        (a barge-in) stores no turn: the answer was not said."""
+        (a barge-in) stores no turn: the answer was not said. A preemptive utterance's stores none either: its text
+        is followed by a `PreemptiveEnd`, and it stops before anything that would change what June keeps."""
         context, history = self._context(utterance)
+        if utterance.preemptive and self.stores.pending.waiting(context.user_id, utterance.conversation_id):
+            yield PreemptiveEnd(deferred="an answer to June's question")  # reading it would take the question
+            return
         parts: list[str] = []
         trace = Trace()
-        async for delta in self.agent.stream(utterance.text, context, history, trace):
-            parts.append(delta)
-            yield delta
-        self._remember(utterance, "".join(parts).strip(), trace)
+        try:
+            async for delta in self.agent.stream(utterance.text, context, history, trace):
+                parts.append(delta)
+                yield delta
+        except ChangeDeferred as deferred:
+            if not utterance.preemptive:
+                raise
+            log.info("preemptive reply stopped before a tool", extra={"tool": deferred.tool})
+            yield PreemptiveEnd(deferred=deferred.tool)
+            return
+        tool_uses = self.agent.tools_used(trace)
+        if utterance.preemptive:
+            yield PreemptiveEnd(tuple(tool_uses))
+        else:
+            self.remember(utterance, "".join(parts).strip(), tool_uses)
         if utterance.trace:
             yield trace.to_dict()
 

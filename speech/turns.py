@@ -59,8 +59,11 @@ class SpeechProbability:
 
 @dataclass(frozen=True)
 class TurnEvent:
-    kind: Literal["speech_started", "turn_ended"]
-    audio: np.ndarray | None = None  # the whole turn, with a little lead-in, on "turn_ended"
+    """"speech_started"; "paused" (silence of `pause_ms` after speech, the turn so far in `audio`) and "resumed" (speech
+    again before the turn ended: what was said at the pause is not the whole turn); "turn_ended" (the whole turn)."""
+
+    kind: Literal["speech_started", "paused", "resumed", "turn_ended"]
+    audio: np.ndarray | None = None  # the turn with a little lead-in, on "paused" and "turn_ended"
 
     @property
     def duration_s(self) -> float:
@@ -73,6 +76,7 @@ class TurnRules:
     stop_threshold: float = 0.35
     min_speech_ms: int = 200  # speech this long starts a turn (and interrupts June)
     end_silence_ms: int = 700  # silence this long after speech ends the turn
+    pause_ms: int = 0  # silence this long after speech is a pause (a turn may end there); 0: pauses are not reported
     lead_in_ms: int = 300  # kept from before the speech started, so the first syllable is not cut
     max_turn_s: float = 30.0
 
@@ -88,6 +92,7 @@ class TurnDetector:
         self._turn: list[np.ndarray] = []
         self._voiced_run = 0
         self._silent_run = 0
+        self._paused = False
         self.speaking = False
 
     def feed(self, samples: np.ndarray) -> list[TurnEvent]:
@@ -113,9 +118,16 @@ class TurnDetector:
             return None
         self._turn.append(frame)
         self._silent_run = self._silent_run + 1 if probability < rules.stop_threshold else 0
+        silence_ms = self._silent_run * FRAME_MS
         too_long = len(self._turn) * FRAME_MS >= rules.max_turn_s * 1000
-        if self._silent_run * FRAME_MS >= rules.end_silence_ms or too_long:
+        if silence_ms >= rules.end_silence_ms or too_long:
             audio = np.concatenate(self._turn)
-            self.speaking, self._turn, self._voiced_run = False, [], 0
+            self.speaking, self._turn, self._voiced_run, self._paused = False, [], 0, False
             return TurnEvent("turn_ended", audio)
+        if self._paused and not self._silent_run:
+            self._paused = False
+            return TurnEvent("resumed")
+        if 0 < rules.pause_ms <= silence_ms and not self._paused:
+            self._paused = True
+            return TurnEvent("paused", np.concatenate(self._turn))
         return None

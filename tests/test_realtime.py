@@ -3,6 +3,7 @@ proxy) or on the real API served in this process where a test needs other settin
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -14,8 +15,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from api import realtime
+from common.types import PreemptiveEnd, Utterance
 from speech.audio import WHISPER_SAMPLE_RATE, decode
-from tests.live_api import agent_handle, forget_users, live_api
+from tests.live_api import agent_handle, forget_users, live_api, real_pipeline
 from tests.secret_files import private_file
 from tests.speech import say, words
 
@@ -93,6 +95,134 @@ def test_speech_while_the_answer_still_plays_interrupts_it(hands_free: ClientCon
     hands_free.send(json.dumps({"type": "playback", "playing": True}))
     send_audio(hands_free, pcm(0.0, "Stop."))
     assert [m["type"] for m in until(hands_free, "interrupted", timeout=30)][-2:] == ["speech_started", "interrupted"]
+
+
+def session(graph, user_id: str, preempt: bool = True) -> ClientConnection:
+    forget_users(user_id)
+    socket = connect(ws_url(graph.url), open_timeout=30, max_size=2 ** 24, additional_headers=graph.headers)
+    socket.send(json.dumps({"type": "start", "user_id": user_id, "conversation_id": "preempt", "preempt": preempt}))
+    assert receive(socket)["type"] == "ready"
+    return socket
+
+
+def quiet_for(socket: ClientConnection, seconds: float) -> list[dict]:
+    """What June sends while the user holds a pause (shorter than the turn's end) for `seconds`."""
+    seen, deadline = [], time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            seen.append(receive(socket, left))
+        except TimeoutError:
+            break
+    return seen
+
+
+def test_the_agents_preemptive_reply_stops_before_a_change_and_stores_nothing(graph) -> None:
+    forget_users("web:agent-preempt")
+    agent = agent_handle().options(stream=True)
+    said = Utterance("Remind me in 20 minutes to check the oven.", "web:agent-preempt", "c1", preemptive=True)
+    assert list(agent.stream_reply.remote(said)) == [PreemptiveEnd(deferred="set_reminder")]
+    asked = Utterance("What is 12 times 7?", "web:agent-preempt", "c1", preemptive=True)
+    *text, end = list(agent.stream_reply.remote(asked))
+    assert "84" in "".join(text) and [use.tool for use in end.tool_uses] == ["calculator"] and end.deferred is None
+    kept = agent_handle().export_user.remote("web:agent-preempt").result()
+    assert (kept["reminders"], kept["conversations"]) == ([], [])
+
+
+def test_an_answer_begun_at_a_pause_is_adopted_when_the_turn_ends(graph) -> None:
+    """The same question with preemption off and on: the same messages, the on one begun at the pause (its
+    `head_start`), nothing sent while the user might still go on, and the turn stored once."""
+    answers = {}
+    for preempt in (False, True):
+        with session(graph, f"web:adopt-{preempt}", preempt) as socket:
+            send_audio(socket, pcm(0.35, "What is twelve times seven?"))  # past the 300 ms pause, short of the end
+            assert [m["type"] for m in quiet_for(socket, 3.0)] == ["speech_started"]
+            send_audio(socket, pcm(1.0))
+            answers[preempt] = until(socket, "done")
+        stored = agent_handle().conversation.remote(f"web:adopt-{preempt}", "preempt").result()
+        assert [(t.role, t.content) for t in stored] == [("user", answers[preempt][1]["text"]),
+                                                         ("assistant", answers[preempt][-1]["reply"])]
+    off, on = answers[False], answers[True]
+    assert [m["type"] for m in off] == [m["type"] for m in on], (off, on)
+    assert [m["type"] for m in on][:2] == ["speech_stopped", "transcript"]
+    assert on[1]["text"] == off[1]["text"] and "84" in on[-1]["reply"] and on[-1]["reply"] == off[-1]["reply"]
+    assert on[-1]["timings_ms"]["head_start"] > 100 and "head_start" not in off[-1]["timings_ms"]
+
+
+def test_speech_after_a_pause_cancels_the_answer_begun_there(graph) -> None:
+    with session(graph, "web:resumed") as socket:
+        send_audio(socket, pcm(0.35, "What is the capital"))
+        assert [m["type"] for m in quiet_for(socket, 2.0)] == ["speech_started"]  # June answers "the capital" unseen
+        send_audio(socket, pcm(1.5, "of France?"))
+        messages = until(socket, "done")
+    transcripts = [m["text"] for m in messages if m["type"] == "transcript"]
+    assert len(transcripts) == 1 and {"capital", "france"} <= words(transcripts[0]), transcripts
+    assert "interrupted" not in [m["type"] for m in messages]
+    stored = agent_handle().conversation.remote("web:resumed", "preempt").result()
+    assert [t.content for t in stored] == [transcripts[0], messages[-1]["reply"]]
+
+
+def test_a_preemptive_answer_changes_nothing_until_the_turn_is_final(graph) -> None:
+    """A reminder asked for with a long pause (the preemptive answer reaches the tool and stops there), then a note
+    said in one go (adopted at once, it reaches the tool after the turn's end): each is done once, after the end."""
+    user = "web:preempt-tools"
+    with session(graph, user) as socket:
+        send_audio(socket, pcm(0.35, "Remind me in twenty minutes to check the oven."))
+        assert [m["type"] for m in quiet_for(socket, 4.0)] == ["speech_started"]
+        kept = agent_handle().export_user.remote(user).result()
+        assert (kept["reminders"], kept["conversations"]) == ([], [])
+        send_audio(socket, pcm(1.0))
+        reminded = until(socket, "done")
+        send_audio(socket, pcm(1.5, "Remember that my locker code is four two seven one."))
+        noted = until(socket, "done")
+    for answer in (reminded, noted):
+        assert [m["type"] for m in answer].count("transcript") == 1 and "interrupted" not in [m["type"] for m in answer]
+    kept = agent_handle().export_user.remote(user).result()
+    assert len(kept["reminders"]) == 1 and "oven" in kept["reminders"][0]["text"], kept["reminders"]
+    assert len(kept["notes"]) == 1 and "locker" in kept["notes"][0]["text"].lower(), kept["notes"]
+    stored = agent_handle().conversation.remote(user, "preempt").result()
+    assert [t.role for t in stored] == ["user", "assistant"] * 2
+
+
+class ToolAfterText:
+    """Control flow only, so the preemptive reply is scripted (the final one is the real agent's): it says a few
+    words, and only after the turn was adopted reaches a tool that writes, as a model calling a tool after some text
+    would."""
+
+    def __init__(self):
+        self.real = real_pipeline()
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+    async def stream_reply(self, utterance: Utterance):
+        if not utterance.preemptive:
+            async for item in self.real.stream_reply(utterance):
+                yield item
+            return
+        yield "Let me see"
+        await asyncio.sleep(4.0)
+        yield PreemptiveEnd(deferred="set_reminder")
+
+
+def test_a_preemptive_answer_that_reaches_a_change_after_it_was_sent_starts_again(graph) -> None:
+    user = "web:tool-after-text"
+    forget_users(user)
+    with live_api(graph.settings, pipeline=ToolAfterText()) as url, \
+            connect(ws_url(url), open_timeout=30, max_size=2 ** 24, additional_headers=graph.headers) as socket:
+        socket.send(json.dumps({"type": "start", "user_id": user, "conversation_id": "preempt"}))
+        assert receive(socket)["type"] == "ready"
+        send_audio(socket, pcm(0.35, "Remind me in twenty minutes to check the oven."))
+        assert [m["type"] for m in quiet_for(socket, 2.0)] == ["speech_started"]
+        send_audio(socket, pcm(1.0))
+        messages = until(socket, "done")
+    kinds = [m["type"] for m in messages]
+    assert kinds[:3] == ["speech_stopped", "transcript", "delta"] and messages[2]["text"] == "Let me see", kinds
+    assert kinds.count("interrupted") == 1 and kinds.count("transcript") == 1 and "delta" in kinds[kinds.index(
+        "interrupted"):], kinds
+    kept = agent_handle().export_user.remote(user).result()
+    assert len(kept["reminders"]) == 1, kept["reminders"]
+    stored = agent_handle().conversation.remote(user, "preempt").result()
+    assert [t.content for t in stored] == [messages[1]["text"], messages[-1]["reply"]]
 
 
 @pytest.fixture(scope="module")

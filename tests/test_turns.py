@@ -75,3 +75,21 @@ def test_chunks_of_any_size_give_the_same_turns(question: np.ndarray) -> None:
     detector = TurnDetector()
     odd = [(e.kind, e.duration_s) for start in range(0, len(audio), 777) for e in detector.feed(audio[start:start + 777])]
     assert odd == expected and len(expected) == 2
+
+
+def test_a_pause_is_reported_and_speech_after_it_resumes_the_same_turn() -> None:
+    halves = [decode(say(text, "wav")).samples for text in ("What is the capital", "of France?")]
+    audio = np.concatenate([silence(0.5), halves[0], silence(0.4), halves[1], silence(1.5)])
+    detector = TurnDetector(TurnRules(pause_ms=300))
+    events = [event for start in range(0, len(audio), CHUNK) for event in detector.feed(audio[start:start + CHUNK])]
+    kinds = [event.kind for event in events]
+    assert kinds == ["speech_started", "paused", "resumed", "paused", "turn_ended"], kinds
+    first_pause, last_pause, ended = events[1], events[3], events[4]
+    assert first_pause.duration_s < len(halves[0]) / WHISPER_SAMPLE_RATE + 0.8  # the first half only
+    assert np.array_equal(ended.audio[:len(last_pause.audio)], last_pause.audio)  # the turn is the last pause's + quiet
+    assert ended.duration_s - last_pause.duration_s < 0.5
+
+
+def test_without_a_pause_length_no_pause_is_reported(question: np.ndarray) -> None:
+    events = stream(TurnDetector(TurnRules(pause_ms=0)), np.concatenate([question, silence(0.4), question, silence(1.5)]))
+    assert [kind for kind, _, _ in events] == ["speech_started", "turn_ended"]

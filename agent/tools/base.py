@@ -23,6 +23,15 @@ class ConfirmationNeeded(Exception):
         self.question = question
 
 
+class ChangeDeferred(Exception):
+    """A preemptive request (`ToolContext.preemptive`) reached a tool that changes something: it is not run, and the
+    reply stops here, since the user may still be talking. Not a ToolError: the model must not answer around it."""
+
+    def __init__(self, tool: str):
+        super().__init__(f"{tool} changes what June keeps; it runs only once the user's turn is final")
+        self.tool = tool
+
+
 class NothingFound(str):
     """A result saying there is nothing to report ("You have no saved notes."): June says it as it stands.
     Given nothing, a small model fills the gap from the conversation, with a note the user deleted or a guess."""
@@ -37,6 +46,7 @@ class ToolContext:
     timezone: str = "UTC"  # the user's own, or June's default
     private: bool = True  # False where others read the answer (a group chat): no private tools or notes
     chat_id: str | None = None  # the platform chat the request came from: where a reminder is delivered
+    preemptive: bool = False  # asked before the user's turn ended: no tool that changes something may run
     # Set when the request is gone (a barge-in, a client that left, the time budget): a long tool stops its work.
     cancelled: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
@@ -80,6 +90,7 @@ class Tool:
     run: Callable[[dict[str, Any], ToolContext], str]
     private: bool = False  # reads or reveals the user's own data (notes, history, program output)
     runs_code: bool = False  # slow and heavy: runs in the code pool
+    changes_state: bool = False  # writes what June keeps (notes, reminders, settings, a question back): a side effect
     signals: re.Pattern[str] | None = field(default=None, compare=False)
     rule: Rule | None = field(default=None, compare=False)
     say: Callable[[dict[str, Any], str], str] | None = field(default=None, compare=False)
