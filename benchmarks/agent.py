@@ -17,7 +17,8 @@ model's own replies), no tools, no notes.
 Per configuration it reports task success (overall, per category, and the follow-up tasks apart
 from the older ones) for June and the bare model, time to first text, tool-call validity and
 invalid model plans, median and p95 latency, LLM calls and tokens per scored request (from the
-trace), and the engine's decoding speed from 5 raw completions. `agent.json` and `agent.png` are
+trace), and the engine's decoding speed from 5 raw completions. `agent.json` and `agent.png` (for other
+models than the default ones, `agent_<model>_….json` and `.png`, so a run of one model keeps the comparison) are
 rewritten after every configuration. `--quick` runs one task per category on the first model and
 planner only, into a temporary folder unless `--output` is given.
 """
@@ -406,7 +407,12 @@ def summarise(run: ConfigRun) -> dict[str, Any]:
     }
 
 
-def write_report(runs: list[ConfigRun], tasks: list[Task], machine: dict[str, Any], output: Path) -> None:
+def report_name(models: list[str]) -> str:
+    """`agent` for the default models; `agent_<model>_…` for others, so that a run of one does not overwrite them."""
+    return "agent" if models == DEFAULT_MODELS else "_".join(["agent", *models])
+
+
+def write_report(runs: list[ConfigRun], tasks: list[Task], machine: dict[str, Any], output: Path, name: str) -> None:
     summaries = {run.config.name: summarise(run) for run in runs if run.outcomes}
     report = {
         "benchmark": "agent",
@@ -421,9 +427,9 @@ def write_report(runs: list[ConfigRun], tasks: list[Task], machine: dict[str, An
         "outcomes": [asdict(o) for run in runs for o in run.outcomes],
         "bare_outcomes": {run.config.name: [asdict(o) for o in run.bare] for run in runs},
     }
-    (output / "agent.json").write_text(json.dumps(report, indent=2) + "\n")
+    (output / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     if summaries:
-        plot(summaries, output / "agent.png")
+        plot(summaries, output / f"{name}.png")
 
 
 def plot(summaries: dict[str, dict[str, Any]], path: Path) -> None:
@@ -548,12 +554,13 @@ def main() -> None:
             except Exception:  # one configuration that fails to deploy or dies must not lose the others
                 run.error = traceback.format_exc()
                 print(f"[{run.config.name}] failed:\n{run.error}", flush=True)
-            write_report(runs[: index + 1], tasks, machine, args.output)
+            write_report(runs[: index + 1], tasks, machine, args.output, report_name(args.models))
     finally:
         stop()
     print()
     print_summary(runs)
-    print(f"\nwrote {args.output / 'agent.json'} and {args.output / 'agent.png'}")
+    name = report_name(args.models)
+    print(f"\nwrote {args.output / f'{name}.json'} and {args.output / f'{name}.png'}")
 
 
 if __name__ == "__main__":

@@ -110,9 +110,11 @@ def test_a_short_follow_up_gets_the_tools_of_the_request_before_it(tools) -> Non
 def test_a_short_follow_up_without_a_number_takes_the_one_in_the_answer_before_it(tools) -> None:
     available = {tool.name: tool for tool in tools}
     asked, answered = "What's the freezing point of water in Fahrenheit?", "It freezes at 32 degrees Fahrenheit."
-    assert select_tools("ok what's that same temperature in kelvin", asked, answered, available) == ("convert_units",)
-    assert select_tools("ok what's that same temperature in kelvin", asked, "It freezes.", available) == ()
+    assert select_tools("ok, and in kelvin?", asked, answered, available) == ("convert_units",)
+    assert select_tools("ok, and in kelvin?", asked, "It freezes.", available) == ()
     assert select_tools("and what's it called in French?", asked, answered, available) == ()
+    assert select_tools("what's that in pounds?", "I've got a 5 kilo bag of rice.", "That's a lot of rice!",
+                        available) == ("convert_units",)  # a unit asked of "that": its number is in the conversation
     assert select_tools("how much is that in a year?", "I earn 3000 a month.", "That's 3000 a month.",
                         available) == ()  # not a short follow-up: the model alone answers it
 

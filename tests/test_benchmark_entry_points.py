@@ -39,3 +39,10 @@ def test_every_benchmark_the_readme_lists_starts() -> None:
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("started:")] == modules
+
+
+def test_a_run_of_other_models_keeps_the_default_comparison() -> None:
+    from benchmarks.agent import DEFAULT_MODELS, report_name
+
+    assert report_name(DEFAULT_MODELS) == "agent"
+    assert report_name(["qwen2.5-1.5b"]) == "agent_qwen2.5-1.5b"

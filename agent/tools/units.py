@@ -100,6 +100,8 @@ _SPOKEN_UNITS = "|".join(sorted((re.escape(name) for name in _NAMES if name.isal
 _ANY_UNIT = "|".join(sorted({re.escape(name) for name in [*_NAMES, *_FACTORS] if name.isalpha() and len(name) > 2},
                             key=len, reverse=True))
 _ONE_UNIT = rf"\bhow many (?:{_ANY_UNIT})\b.{{0,30}}\b(?:in|per) an? (?:{_ANY_UNIT})\b"
+# "What's that in pounds?": the number is in the conversation.
+_THAT_IN_UNIT = rf"\b(?:that|it|this|those)\b.{{0,20}}\b(?:in|into|to) (?:{_SPOKEN_UNITS})\b"
 
 unit_converter = Tool(
     name="convert_units",
@@ -108,7 +110,7 @@ unit_converter = Tool(
                               "to_unit": {"type": "string"}}, ["value", "from_unit", "to_unit"]),
     run=_run,
     signals=with_number(rf"\b(?:{_SPOKEN_UNITS})\b|\d\s*(?:km|kg|cm|mm|mi|lbs?|oz|ft|ml|mph|°[cf]?)\b",
-                        also=_ONE_UNIT),
+                        also=f"{_ONE_UNIT}|{_THAT_IN_UNIT}"),
     rule=Rule(_recognise, "quantity", rank=10),
     answers_questions=True,
     say=lambda arguments, result: f"{format_number(float(arguments['value']))} {arguments['from_unit']} is {result}",
