@@ -10,13 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from agent.plan import Plan, Step, resolve_references
-from agent.tools.base import (
-    ChangeDeferred,
-    ConfirmationNeeded,
-    Tool,
-    ToolContext,
-    ToolError,
-)
+from agent.tools.base import ChangeDeferred, ConfirmationNeeded, Tool, ToolContext, ToolError
 from common.types import ToolCallRecord, Trace
 
 QUICK_TOOL_THREADS = 8

@@ -12,15 +12,7 @@ from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
 
 from common.llm_client import LanguageModelClient
-from common.types import (
-    AgentReply,
-    ConversationSummary,
-    PreemptiveEnd,
-    ToolUse,
-    Transcript,
-    Turn,
-    Utterance,
-)
+from common.types import AgentReply, ConversationSummary, PreemptiveEnd, ToolUse, Transcript, Turn, Utterance
 
 HEALTH_TIMEOUT_S = 5.0
 HEALTH_CACHE_S = 1.0

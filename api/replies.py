@@ -13,15 +13,7 @@ from typing import Any, Protocol
 
 from api.errors import as_api_error, mid_stream_error
 from common.settings import JuneSettings
-from common.types import (
-    AgentReply,
-    ConversationSummary,
-    PreemptiveEnd,
-    ToolUse,
-    Transcript,
-    Turn,
-    Utterance,
-)
+from common.types import AgentReply, ConversationSummary, PreemptiveEnd, ToolUse, Transcript, Turn, Utterance
 from speech.sentences import SentenceBuffer, ends_a_clause
 from speech.spoken import spoken_sentence_limit
 

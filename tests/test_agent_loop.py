@@ -190,6 +190,7 @@ def test_when_every_tool_call_fails_the_model_answers_without_tools(tools) -> No
     assert [(c.tool, c.status) for c in reply.trace.tool_calls] == [("calculator", "error")]
     assert model.calls[1]["tools"] is None and reply.trace.verdict == "plain-answer"
     assert not any(message["role"] == "tool" for message in model.calls[1]["messages"])
+    assert model.calls[1]["messages"][0] == {"role": "system", "content": "You are June."}  # the plain head
 
 
 def test_a_tool_call_with_numbers_nobody_said_is_not_run(tools) -> None:
