@@ -183,7 +183,7 @@ def test_an_answer_that_leaves_out_the_tools_result_is_followed_by_it(tools) -> 
 
 def test_when_every_tool_call_fails_the_model_answers_without_tools(tools) -> None:
     """Told only of the error, a small model apologises; the question is answered as the model alone would."""
-    call = Completion("", [ToolCallRequest("calculator", '{"expression": "17:15 - 9:30"}')])
+    call = Completion("", [ToolCallRequest("calculator", '{"expression": "17h15 - 9h30"}')])
     model = ScriptedModel(call, "From 9:30 to 17:15 is 7 hours and 45 minutes.", supports_tools=True)
     reply = respond(agent(model, tools), "How many hours is it from 9:30 to 17:15, minus a 30 minute break?")
     assert reply.text == "From 9:30 to 17:15 is 7 hours and 45 minutes."

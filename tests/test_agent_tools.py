@@ -42,6 +42,17 @@ def test_calculator_formats_whole_numbers_plainly() -> None:
     assert calculator.run({"expression": "1 / 3"}, ALICE) == "0.3333333333"
 
 
+@pytest.mark.parametrize(("expression", "result"), [
+    ("17:15 - 9:30", "7:45 (7 hours 45 minutes)"), ("(10:00 - 8:30) * 2", "3:00 (3 hours 0 minutes)"),
+    ("9:30 - 17:15", "-7:45 (-7 hours 45 minutes)"), ("7:45 pm + 2:20", "22:05 (10:05 PM)"),
+    ("11:30 p.m. + 1:00", "0:30 (12:30 AM)"), ("6:40 PM - 2:00", "16:40 (4:40 PM)"),
+])
+def test_calculator_takes_clock_times_and_durations_as_hours_and_minutes(expression: str, result: str) -> None:
+    assert calculator.run({"expression": expression}, ALICE) == result
+    with pytest.raises(ToolError):
+        calculator.run({"expression": "25:99 + 1"}, ALICE)
+
+
 def test_tool_arguments_are_validated_against_the_schema() -> None:
     with pytest.raises(ToolError, match="'expression' is a required property"):
         calculator.validate({})

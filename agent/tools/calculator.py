@@ -99,8 +99,34 @@ def format_number(value: float | int) -> str:
     return f"{value:.10g}" if isinstance(value, float) else str(value)
 
 
+_CLOCK_TIME = re.compile(r"(?<![\d.:])(\d{1,2}):([0-5]\d)(?:\s*([ap])\.?m\b\.?)?(?![\d:])", re.I)
+
+
+def _in_minutes(time: re.Match[str]) -> str:
+    hours, minutes, half = int(time[1]), int(time[2]), (time[3] or "").lower()
+    if half:
+        hours = hours % 12 + (12 if half == "p" else 0)
+    return f"({hours} * 60 + {minutes})"
+
+
+def _as_clock(minutes: float | int, time_of_day: bool) -> str:
+    """Minutes as hours:minutes, then as a time of day ("22:05 (10:05 PM)") where the expression held an am or pm,
+    else as a duration in words ("7:45 (7 hours 45 minutes)")."""
+    sign, minutes = ("-" if minutes < 0 else ""), round(abs(minutes))
+    hours, rest = divmod(minutes, 60)
+    if time_of_day and not sign:
+        hours %= 24
+        return f"{hours}:{rest:02d} ({(hours - 1) % 12 + 1}:{rest:02d} {'PM' if hours >= 12 else 'AM'})"
+    return f"{sign}{hours}:{rest:02d} ({sign}{hours} hours {rest} minutes)"
+
+
 def _run(arguments: dict[str, Any], _: ToolContext) -> str:
-    return format_number(evaluate(arguments["expression"]))
+    """Clock times ("17:15 - 9:30", "7:45 pm + 2:20") are minutes, and so is their result."""
+    expression = arguments["expression"]
+    minutes = _CLOCK_TIME.sub(_in_minutes, expression)
+    if minutes != expression:
+        return _as_clock(evaluate(minutes), any(time[3] for time in _CLOCK_TIME.finditer(expression)))
+    return format_number(evaluate(expression))
 
 
 _SPOKEN_OPERATORS = [
@@ -137,13 +163,14 @@ def _recognise(text: str) -> Recognised | None:
 calculator = Tool(
     name="calculator",
     description="Evaluate an arithmetic expression written with numbers, + - * / ** % and sqrt(); the whole "
-                "calculation in one expression, with parentheses where the order matters: (2 + 3) * 4.",
+                "calculation in one expression, with parentheses where the order matters: (2 + 3) * 4. Clock times "
+                "and durations are hours:minutes: 17:15 - 9:30, 7:45 pm + 2:20.",
     parameters=object_schema({"expression": {"type": "string", "minLength": 1}}, ["expression"]),
     run=_run,
     signals=with_number(r"\d\s*[-+*/x×÷^%]\s*[\d(]|\b(?:plus|minus|times|multipl\w*|divid\w*|over|percent|"
                         r"add|adding|subtract\w*|take away|squared|cubed|square root|power|average|mean|sum|total|"
                         r"altogether|double|triple|twice|"
-                        r"each|per|split|left|remain\w*|how (?:much|many))\b"),
+                        r"each|per|split|left|remain\w*|how (?:much|many))\b|\d:[0-5]\d\b"),
     rule=Rule(_recognise, "quantity", rank=30),  # the last: a conversion or a date holds numbers too
     answers_questions=True,
     say=lambda arguments, result: f"{arguments['expression'].replace('**', '^')} = {result}",
