@@ -53,7 +53,7 @@ def select_tools(request: str, previous_request: str | None, previous_answer: st
                  tools: Mapping[str, Tool]) -> tuple[str, ...]:
     """The tools whose signals match the request. A short follow-up with no signal of its own leans on the
     exchange before it: with a number ("and in two pounds?") it takes the tools of the request before it; without
-    one ("ok, what's that in kelvin?") the answer before it lends its numbers."""
+    one ("ok, and in kelvin?") the answer before it lends its numbers."""
     matched = _matching(request, tools)
     if not matched and _FOLLOW_UP.match(request):
         if _NUMBERED.search(request):
