@@ -77,17 +77,17 @@ class PendingActions:
     def waiting(self, user_id: str, conversation_id: str | None) -> bool:
         """Whether an action waits for this conversation's next message, without taking it."""
         with self._lock:
-            row = self._db.execute("SELECT created_at FROM pending_actions WHERE user_id = ? AND conversation_id = ?",
-                                   (user_id, conversation_id or "")).fetchone()
-        return row is not None and self._clock() - row[0] <= MAX_AGE_S
+            return self._unexpired((user_id, conversation_id or "")) is not None
 
     def take(self, user_id: str, conversation_id: str | None) -> PendingAction | None:
         """The pending action, removed: it is answered (or dropped) by the message that reads it."""
         key = (user_id, conversation_id or "")
         with self._lock, transaction(self._db):
-            row = self._db.execute("SELECT action, payload, question, created_at FROM pending_actions "
-                                   "WHERE user_id = ? AND conversation_id = ?", key).fetchone()
+            row = self._unexpired(key)
             self._db.execute("DELETE FROM pending_actions WHERE user_id = ? AND conversation_id = ?", key)
-        if row is None or self._clock() - row[3] > MAX_AGE_S:
-            return None
-        return PendingAction(row[0], json.loads(row[1]), row[2])
+        return None if row is None else PendingAction(row[0], json.loads(row[1]), row[2])
+
+    def _unexpired(self, key: tuple[str, str]) -> tuple[Any, ...] | None:
+        row = self._db.execute("SELECT action, payload, question, created_at FROM pending_actions "
+                               "WHERE user_id = ? AND conversation_id = ?", key).fetchone()
+        return row if row is not None and self._clock() - row[3] <= MAX_AGE_S else None

@@ -15,16 +15,11 @@ from agent.tools.python import make_python_tool
 from agent.tools.reminders import make_reminder_tools
 from agent.tools.units import unit_converter
 
-# The tools that write what June keeps (a note, a reminder, a setting, a question back to answer next turn): a
-# preemptive request (`ToolContext.preemptive`) stops before them. The others only read or compute.
-CHANGES_STATE = frozenset({"remember_note", "forget_notes", "set_reminder", "cancel_reminder", "set_timezone"})
-
 
 def build_tools(stores: Stores, now: Callable[[], datetime] = utc_now) -> list[Tool]:
     """Memory tools, reminder lists and programs are private: only offered where the answer reaches the user alone."""
     memory = [replace(tool, private=True) for tool in make_memory_tools(stores.notes, stores.history, stores.pending)]
     reminders = [replace(tool, private=tool.name != "set_reminder")
                  for tool in make_reminder_tools(stores.reminders, stores.pending, now)]
-    tools = [calculator, unit_converter, *make_clock_tools(stores.preferences, now), *memory, *reminders,
-             replace(make_python_tool(), private=True, runs_code=True)]
-    return [replace(tool, changes_state=tool.name in CHANGES_STATE) for tool in tools]
+    return [calculator, unit_converter, *make_clock_tools(stores.preferences, now), *memory, *reminders,
+            replace(make_python_tool(), private=True, runs_code=True)]

@@ -169,7 +169,8 @@ calculator = Tool(
     signals=with_number(r"\d\s*[-+*/x×÷^%]\s*[\d(]|\b(?:plus|minus|times|multipl\w*|divid\w*|over|percent|"
                         r"add|adding|subtract\w*|take away|squared|cubed|square root|power|average|mean|sum|total|"
                         r"altogether|double|triple|twice|"
-                        r"each|per|split|left|remain\w*|how (?:much|many))\b|\d:[0-5]\d\b"),
+                        r"each|per|split|left|remain\w*|how (?:much|many))\b|"
+                        r"\d:[0-5]\d\b"),
     rule=Rule(_recognise, "quantity", rank=30),  # the last: a conversion or a date holds numbers too
     answers_questions=True,
     say=lambda arguments, result: f"{arguments['expression'].replace('**', '^')} = {result}",

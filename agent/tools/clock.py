@@ -186,6 +186,7 @@ def make_clock_tools(preferences: UserPreferences | None = None, now: Callable[[
             run=set_timezone,
             signals=words(r"time ?zones?|i live in|i(?:'m| am) (?:in|based in)|moved to"),
             rule=Rule(_recognise_own_zone, "command", rank=70),
+            changes_state=True,
         ))
     return tools
 

@@ -88,14 +88,14 @@ def make_memory_tools(notes: NoteStore, history: ConversationStore, pending: Pen
     return [
         Tool("remember_note", "Save a note for this user to recall later (facts, codes, dates they ask you to keep).",
              object_schema({"text": text}, ["text"]), remember, signals=MEMORY_SIGNALS,
-             rule=Rule(_recognise_remember, "command", rank=50)),
+             rule=Rule(_recognise_remember, "command", rank=50), changes_state=True),
         Tool("recall_notes", "Find this user's saved notes about the given words (all notes when empty).",
              object_schema({"query": {"type": "string", "maxLength": 200}}, []), recall, signals=MEMORY_SIGNALS,
              rule=Rule(_recognise_recall, "command", rank=80)),
         Tool("forget_notes", "Delete this user's notes about the given words (June asks the user to confirm first).",
              object_schema({"query": text}, ["query"]), forget,
              signals=words(r"(?:forget|delete) (?:the |my |about (?:the |my )?)?notes?"),
-             rule=Rule(_recognise_forget, "command", rank=60)),
+             rule=Rule(_recognise_forget, "command", rank=60), changes_state=True),
         Tool("search_conversations", "Search this user's earlier conversations for the given words.",
              object_schema({"query": text}, ["query"]), search_conversations,
              signals=words(r"did (?:i|we) (?:talk|speak|say|mention|tell)|what did (?:i|we) (?:say|talk about)|"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError, accepts, object_schema
@@ -94,11 +95,15 @@ def _recognise(text: str) -> Recognised | None:
     return None
 
 
-_SPOKEN_UNITS = "|".join(sorted((re.escape(name) for name in _NAMES if name.isalpha() and len(name) > 2),
-                                key=len, reverse=True))
-# "How many minutes are there in a week": the number is the "a".
-_ANY_UNIT = "|".join(sorted({re.escape(name) for name in [*_NAMES, *_FACTORS] if name.isalpha() and len(name) > 2},
-                            key=len, reverse=True))
+def _spoken(names: Iterable[str]) -> str:
+    """The names a request may say, as a regex alternation, longest first."""
+    spoken = {re.escape(name) for name in names if name.isalpha() and len(name) > 2}
+    return "|".join(sorted(spoken, key=len, reverse=True))
+
+
+_SPOKEN_UNITS = _spoken(_NAMES)
+# "How many minutes are there in a week": the number is the "a" (and "week", "day" are the table's own names).
+_ANY_UNIT = _spoken([*_NAMES, *_FACTORS])
 _ONE_UNIT = rf"\bhow many (?:{_ANY_UNIT})\b.{{0,30}}\b(?:in|per) an? (?:{_ANY_UNIT})\b"
 # "What's that in pounds?": the number is in the conversation.
 _THAT_IN_UNIT = rf"\b(?:that|it|this|those)\b.{{0,20}}\b(?:in|into|to) (?:{_SPOKEN_UNITS})\b"
