@@ -11,13 +11,14 @@ from typing import Any
 from text_to_num import alpha2digit
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # "1,000"; not "3,4" nor the "47,900,1600" of a slip
 _AND_A_HALF = re.compile(r"(?<!\d)(\d+) and a half\b", re.I)
 ROUNDING = 0.01  # "about 154 pounds" states 154.32
 
 
 def numbers_in(text: str) -> set[float]:
     """The numbers in text, written in digits or words ("two and a half" is 2.5; "half" 0.5)."""
-    digits = _AND_A_HALF.sub(lambda m: f"{m[1]}.5", alpha2digit(text.replace(",", ""), "en", threshold=0))
+    digits = _AND_A_HALF.sub(lambda m: f"{m[1]}.5", alpha2digit(_THOUSANDS.sub("", text), "en", threshold=0))
     found = {float(n) for n in _NUMBER.findall(digits)}
     return found | ({0.5} if re.search(r"\bhalf\b", text, re.I) else set())
 
@@ -50,9 +51,11 @@ def _same(number: float, known: set[float]) -> bool:
     return any(abs(number - other) <= 1e-9 * max(1.0, abs(other)) for other in known)
 
 
-def states_a_result(answer: str, results: Iterable[str]) -> bool:
+def states_a_result(answer: str, results: Iterable[str], quoted: Iterable[str] = ()) -> bool:
     """Whether the answer states one of the numbers the tools returned (to within rounding), or they returned
-    none: a small model sometimes answers around its result ("That's how much you make in a year.")."""
+    none, and holds each text of `quoted` as it stands: a small model sometimes answers around its result ("That's
+    how much you make in a year.", "The word spelled backwards is microphone.")."""
     wanted = said_numbers(results)
     given = numbers_in(answer)
-    return not wanted or any(abs(number - result) <= ROUNDING * abs(result) for number in given for result in wanted)
+    stated = not wanted or any(abs(number - result) <= ROUNDING * abs(result) for number in given for result in wanted)
+    return stated and all(text.casefold() in answer.casefold() for text in quoted)

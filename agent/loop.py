@@ -33,7 +33,7 @@ PLAN_MAX_TOKENS = 320  # a plan of four steps, written without whitespace
 TOOLS_PROMPT = ("Call a tool only when the answer needs it: exact arithmetic on the user's numbers (the whole "
                 "calculation as one expression), a unit or time conversion, today's date or the time, the user's notes "
                 "or reminders, or running code (that prints its result). Otherwise answer directly from what you know. "
-                "When a tool has returned its result, answer the user's question with it in plain words, without "
+                "When a tool has returned its result, answer the user's whole question with it in plain words, without "
                 "mentioning tools or functions.")
 PLANNING_PROMPT = """You plan tool calls for a voice assistant. Tools:
 {tools}
@@ -63,6 +63,7 @@ class _Request:
     budget: Budget
     tools: dict[str, Tool]  # those offered to this request
     said: set[float]  # the numbers of the request, the conversation and the results so far: a call's must be one
+    briefing: Briefing  # what follows the request in its message
 
 
 class Agent:
@@ -167,8 +168,10 @@ class Agent:
         offered = {name: available[name] for name in route.tools}
         schemas = [tool.openai_schema() for tool in offered.values()] if route.kind == "tools" else []
         said = said_numbers([text, *(turn.get("content") or "" for turn in history)])
-        request = _Request(text, context, self._messages(text, context, history, route, schemas, trace), trace,
-                           budget, offered, said)
+        briefing = self._briefing(text, context, history, route)
+        trace.notes_consulted = len(briefing.notes)
+        request = _Request(text, context, self._messages(text, briefing, history, route, schemas, trace), trace,
+                           budget, offered, said, briefing)
         if route.kind == "fast":
             rounds = self._stream_text(request.messages, trace)
         elif route.kind == "tools":
@@ -218,15 +221,13 @@ class Agent:
                  if context.conversation_id else [])
         return Briefing(now, notes, stated_facts(older, history))
 
-    def _messages(self, text: str, context: ToolContext, history: list[dict[str, Any]], route: Route,
+    def _messages(self, text: str, briefing: Briefing, history: list[dict[str, Any]], route: Route,
                   tools: list[dict[str, Any]], trace: Trace) -> list[dict[str, Any]]:
         """What stays the same across turns first, what changes last, so the engine serves the conversation from
         its prefix cache: the system prompt (with the offered tools' schemas), the history that fits, then the
         request, followed by what June knows for it."""
         system = self.system_prompt + ("\n" + TOOLS_PROMPT if tools else "")
         head = [{"role": "system", "content": system}]
-        briefing = self._briefing(text, context, history, route)
-        trace.notes_consulted = len(briefing.notes)
         tail = [{"role": "user", "content": text + briefing.render()}]
         reserved = self.max_tokens + self.window.tools_tokens(tools) + (TOOL_ROUND_RESERVE_TOKENS
                                                                         if route.kind != "fast" else 0)
@@ -310,7 +311,9 @@ class Agent:
                 else:
                     if held:
                         yield "".join(held)
-                    if results and not states_a_result(completion.text, (str(r) for _, r in results.values())):
+                    quoted = [text for step, result in results.values()
+                              if (text := request.tools[step.tool].quoted(result))]
+                    if results and not states_a_result(completion.text, (str(r) for _, r in results.values()), quoted):
                         trace.reflections.append(f"round {round_number}: the answer did not state the tools' "
                                                  "result; it follows the answer")
                         yield " " + self._said(results, request.tools)
@@ -466,9 +469,11 @@ class Agent:
 
     async def _plain(self, request: _Request) -> AsyncIterator[str]:
         """The model's own answer, without tools: the plain head (its cache warm) before the same history and
-        request."""
+        request, and without the moment told for the clock's tools (given "7:45 pm plus 2 hours 20" and today's
+        date and time, a small model answers "9:05 pm on Monday 07 December")."""
         request.trace.verdict = "plain-answer"
-        messages = [{"role": "system", "content": self.system_prompt}, *request.messages[1:]]
+        asked = {"role": "user", "content": request.text + replace(request.briefing, now=None).render()}
+        messages = [{"role": "system", "content": self.system_prompt}, *request.messages[1:-1], asked]
         async for delta in self._stream_text(messages, request.trace):
             yield delta
 

@@ -181,6 +181,30 @@ def test_an_answer_that_leaves_out_the_tools_result_is_followed_by_it(tools) -> 
         "That's about 36,000 a year.")
 
 
+def test_a_number_written_with_a_slip_in_its_grouping_does_not_state_the_result(tools) -> None:
+    """"47,900,1600" is not 479001600 as a listener reads it; "479,001,600" is."""
+    call = Completion("", [ToolCallRequest("calculator", '{"expression": "12 * 39916800"}')])
+    question = "11 factorial is 39916800, how much is that times 12?"
+    model = ScriptedModel(call, "It is 47,900,1600.", supports_tools=True)
+    assert respond(agent(model, tools), question).text == "It is 47,900,1600. 12 * 39916800 = 479001600."
+    model = ScriptedModel(call, "It is 479,001,600.", supports_tools=True)
+    assert respond(agent(model, tools), question).text == "It is 479,001,600."
+
+
+def test_a_programs_one_line_output_is_quoted_in_the_answer(stores) -> None:
+    """The model may answer around what the program printed ("…backwards is microphone"); the output follows it."""
+    tools = build_tools(stores)
+    code = json.dumps({"code": "print('microphone'[::-1])"})
+    question = "Can you write code that spells the word microphone backwards and run it?"
+    model = ScriptedModel(Completion("", [ToolCallRequest("run_python", code)]),
+                          'The word spelled backwards is "microphone".', supports_tools=True)
+    reply = respond(agent(model, tools), question)
+    assert reply.text == 'The word spelled backwards is "microphone". The program printed: enohporcim.'
+    model = ScriptedModel(Completion("", [ToolCallRequest("run_python", code)]), "Backwards it is Enohporcim.",
+                          supports_tools=True)
+    assert respond(agent(model, tools), question).text == "Backwards it is Enohporcim."
+
+
 def test_when_every_tool_call_fails_the_model_answers_without_tools(tools) -> None:
     """Told only of the error, a small model apologises; the question is answered as the model alone would."""
     call = Completion("", [ToolCallRequest("calculator", '{"expression": "17h15 - 9h30"}')])
@@ -200,6 +224,19 @@ def test_a_tool_call_with_numbers_nobody_said_is_not_run(tools) -> None:
     assert reply.text == "Two spiders have 16 legs."
     assert [(c.tool, c.status) for c in reply.trace.tool_calls] == [("calculator", "skipped")]
     assert model.calls[1]["tools"] is None and reply.trace.verdict == "plain-answer"
+
+
+def test_the_model_answering_alone_is_not_told_the_moment(tools) -> None:
+    """The clock's tools came with today's date and time; once their call is dropped, the model answers without
+    them (given them, the 1.5B ended a movie "at 9:05 pm on Monday 07 December")."""
+    call = Completion("", [ToolCallRequest("convert_time", json.dumps(
+        {"time": "2026-12-07T16:17", "from_timezone": "America/Chicago", "to_timezone": "UTC"}))])
+    model = ScriptedModel(call, "It ends at 10:05 pm.", supports_tools=True)
+    question = "If a movie starts at 7:45 pm and runs 2 hours 20 minutes, when does it end?"
+    reply = respond(agent(model, tools), question)
+    assert reply.text == "It ends at 10:05 pm." and reply.trace.verdict == "plain-answer"
+    assert "Now, for the user:" in model.calls[0]["messages"][-1]["content"]
+    assert model.calls[1]["messages"][-1] == {"role": "user", "content": question}
 
 
 def test_a_programs_own_numbers_need_not_have_been_said(tools) -> None:

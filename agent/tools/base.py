@@ -95,11 +95,16 @@ class Tool:
     rule: Rule | None = field(default=None, compare=False)
     say: Callable[[dict[str, Any], str], str] | None = field(default=None, compare=False)
     answers_questions: bool = False  # computes an answer (arithmetic, units, the clock): a statement asks for none
+    # The words of a result that an answer must hold as they stand (a program's one-line output), or None.
+    quote: Callable[[str], str | None] | None = field(default=None, compare=False)
 
     def spoken_result(self, arguments: dict[str, Any], result: str) -> str:
         """The result as a sentence of an answer."""
         text = self.say(arguments, result) if self.say else result
         return text if text.endswith((".", "!", "?")) else text + "."
+
+    def quoted(self, result: str) -> str | None:
+        return self.quote(result) if self.quote else None
 
     def validate(self, arguments: Any) -> dict[str, Any]:
         """The arguments if they satisfy the schema; a ToolError naming the problem otherwise."""

@@ -11,6 +11,8 @@ from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError, obj
 
 MAX_CODE_CHARS = 20_000
 RESULT_CHARS = 2000
+QUOTED_CHARS = 60
+NOTHING = "(the program printed nothing)"
 _CODE = re.compile(r"\b(?:run|execute|evaluate)\b.*?```(?:python|py)?[ \t]*\n(.*?)```", re.I | re.S)
 WEAKER = f"[ran with resource limits only ({ISOLATION_ENV}=rlimits): not isolated from June's files]"
 
@@ -22,7 +24,7 @@ def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
         except SandboxUnavailable as error:
             raise ToolError(str(error)) from None
         if result.status == "ok":
-            return _named(result, result.stdout.strip()[-RESULT_CHARS:] or "(the program printed nothing)")
+            return _named(result, result.stdout.strip()[-RESULT_CHARS:] or NOTHING)
         last_error_line = (result.stderr.strip().splitlines() or [""])[-1][:300]
         detail = "; ".join(part for part in (result.reason, last_error_line) if part)
         raise ToolError(_named(result, f"the program ended with {result.status}" + (f" ({detail})" if detail else "")))
@@ -36,7 +38,19 @@ def make_python_tool(limits: SandboxLimits = SandboxLimits()) -> Tool:
         signals=re.compile(r"\bpython\b|\b(?:run|execute|write)\b.{0,40}\b(?:code|program|script)\b|"
                            r"\bcode (?:up|that|which)\b|```", re.I),
         rule=Rule(_recognise, "command", rank=10),  # the first: a program's text may read as any other request
+        quote=one_line_output,
+        say=lambda arguments, result: "The program printed nothing." if result == NOTHING else
+        f"The program printed: {result}",
     )
+
+
+def one_line_output(result: str) -> str | None:
+    """What a program printed when it is one short line of words ("enohporcim"): the answer must hold it as it
+    stands. Numbers are checked as numbers (`agent.grounding`), longer output is the model's to summarise."""
+    output = result.removesuffix(f"\n{WEAKER}").strip().strip("'\"")
+    if not output or "\n" in output or len(output) > QUOTED_CHARS or re.search(r"\d", output) or output == NOTHING:
+        return None
+    return output
 
 
 def _recognise(text: str) -> Recognised | None:
