@@ -10,15 +10,17 @@ from typing import Any
 
 from text_to_num import alpha2digit
 
+from agent.tools.signals import without_thousands_separators
+
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # "1,000"; not "3,4" nor the "47,900,1600" of a slip
 _AND_A_HALF = re.compile(r"(?<!\d)(\d+) and a half\b", re.I)
 ROUNDING = 0.01  # "about 154 pounds" states 154.32
 
 
 def numbers_in(text: str) -> set[float]:
     """The numbers in text, written in digits or words ("two and a half" is 2.5; "half" 0.5)."""
-    digits = _AND_A_HALF.sub(lambda m: f"{m[1]}.5", alpha2digit(_THOUSANDS.sub("", text), "en", threshold=0))
+    words = alpha2digit(without_thousands_separators(text), "en", threshold=0)
+    digits = _AND_A_HALF.sub(lambda m: f"{m[1]}.5", words)
     found = {float(n) for n in _NUMBER.findall(digits)}
     return found | ({0.5} if re.search(r"\bhalf\b", text, re.I) else set())
 
@@ -31,7 +33,7 @@ def argument_numbers(arguments: dict[str, Any]) -> set[float]:
         if isinstance(value, int | float):
             found.add(float(value))
         elif isinstance(value, str):
-            found |= {float(n) for n in _NUMBER.findall(value.replace(",", ""))}
+            found |= {float(n) for n in _NUMBER.findall(without_thousands_separators(value))}
     return found
 
 

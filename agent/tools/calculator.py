@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from agent.tools.base import Recognised, Rule, Tool, ToolContext, ToolError, object_schema
-from agent.tools.signals import NUMERAL, with_number
+from agent.tools.signals import NUMERAL, with_number, without_thousands_separators
 
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
@@ -32,7 +32,7 @@ def evaluate(expression: str) -> float | int:
     if len(expression) > MAX_LENGTH:
         raise ToolError(f"the expression is longer than {MAX_LENGTH} characters")
     text = expression.replace("^", "**").replace("×", "*").replace("÷", "/")
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # thousands separators, not argument commas
+    text = without_thousands_separators(text)
     try:
         tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):

@@ -13,6 +13,12 @@ NUMBER_WORDS = (r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|t
 NUMBER = rf"(?:\d|\b(?:{NUMBER_WORDS})\b)"
 # A number in digits ("1,250.5"), read from its first digit: a start mid-run would rescan the run.
 NUMERAL = r"-?(?<![\d.,])\d+(?:[.,]\d+)*"
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+
+
+def without_thousands_separators(text: str) -> str:
+    """"1,000" as 1000; not "3,4" (two numbers, or a function's two arguments), nor the "47,900,1600" of a slip."""
+    return _THOUSANDS.sub("", text)
 
 
 def with_number(words: str, also: str | None = None) -> re.Pattern[str]:
