@@ -83,6 +83,8 @@ def test_decide_explains_itself(tools) -> None:
     assert route("I have 3 apples and buy 5 more, how many is that?", model_calls_tools=True) == Route(
         "tools", ("may need calculator",), tools=("calculator",))
     assert route("What notes do I have?", model_calls_tools=True).kind == "rules"
+    assert route("How many minutes are there in a week?", model_calls_tools=True).intent.steps[0].arguments == {
+        "value": 1.0, "from_unit": "week", "to_unit": "minutes"}  # the "there" of "are there" names no place
     assert route("What is 12 times 7?", planner="model").kind == "plan"
     assert decide("What is 2 + 2?", RouteContext(frozenset())).reasons == ("no tools are available",)
     # A pattern whose tool this request may not use (notes, in a group chat) still claims it: no arithmetic by rules.

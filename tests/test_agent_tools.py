@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from agent.history import ConversationStore
 from agent.stores import Stores
+from agent.toolbox import build_tools
 from agent.toolcalls import calls_in_text
 from agent.tools.base import ConfirmationNeeded, ToolContext, ToolError
 from agent.tools.calculator import calculator, evaluate
@@ -51,6 +53,12 @@ def test_calculator_takes_clock_times_and_durations_as_hours_and_minutes(express
     assert calculator.run({"expression": expression}, ALICE) == result
     with pytest.raises(ToolError):
         calculator.run({"expression": "25:99 + 1"}, ALICE)
+
+
+def test_no_tool_description_holds_a_worked_sum_to_copy(tmp_path: Path) -> None:
+    """The 1.5B copied the calculator's worked example, "(2 + 3) * 4", for "add the two numbers you just gave me"."""
+    for tool in build_tools(Stores.open(tmp_path / "history.db", tmp_path / "notes.db")):
+        assert not re.search(r"\d\s*[-+*/%]\s*[\d(]", tool.description), tool.name
 
 
 def test_tool_arguments_are_validated_against_the_schema() -> None:

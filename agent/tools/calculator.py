@@ -163,7 +163,7 @@ def _recognise(text: str) -> Recognised | None:
 calculator = Tool(
     name="calculator",
     description="Evaluate an arithmetic expression written with numbers, + - * / ** % and sqrt(); the whole "
-                "calculation in one expression, with parentheses where the order matters: (2 + 3) * 4.",
+                "calculation in one expression, with parentheses where the order matters.",
     parameters=object_schema({"expression": {"type": "string", "minLength": 1}}, ["expression"]),
     run=_run,
     signals=with_number(r"\d\s*[-+*/x×÷^%]\s*[\d(]|\b(?:plus|minus|times|multipl\w*|divid\w*|over|percent|"
