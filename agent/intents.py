@@ -40,13 +40,10 @@ def detect(text: str, tools: Collection[Tool]) -> Intent | None:
     for tool, rule in rules_in_order(tools, "command"):
         if found := rule.recognise(text):
             return _intent(tool, found)
-    quantities = rules_in_order(tools, "quantity")
-    if not quantities or _MORE_THAN_ONE_STEP.search(text):
-        return None
     in_digits = alpha2digit(text, "en")  # "seven times eight" is as exact as "7 times 8"
-    for tool, rule in quantities:
+    for tool, rule in rules_in_order(tools, "quantity"):
         if found := rule.recognise(in_digits):
-            return _intent(tool, found)
+            return None if _MORE_THAN_ONE_STEP.search(found.rest_of(in_digits)) else _intent(tool, found)
     return None
 
 

@@ -63,6 +63,12 @@ class Recognised:
 
     reason: str
     calls: tuple[dict[str, Any], ...]
+    # The part of the request the calls answer, where the pattern knows it: only words outside it can ask for a
+    # second step. None: the whole request.
+    covers: tuple[int, int] | None = None
+
+    def rest_of(self, text: str) -> str:
+        return text if self.covers is None else text[:self.covers[0]] + " " + text[self.covers[1]:]
 
 
 @dataclass(frozen=True)

@@ -84,14 +84,22 @@ _HOW_MANY = re.compile(r"how many ([a-zA-Z°/²³]+) (?:is|are|in|are in|are the
                        r"([a-zA-Z°/²³]+)", re.I)
 
 
+# "…, and how many seconds is that?", "… to miles and to feet": the same amount in another unit.
+_ANOTHER_TARGET = re.compile(r",?\s*(?:and|or)\s+(?:how many\s+|in\s+|into\s+|to\s+)?([a-zA-Z°/²³]+)", re.I)
+
+
 def _recognise(text: str) -> Recognised | None:
-    """"5 km to miles", "how many grams are in a pound": an amount and two units the converter knows."""
+    """"5 km to miles", "how many grams are in a pound": an amount and two units the converter knows, and any
+    further unit asked for the same amount."""
     for pattern, (amount, source, target) in ((_CONVERSION, (1, 2, 3)), (_HOW_MANY, (2, 3, 1))):
         if (match := pattern.search(text)) and accepts(canonical, match[source]) and accepts(canonical, match[target]):
             said = match[amount].replace(",", "")
             value = 1.0 if said.lower() in ("a", "an") else float(said)
-            return Recognised("asks for a unit conversion",
-                              ({"value": value, "from_unit": match[source], "to_unit": match[target]},))
+            targets, end = [match[target]], match.end()
+            while (more := _ANOTHER_TARGET.match(text, end)) and accepts(canonical, more[1]):
+                targets, end = [*targets, more[1]], more.end()
+            return Recognised("asks for a unit conversion", tuple(
+                {"value": value, "from_unit": match[source], "to_unit": unit} for unit in targets), (match.start(), end))
     return None
 
 
