@@ -17,10 +17,10 @@ from text_to_num import alpha2digit
 from agent.plan import Step
 from agent.tools.base import Recognised, Rule, Tool
 
-# Words that make a request more than one exact pattern can serve: a second step, or a place named earlier ("there",
-# but not the "there" of "how many minutes are there in a week").
+# Words that make a request more than one exact pattern can serve: a second step, or a place named earlier. Only
+# words outside what a pattern covers count ("How many minutes are there in a week?" is the converter's alone).
 _MORE_THAN_ONE_STEP = re.compile(r"\b(?:then|after that|afterwards|and (?:also|double|halve|triple|add|subtract|"
-                                 r"multiply|divide|convert|tell|how)|(?<!\bare )(?<!\bis )there)\b", re.I)
+                                 r"multiply|divide|convert|tell|how)|there)\b", re.I)
 
 
 @dataclass(frozen=True)
